@@ -1,0 +1,91 @@
+"""sendgrid-ipam: an asyncio client for Twilio SendGrid's IP Address Management API
+(/v3/send_ips: IPs, IP pools, subuser assignment) and its partner IP Provisioning API
+(/v3/partners/accounts/{accountID}/ips).
+
+    async with SendGridIPAM() as sg:          # the key from SENDGRID_API_KEY
+        pool = await sg.pools.create("transactional", ips=["192.0.2.10"])
+        async for ip in sg.provisioning.list_ips("acct-1"):
+            print(ip.ip, ip.region)
+"""
+
+from ._version import __version__
+from .bulk import AccountResult, BulkProgress, BulkProvisioningError, BulkResult
+from .client import SendGridIPAM
+from .errors import (
+    AmbiguousResultError,
+    APIError,
+    AttemptRecord,
+    AuthenticationError,
+    BadRequestError,
+    ClientStateError,
+    ConfigurationError,
+    DecodeError,
+    ErrorDetail,
+    NotFoundError,
+    PaginationError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeoutError,
+    SendGridError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from .models import (
+    AccountIp,
+    AccountIps,
+    AddedIp,
+    IpAddress,
+    IpPool,
+    IpPoolIps,
+    PoolIp,
+    PoolRef,
+    ProvisionRequest,
+    RegionCount,
+    SubuserAssignment,
+    UpdatedIp,
+)
+from .ratelimit import RateLimit
+from .retry import RetryBudget, RetryPolicy
+
+__all__ = [
+    "APIError",
+    "AccountIp",
+    "AccountIps",
+    "AccountResult",
+    "AddedIp",
+    "AmbiguousResultError",
+    "AttemptRecord",
+    "AuthenticationError",
+    "BadRequestError",
+    "BulkProgress",
+    "BulkProvisioningError",
+    "BulkResult",
+    "ClientStateError",
+    "ConfigurationError",
+    "DecodeError",
+    "ErrorDetail",
+    "IpAddress",
+    "IpPool",
+    "IpPoolIps",
+    "NotFoundError",
+    "PaginationError",
+    "PermissionDeniedError",
+    "PoolIp",
+    "PoolRef",
+    "ProvisionRequest",
+    "RateLimit",
+    "RateLimitError",
+    "RegionCount",
+    "RequestTimeoutError",
+    "RetryBudget",
+    "RetryPolicy",
+    "SendGridError",
+    "SendGridIPAM",
+    "ServerError",
+    "SubuserAssignment",
+    "TransportError",
+    "UpdatedIp",
+    "ValidationError",
+    "__version__",
+]

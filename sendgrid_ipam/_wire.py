@@ -1,0 +1,141 @@
+"""The protocol without I/O: building requests and reading replies.
+
+Everything here is a pure function of its arguments, so it is tested without a network.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from ._version import __version__
+from .errors import (
+    DecodeError,
+    ErrorDetail,
+    ValidationError,
+    error_class_for,
+)
+from .ratelimit import RateLimit
+
+__all__ = [
+    "USER_AGENT",
+    "base_headers",
+    "dump_json",
+    "encode_query",
+    "encode_segment",
+    "parse_error_details",
+    "read_reply",
+]
+
+USER_AGENT = f"sendgrid-ipam/{__version__}"
+_DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
+
+
+def encode_segment(name: str, value: object) -> str:
+    """Percent-encode one path segment so that no value can change which endpoint is called.
+
+    '/', '?', '#', '%' and every other reserved character are encoded, and so are the
+    dot-segments '.' and '..', which URL normalisation would otherwise resolve.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValidationError(name, f"must be a string, not {type(value).__name__}")
+    text = str(value)
+    if not text:
+        raise ValidationError(name, "must not be empty")
+    return _DOT_SEGMENTS.get(text) or quote(text, safe="")
+
+
+def _query_value(value: object) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
+def encode_query(params: Mapping[str, object]) -> str:
+    """The query string (without '?') for the parameters that are not None."""
+    return "&".join(
+        f"{quote(key, safe='')}={quote(_query_value(value), safe='')}"
+        for key, value in params.items()
+        if value is not None
+    )
+
+
+def base_headers(api_key: str, user_agent: str | None = None) -> dict[str, str]:
+    """The headers every request carries."""
+    return {
+        "Authorization": f"Bearer {api_key}",
+        "User-Agent": user_agent or USER_AGENT,
+        "Accept": "application/json",
+    }
+
+
+def dump_json(body: Any) -> bytes:
+    """A request body as compact JSON bytes."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def read_reply(status: int, headers: Mapping[str, str], body: bytes, *, now: float) -> Any:
+    """The decoded JSON of a successful reply (None when empty), or raise the right error.
+
+    A 2xx whose body is not JSON raises `DecodeError`; an error status raises the
+    `APIError` subclass for it, with the details parsed leniently and the raw text kept.
+    """
+    if 200 <= status < 300:
+        if not body:
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise DecodeError(
+                "reply is not valid JSON", status=status, body=_text(body)
+            ) from None
+    text = _text(body)
+    raise error_class_for(status)(
+        status,
+        parse_error_details(text),
+        text,
+        headers,
+        RateLimit.from_headers(headers, now=now),
+    )
+
+
+def _text(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace")
+
+
+def parse_error_details(text: str) -> list[ErrorDetail]:
+    """The error details of an error reply, whatever its shape; never raises.
+
+    Understands IP Address Management's ``{"errors": [{"field", "message"}]}``, IP
+    Provisioning's ``{"errors": [{"message", "field", "error_id"}]}`` and the
+    ``{"error": "..."}`` some endpoints answer; anything else (HTML, empty) gives [].
+    """
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return []
+    if not isinstance(data, dict):
+        return []
+    errors = data.get("errors")
+    if isinstance(errors, list):
+        return [_detail(item) for item in errors if isinstance(item, dict | str)]
+    for key in ("error", "message"):
+        if isinstance(data.get(key), str):
+            return [ErrorDetail(message=data[key])]
+    return []
+
+
+def _detail(item: dict[str, Any] | str) -> ErrorDetail:
+    if isinstance(item, str):
+        return ErrorDetail(message=item)
+    field, error_id = item.get("field"), item.get("error_id")
+    return ErrorDetail(
+        message=str(item.get("message", "")),
+        field=None if field is None else str(field),
+        error_id=None if error_id is None else str(error_id),
+    )
+

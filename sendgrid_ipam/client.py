@@ -1,0 +1,482 @@
+"""`SendGridIPAM`: configuration, the session's lifecycle, and the one request path.
+
+Every operation goes through `SendGridIPAM._execute`: build the request (``_wire``), wait at
+the rate-limit gate, send one attempt over the aiohttp session, read the reply into a model.
+Only when an attempt fails does the tenacity machinery (``retry``) come in, with the
+reconciliation of writes that are not safe to resend (``reconcile``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any, Literal, Protocol, TypedDict, TypeVar
+
+import aiohttp
+import attrs
+from yarl import URL
+
+from . import _wire
+from .errors import (
+    AmbiguousResultError,
+    APIError,
+    AttemptRecord,
+    ClientStateError,
+    ConfigurationError,
+    DecodeError,
+    ErrorDetail,
+    RateLimitError,
+    RequestTimeoutError,
+    SendGridError,
+    TransportError,
+    ValidationError,
+)
+from .operations import Operation
+from .ratelimit import RateLimit, RateLimitGate
+from .retry import (
+    RetryBudget,
+    RetryPolicy,
+    build_retrying,
+    describe,
+    is_ambiguous,
+    is_retryable,
+    logger,
+)
+
+__all__ = ["BASE_URLS", "DEFAULT_TIMEOUT", "RequestOptions", "SendGridIPAM"]
+
+T = TypeVar("T")
+
+BASE_URLS = {"global": "https://api.sendgrid.com", "eu": "https://api.eu.sendgrid.com"}
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=30.0, connect=10.0)
+"""Per attempt: 30 s in all, of which at most 10 s to connect."""
+
+
+class RequestOptions(TypedDict, total=False):
+    """Per-call overrides every operation accepts as keyword arguments.
+
+    ``timeout``: seconds (or an ``aiohttp.ClientTimeout``) for each attempt of this call.
+    ``retry``: a `RetryPolicy` for this call. ``on_behalf_of``: the ``On-Behalf-Of`` header
+    for this call only (a subuser name, or ``account-id <id>``).
+    """
+
+    timeout: float | aiohttp.ClientTimeout
+    retry: RetryPolicy
+    on_behalf_of: str
+
+
+class Reconciler(Protocol):
+    """Finds out whether a failed write that is not safe to resend took effect."""
+
+    async def prepare(self) -> None:
+        """Note what is needed to recognise the write's effect later (before attempt 1)."""
+
+    async def resolve(self) -> Any | None:
+        """The write's result if it took effect, None if it did not; raise if unclear."""
+
+    def is_echo(self, exc: SendGridError) -> bool:
+        """True when ``exc`` may be our own earlier, ambiguous attempt answering back."""
+
+
+@attrs.define
+class CallTrace:
+    """What one call went through (filled in for callers that ask, such as bulk runs)."""
+
+    attempts: int = 0
+    reconciled: bool = False
+    records: tuple[AttemptRecord, ...] = ()
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_base_url(base_url: str) -> str:
+    url = URL(base_url)
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ConfigurationError(f"base_url must be an http(s) URL with a host, not {base_url!r}")
+    if url.scheme == "http" and not _is_loopback(url.host):
+        raise ConfigurationError(
+            "base_url must use https unless its host is loopback (127.0.0.0/8, ::1, "
+            f"localhost): {base_url!r} would send the API key in clear text"
+        )
+    if url.query_string or url.fragment:
+        raise ConfigurationError(f"base_url must not have a query or fragment: {base_url!r}")
+    return str(url).rstrip("/")
+
+
+def _as_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    if isinstance(value, aiohttp.ClientTimeout):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValidationError("timeout", f"must be a positive number of seconds, not {value!r}")
+    return aiohttp.ClientTimeout(total=float(value), connect=min(float(value), 10.0))
+
+
+class SendGridIPAM:
+    """Async client for SendGrid's IP Address Management and IP Provisioning APIs.
+
+    Use it as ``async with SendGridIPAM() as sg:``; the resources are ``sg.ips``,
+    ``sg.pools`` and ``sg.provisioning``.
+
+    Args:
+        api_key: the API key; defaults to the ``SENDGRID_API_KEY`` environment variable.
+        region: ``"global"`` (https://api.sendgrid.com) or ``"eu"``
+            (https://api.eu.sendgrid.com, for EU regional subusers).
+        base_url: overrides the region's URL; must be https unless its host is loopback.
+        timeout: per attempt, seconds or an ``aiohttp.ClientTimeout`` (default 30 s in all,
+            10 s to connect). Every operation also takes ``timeout=``.
+        on_behalf_of: an ``On-Behalf-Of`` header for every call (per call: ``on_behalf_of=``).
+        session: an ``aiohttp.ClientSession`` to use; it is never closed by this client.
+        retry: the default `RetryPolicy` (per call: ``retry=``).
+        retry_budget: the client-wide `RetryBudget`.
+        max_connections: requests in flight at once (and the connection pool's size).
+        user_agent: replaces the ``sendgrid-ipam/<version>`` User-Agent.
+        clock, wall_clock, sleep, seed: a monotonic clock, a Unix clock, an async sleep and
+            a jitter seed, for tests that must not wait for real.
+
+    Raises:
+        ConfigurationError: no API key, an unknown region or an unsafe ``base_url``.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        region: Literal["global", "eu"] = "global",
+        base_url: str | None = None,
+        timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        on_behalf_of: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        retry: RetryPolicy | None = None,
+        retry_budget: RetryBudget | None = None,
+        max_connections: int = 100,
+        user_agent: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        seed: int | None = None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("SENDGRID_API_KEY")
+        if not key or not isinstance(key, str) or not key.strip():
+            raise ConfigurationError(
+                "no API key: pass api_key= or set the SENDGRID_API_KEY environment variable"
+            )
+        if region not in BASE_URLS:
+            raise ConfigurationError(f"region must be 'global' or 'eu', not {region!r}")
+        if not isinstance(max_connections, int) or max_connections < 1:
+            raise ConfigurationError(f"max_connections must be at least 1: {max_connections!r}")
+        self.base_url = _check_base_url(base_url or BASE_URLS[region])
+        self.region = region
+        self.timeout = _as_timeout(timeout)
+        self.on_behalf_of = on_behalf_of
+        self.retry = retry or RetryPolicy()
+        self.retry_budget = retry_budget or RetryBudget()
+        self.max_connections = max_connections
+        self._headers = _wire.base_headers(key.strip(), user_agent)
+        self._body_headers = {**self._headers, "Content-Type": "application/json"}
+        if on_behalf_of is not None:
+            self._headers["On-Behalf-Of"] = on_behalf_of
+            self._body_headers["On-Behalf-Of"] = on_behalf_of
+        self._given_session = session
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+        self._slots = asyncio.Semaphore(max_connections)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        self._rng = random.Random(seed)
+        self.gate = RateLimitGate(clock=clock, wall_clock=wall_clock, sleep=sleep)
+
+        from .resources import IpsResource, PoolsResource, ProvisioningResource
+
+        self.ips = IpsResource(self)
+        self.pools = PoolsResource(self)
+        self.provisioning = ProvisioningResource(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open" if self._session else "not started"
+        return f"<SendGridIPAM base_url={self.base_url!r} api_key=<redacted> {state}>"
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> SendGridIPAM:
+        if self._closed:
+            raise ClientStateError("this client is closed; create a new SendGridIPAM")
+        if self._session is None:
+            self._session = self._given_session or aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_connections),
+                timeout=self.timeout,
+            )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session this client opened (a session passed in is left open)."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and session is not self._given_session:
+            await session.close()
+
+    # ---------------------------------------------------------------- the request path
+
+    async def _execute(
+        self,
+        op: Operation,
+        *,
+        path: Mapping[str, object] | None = None,
+        query: Mapping[str, object] | None = None,
+        body: Any = None,
+        options: RequestOptions | None = None,
+        read: Callable[[Any], T] | None = None,
+        reconciler: Reconciler | None = None,
+        trace: CallTrace | None = None,
+    ) -> T:
+        """Run one operation: the single path every API call takes."""
+        session = self._session
+        if session is None:
+            raise ClientStateError(
+                "the client is closed" if self._closed
+                else "use the client as `async with SendGridIPAM(...) as sg:` before calling it"
+            )
+        url = self.base_url + (
+            op.render(**{k: _wire.encode_segment(k, v) for k, v in path.items()})
+            if path else op.path
+        )
+        if query and (encoded := _wire.encode_query(query)):
+            url = f"{url}?{encoded}"
+        headers = self._headers if body is None else self._body_headers
+        policy, timeout = self.retry, self.timeout
+        if options:
+            policy = options.get("retry") or policy
+            if "timeout" in options:
+                timeout = _as_timeout(options["timeout"])
+            if (obo := options.get("on_behalf_of")) is not None:
+                headers = {**headers, "On-Behalf-Of": obo}
+        data = None if body is None else _wire.dump_json(body)
+        deadline = self._clock() + policy.deadline
+        request = _Request(
+            self, session, op.method, URL(url, encoded=True), headers, data, timeout,
+            read or op.read, deadline, policy,
+        )
+        if reconciler is not None:
+            await reconciler.prepare()
+        try:
+            result: T = await request.send()
+        except SendGridError as exc:
+            exc.operation = op.operation_id
+            if not is_retryable(exc) or policy.max_attempts == 1 or (
+                not op.resend_safe and reconciler is None and is_ambiguous(exc)
+            ):
+                exc.attempts = (_record(1, exc),)
+                raise
+            result = await self._retry(op, exc, request, policy, deadline, reconciler, trace)
+        else:
+            if trace is not None:
+                trace.attempts = 1
+        self.retry_budget.on_success()
+        return result
+
+    async def _retry(
+        self,
+        op: Operation,
+        first: SendGridError,
+        request: _Request,
+        policy: RetryPolicy,
+        deadline: float,
+        reconciler: Reconciler | None,
+        trace: CallTrace | None,
+    ) -> Any:
+        records: list[AttemptRecord] = []
+        last: list[SendGridError] = [first]
+        retrying = build_retrying(
+            operation=op.operation_id, policy=policy, deadline=deadline,
+            budget=self.retry_budget, records=records, clock=self._clock,
+            wall_clock=self._wall_clock, sleep=self._sleep, rng=self._rng,
+        )
+        ambiguous_seen = False
+
+        async def once(number: int) -> Any:
+            nonlocal ambiguous_seen
+            previous = last[-1]
+            if number == 1:
+                raise previous
+            if not op.resend_safe and is_ambiguous(previous):
+                ambiguous_seen = True
+                found = await self._reconcile(op, reconciler, number - 1)
+                if found is not None:
+                    return found
+            try:
+                return await request.send()
+            except SendGridError as exc:
+                last.append(exc)
+                if ambiguous_seen and reconciler is not None and reconciler.is_echo(exc):
+                    found = await self._reconcile(op, reconciler, number)
+                    if found is not None:
+                        return found
+                raise
+
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    result = await once(attempt.retry_state.attempt_number)
+                outcome = attempt.retry_state.outcome
+                if outcome is None or outcome.failed:
+                    continue  # tenacity recorded the failure and decides what comes next
+                if trace is not None:
+                    trace.attempts = attempt.retry_state.attempt_number
+                    trace.reconciled = bool(getattr(result, "reconciled", False))
+                    trace.records = tuple(records)
+                return result
+        except SendGridError as exc:
+            exc.operation = op.operation_id
+            final = () if isinstance(exc, AmbiguousResultError) else (_record(
+                len(records) + 1, exc),)
+            exc.attempts = (*records, *final)
+            stop_reason = getattr(retrying.stop, "reason", "")
+            if stop_reason:
+                exc.add_note(f"sendgrid-ipam gave up after {len(exc.attempts)} attempt(s): "
+                             f"{stop_reason}")
+            if trace is not None:
+                trace.attempts = len(exc.attempts)
+                trace.records = exc.attempts
+            raise
+        raise AssertionError("unreachable: tenacity ended without a result")  # pragma: no cover
+
+    async def _reconcile(
+        self, op: Operation, reconciler: Reconciler | None, attempt: int
+    ) -> Any | None:
+        if reconciler is None:
+            raise AmbiguousResultError(
+                f"{op.operation_id} failed in a way that may have taken effect, and it is "
+                "not safe to send again"
+            )
+        try:
+            found = await reconciler.resolve()
+        except AmbiguousResultError:
+            raise
+        except SendGridError as exc:
+            raise AmbiguousResultError(
+                f"{op.operation_id} may have taken effect, and checking failed: {exc}"
+            ) from exc
+        logger.info(
+            "reconciled %s after attempt %d: %s",
+            op.operation_id, attempt, "it took effect" if found is not None else "no effect",
+            extra={
+                "sendgrid_ipam_event": "reconcile",
+                "operation": op.operation_id,
+                "attempt": attempt,
+                "took_effect": found is not None,
+            },
+        )
+        return found
+
+
+def _record(number: int, exc: BaseException) -> AttemptRecord:
+    return AttemptRecord(number, describe(exc), exc.status if isinstance(exc, APIError) else None)
+
+
+class _Request:
+    """One prepared request: everything needed to send an attempt of it."""
+
+    __slots__ = (
+        "client", "data", "deadline", "headers", "method", "policy", "read", "session",
+        "timeout", "url",
+    )
+
+    def __init__(
+        self,
+        client: SendGridIPAM,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str],
+        data: bytes | None,
+        timeout: aiohttp.ClientTimeout,
+        read: Callable[[Any], Any],
+        deadline: float,
+        policy: RetryPolicy,
+    ) -> None:
+        self.client = client
+        self.session = session
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.data = data
+        self.timeout = timeout
+        self.read = read
+        self.deadline = deadline
+        self.policy = policy
+
+    async def send(self) -> Any:
+        """Send one attempt and read its reply; raises a `SendGridError` on any failure."""
+        client = self.client
+        async with client._slots:
+            remaining = self.deadline - client._clock()
+            if client.gate.closed_for() > 0:
+                remaining -= await self._wait_at_gate(remaining)
+            timeout = self.timeout
+            if timeout.total is not None and remaining < timeout.total:
+                if remaining <= 0:
+                    raise RequestTimeoutError("the call's deadline was reached",
+                                              request_sent=False)
+                timeout = attrs.evolve(timeout, total=remaining)
+            try:
+                async with self.session.request(
+                    self.method, self.url, headers=self.headers, data=self.data,
+                    timeout=timeout,
+                ) as resp:
+                    body = await resp.read()
+                    status, headers = resp.status, resp.headers
+            except aiohttp.ConnectionTimeoutError as exc:
+                raise RequestTimeoutError(f"connect timed out: {exc}", request_sent=False) from exc
+            except aiohttp.ClientConnectorError as exc:
+                raise TransportError(f"cannot connect: {exc}", request_sent=False) from exc
+            except TimeoutError as exc:
+                raise RequestTimeoutError("the request timed out") from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+        if status == 429 or headers.get("X-RateLimit-Remaining") == "0":
+            client.gate.observe(status, headers)
+        data = _wire.read_reply(status, headers, body, now=client._wall_clock())
+        try:
+            return self.read(data)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise DecodeError(
+                f"reply does not match the spec ({exc})", status=status,
+                body=body.decode("utf-8", "replace"),
+            ) from exc
+
+    async def _wait_at_gate(self, remaining: float) -> float:
+        gate, policy = self.client.gate, self.policy
+        closed_for = gate.closed_for()
+        if closed_for > min(remaining, policy.max_rate_limit_wait):
+            reopen = gate.reopens_at()
+            raise RateLimitError(
+                429,
+                [ErrorDetail(f"rate-limit window closed for {closed_for:.1f}s more")],
+                "",
+                {},
+                RateLimit(reset_at=reopen),
+            )
+        logger.debug("holding a request %.2fs for the rate-limit window", closed_for,
+                     extra={"sendgrid_ipam_event": "rate_limited", "wait": closed_for})
+        return await gate.wait()

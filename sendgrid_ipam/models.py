@@ -1,0 +1,436 @@
+"""Request and response models.
+
+Request models validate every limit the official specs state and raise `ValidationError`
+naming the field and the rule, before anything is sent. Response models are lenient: the IP
+Address Management API is in beta, so unknown fields are ignored and absent ones get a
+neutral default. Field names are the JSON names of the spec.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import attrs
+
+from .errors import ValidationError
+
+__all__ = [
+    "AccountIp",
+    "AccountIps",
+    "AddedIp",
+    "IpAddress",
+    "IpPool",
+    "IpPoolIps",
+    "PoolIp",
+    "PoolRef",
+    "ProvisionRequest",
+    "Region",
+    "RegionCount",
+    "RegionFilter",
+    "SubuserAssignment",
+    "UpdatedIp",
+]
+
+Region = Literal["eu", "us"]
+RegionFilter = Literal["all", "eu", "us"]
+
+# ---------------------------------------------------------------- validators (request side)
+
+_Validator = Any
+
+
+def _fail(attribute: attrs.Attribute[Any], rule: str) -> ValidationError:
+    return ValidationError(attribute.name, rule)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def int_between(low: int, high: int, *, optional: bool = False) -> _Validator:
+    """An integer from ``low`` to ``high`` inclusive (None allowed when optional)."""
+
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None and optional:
+            return
+        if not _is_int(value):
+            raise _fail(attribute, f"must be an integer from {low} to {high}, not {value!r}")
+        assert isinstance(value, int)
+        if not low <= value <= high:
+            raise _fail(attribute, f"must be from {low} to {high}, got {value}")
+
+    return check
+
+
+def one_of(*choices: str, optional: bool = False) -> _Validator:
+    """One of the given strings (None allowed when optional)."""
+    allowed = " or ".join(repr(c) for c in choices)
+
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None and optional:
+            return
+        if value not in choices or not isinstance(value, str):
+            raise _fail(attribute, f"must be {allowed}, not {value!r}")
+
+    return check
+
+
+def boolean(*, optional: bool = False) -> _Validator:
+    """True or False (None allowed when optional)."""
+
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, bool):
+            raise _fail(attribute, f"must be True or False, not {value!r}")
+
+    return check
+
+
+def non_negative_int(*, optional: bool = False) -> _Validator:
+    """An integer of at least 0, such as a Unix timestamp."""
+
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None and optional:
+            return
+        if not _is_int(value) or value < 0:  # type: ignore[operator]
+            raise _fail(attribute, f"must be an integer of at least 0, not {value!r}")
+
+    return check
+
+
+def _as_tuple(value: object) -> object:
+    # Strings are iterable: turning "10.0.0.1" into ten characters would hide the mistake.
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        return value
+    return tuple(value)
+
+
+def string_list(
+    *, min_items: int = 0, max_items: int, item: str = "string", ip_version: int | None = 0
+) -> _Validator:
+    """A list of ``min_items`` to ``max_items`` strings, no repeats.
+
+    With ``ip_version`` 4 each must be an IPv4 address, with 0 any IP address, with None
+    any non-empty string.
+    """
+
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, tuple):
+            raise _fail(attribute, f"must be a list of {item}s, not {type(value).__name__}")
+        if not min_items <= len(value) <= max_items:
+            raise _fail(
+                attribute, f"must hold from {min_items} to {max_items} {item}s, got {len(value)}"
+            )
+        for entry in value:
+            if not isinstance(entry, str) or not entry:
+                raise _fail(attribute, f"must hold non-empty strings, not {entry!r}")
+            if ip_version is not None and not _is_ip(entry, ip_version):
+                kind = "an IPv4 address" if ip_version == 4 else "an IP address"
+                raise _fail(attribute, f"{entry!r} is not {kind}")
+        if len(set(value)) != len(value):
+            raise _fail(attribute, f"must not repeat a {item}")
+
+    return check
+
+
+def _is_ip(text: str, version: int) -> bool:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return version in (0, address.version)
+
+
+def check_ip(field: str, value: object) -> str:
+    """Validate an IP address given as a path parameter; returns it."""
+    if not isinstance(value, str) or not _is_ip(value, 0):
+        raise ValidationError(field, f"must be an IP address, not {value!r}")
+    return value
+
+
+def _pool_name(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str):
+        raise _fail(attribute, f"must be a string, not {type(value).__name__}")
+    if not 2 <= len(value) <= 64:
+        raise _fail(attribute, f"must be from 2 to 64 characters long, got {len(value)}")
+    if value[0] in " .":
+        raise _fail(attribute, "must not begin with a space or a period")
+
+
+def _account_id(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise _fail(attribute, f"must be a non-empty string, not {value!r}")
+
+
+# ---------------------------------------------------------------- request models
+
+Ips = tuple[str, ...]
+
+
+@attrs.frozen
+class AddAccountIpsBody:
+    """AddAccountIps: how many IPs (1 to 10) and in which region."""
+
+    count: int = attrs.field(validator=int_between(1, 10))
+    region: Region = attrs.field(validator=one_of("eu", "us"))
+
+
+@attrs.frozen
+class RemoveAccountIpsBody:
+    """RemoveAccountIps: 1 to 10 IPv4 addresses."""
+
+    ips: Ips = attrs.field(converter=_as_tuple, validator=string_list(
+        min_items=1, max_items=10, item="IP address", ip_version=4))
+
+
+@attrs.frozen
+class AddIpBody:
+    """AddIp: a new IP with its warm-up and parent settings and up to 100 subusers."""
+
+    is_auto_warmup: bool = attrs.field(validator=boolean())
+    is_parent_assigned: bool = attrs.field(validator=boolean())
+    subusers: Ips | None = attrs.field(
+        default=None, converter=attrs.converters.optional(_as_tuple),
+        validator=attrs.validators.optional(string_list(
+            max_items=100, item="subuser id", ip_version=None)))
+    region: Region | None = attrs.field(default=None, validator=one_of("eu", "us", optional=True))
+    include_region: bool | None = attrs.field(default=None, validator=boolean(optional=True))
+
+
+@attrs.frozen
+class UpdateIpBody:
+    """UpdateIp: at least one of the three settings."""
+
+    is_auto_warmup: bool | None = attrs.field(default=None, validator=boolean(optional=True))
+    is_parent_assigned: bool | None = attrs.field(default=None, validator=boolean(optional=True))
+    is_enabled: bool | None = attrs.field(default=None, validator=boolean(optional=True))
+
+    def __attrs_post_init__(self) -> None:
+        if self.is_auto_warmup is None and self.is_parent_assigned is None and (
+            self.is_enabled is None
+        ):
+            raise ValidationError(
+                "is_auto_warmup", "at least one of is_auto_warmup, is_parent_assigned, "
+                "is_enabled is required")
+
+
+@attrs.frozen
+class SubusersBody:
+    """AddSubUsersToIp / DeleteSubUsersFromIp: a non-empty batch of subuser ids."""
+
+    subusers: Ips = attrs.field(converter=_as_tuple, validator=string_list(
+        min_items=1, max_items=1000, item="subuser id", ip_version=None))
+
+
+@attrs.frozen
+class CreatePoolBody:
+    """CreateIpPool: a valid name and up to 100 IPs."""
+
+    name: str = attrs.field(validator=_pool_name)
+    ips: Ips = attrs.field(default=(), converter=_as_tuple, validator=string_list(
+        max_items=100, item="IP address"))
+
+
+@attrs.frozen
+class RenamePoolBody:
+    """UpdateIpPool: the new name."""
+
+    name: str = attrs.field(validator=_pool_name)
+
+
+@attrs.frozen
+class PoolIpsBody:
+    """AddIpsToIpPool / DeleteIpsFromIpPool: 1 to 100 IPs."""
+
+    ips: Ips = attrs.field(converter=_as_tuple, validator=string_list(
+        min_items=1, max_items=100, item="IP address"))
+
+
+@attrs.frozen
+class ListIpQuery:
+    """ListIp's filters; ``pool`` and ``is_parent_assigned`` exclude each other."""
+
+    ip: str | None = attrs.field(default=None)
+    limit: int | None = attrs.field(default=None, validator=int_between(1, 5000, optional=True))
+    is_leased: bool | None = attrs.field(default=None, validator=boolean(optional=True))
+    is_enabled: bool | None = attrs.field(default=None, validator=boolean(optional=True))
+    is_parent_assigned: bool | None = attrs.field(default=None, validator=boolean(optional=True))
+    pool: str | None = attrs.field(default=None)
+    start_added_at: int | None = attrs.field(
+        default=None, validator=non_negative_int(optional=True))
+    end_added_at: int | None = attrs.field(default=None, validator=non_negative_int(optional=True))
+    region: RegionFilter | None = attrs.field(
+        default=None, validator=one_of("all", "eu", "us", optional=True))
+    include_region: bool | None = attrs.field(default=None, validator=boolean(optional=True))
+
+    def __attrs_post_init__(self) -> None:
+        if self.ip is not None:
+            check_ip("ip", self.ip)
+        if self.pool is not None and self.is_parent_assigned is not None:
+            raise ValidationError("pool", "cannot be used together with is_parent_assigned")
+        if self.pool is not None and (not isinstance(self.pool, str | int) or self.pool == ""):
+            raise ValidationError("pool", f"must be a pool id, not {self.pool!r}")
+
+
+@attrs.frozen
+class ListPoolsQuery:
+    """ListIpPool's filters."""
+
+    ip: str | None = attrs.field(default=None)
+    limit: int | None = attrs.field(default=None, validator=int_between(1, 100, optional=True))
+    region: RegionFilter | None = attrs.field(
+        default=None, validator=one_of("all", "eu", "us", optional=True))
+    include_region: bool | None = attrs.field(default=None, validator=boolean(optional=True))
+
+    def __attrs_post_init__(self) -> None:
+        if self.ip is not None:
+            check_ip("ip", self.ip)
+
+
+def _limit_within_max(instance: PageQuery, attribute: attrs.Attribute[Any], value: object) -> None:
+    int_between(1, instance.max_limit, optional=True)(instance, attribute, value)
+
+
+@attrs.frozen
+class PageQuery:
+    """A page size within the operation's bounds, and the region flag where it applies."""
+
+    limit: int | None = attrs.field(default=None, validator=_limit_within_max)
+    include_region: bool | None = attrs.field(default=None, validator=boolean(optional=True))
+    max_limit: int = attrs.field(default=100, kw_only=True)
+
+
+@attrs.frozen
+class ProvisionRequest:
+    """One account's share of a bulk provisioning run: ``count`` IPs in ``region``.
+
+    Unlike a single AddAccountIps call, ``count`` may exceed 10: the bulk run splits it
+    into requests of at most 10, sent one after another for the account.
+    """
+
+    account_id: str = attrs.field(validator=_account_id)
+    count: int = attrs.field(validator=int_between(1, 100_000))
+    region: Region = attrs.field(validator=one_of("eu", "us"))
+
+
+# ---------------------------------------------------------------- response models
+
+
+@attrs.frozen
+class AccountIp:
+    """An IP on a partner's customer account (ListAccountIps)."""
+
+    ip: str
+    region: str | None = None
+
+
+@attrs.frozen
+class AccountIps:
+    """The IPs AddAccountIps added to an account.
+
+    ``reconciled`` is True when the call failed ambiguously and the client found, by
+    listing the account, that the attempt had in fact added these IPs.
+    """
+
+    ips: Ips = ()
+    region: str | None = None
+    reconciled: bool = False
+
+
+@attrs.frozen
+class PoolRef:
+    """A pool an IP belongs to."""
+
+    id: str = ""
+    name: str = ""
+
+
+@attrs.frozen
+class RegionCount:
+    """How many of a pool's IPs are in a region."""
+
+    region: str | None = None
+    count: int = 0
+
+
+@attrs.frozen
+class IpAddress:
+    """An IP on the account, with its settings (ListIp, GetIp)."""
+
+    ip: str
+    pools: tuple[PoolRef, ...] = ()
+    is_auto_warmup: bool | None = None
+    is_parent_assigned: bool | None = None
+    is_enabled: bool | None = None
+    is_leased: bool | None = None
+    added_at: int | None = None
+    updated_at: int | None = None
+    region: str | None = None
+
+
+@attrs.frozen
+class AddedIp:
+    """The IP AddIp added (``reconciled`` as for `AccountIps`)."""
+
+    ip: str
+    is_auto_warmup: bool | None = None
+    is_parent_assigned: bool | None = None
+    subusers: Ips = ()
+    region: str | None = None
+    reconciled: bool = False
+
+
+@attrs.frozen
+class UpdatedIp:
+    """An IP's settings after UpdateIp."""
+
+    ip: str
+    is_auto_warmup: bool | None = None
+    is_parent_assigned: bool | None = None
+    is_enabled: bool | None = None
+
+
+@attrs.frozen
+class SubuserAssignment:
+    """The subusers assigned to an IP after AddSubUsersToIp."""
+
+    ip: str = ""
+    subusers: Ips = ()
+
+
+@attrs.frozen
+class IpPool:
+    """An IP pool with a preview of its IPs (ListIpPool, GetIpPool)."""
+
+    id: str
+    name: str = ""
+    ips_preview: Ips = ()
+    total_ip_count: int | None = None
+    regions: tuple[str, ...] = ()
+    ip_count_by_region: tuple[RegionCount, ...] = ()
+
+
+@attrs.frozen
+class IpPoolIps:
+    """A pool with the IPs it holds (CreateIpPool, AddIpsToIpPool).
+
+    ``reconciled`` is True when CreateIpPool failed ambiguously and the client found the
+    pool it had in fact created.
+    """
+
+    id: str
+    name: str = ""
+    ips: Ips = ()
+    reconciled: bool = False
+
+
+@attrs.frozen
+class PoolIp:
+    """An IP in a pool (ListIpAssignedToIpPool)."""
+
+    ip: str
+    region: str | None = None
+    pools: tuple[PoolRef, ...] = ()

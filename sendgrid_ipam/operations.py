@@ -1,0 +1,95 @@
+"""The 18 operations of the two APIs: the one map from the official specs to this code.
+
+Each row gives the spec's operationId, the method and path template, whether the request
+may be sent again after an ambiguous failure without risk of doing the work twice, the
+response model (of each item, for lists) and how a list pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import attrs
+
+from . import models
+from ._convert import converter, structurer
+
+__all__ = ["OPERATIONS", "Operation"]
+
+Paging = Literal["after_key", "offset"]
+
+
+@attrs.frozen
+class Operation:
+    """One API operation."""
+
+    operation_id: str
+    method: str
+    path: str
+    resend_safe: bool
+    model: type[Any] | None = None
+    paging: Paging | None = None
+    read: Callable[[Any], Any] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "read", _reader(self.model))
+
+    def render(self, **segments: str) -> str:
+        """The path with its (already percent-encoded) segments filled in."""
+        return self.path.format(**segments) if segments else self.path
+
+
+def _passthrough(data: Any) -> Any:
+    return data
+
+
+def _reader(model: type[Any] | None) -> Callable[[Any], Any]:
+    if model is None:
+        return _passthrough
+    if attrs.has(model):
+        return structurer(model)
+    hook = converter.get_structure_hook(model)
+    return lambda data: hook(data, model)
+
+
+_IPAM = "/v3/send_ips"
+_ACCOUNT = "/v3/partners/accounts/{account_id}/ips"
+
+_TABLE = [
+    # IP Provisioning (partners)
+    Operation("ListAccountIps", "GET", _ACCOUNT, True, models.AccountIp, "offset"),
+    Operation("AddAccountIps", "POST", _ACCOUNT, False, models.AccountIps),
+    Operation("RemoveAccountIps", "DELETE", _ACCOUNT, True),
+    # IP Address Management: IPs
+    Operation("ListIp", "GET", f"{_IPAM}/ips", True, models.IpAddress, "after_key"),
+    Operation("AddIp", "POST", f"{_IPAM}/ips", False, models.AddedIp),
+    Operation("GetIp", "GET", f"{_IPAM}/ips/{{ip}}", True, models.IpAddress),
+    Operation("UpdateIp", "PATCH", f"{_IPAM}/ips/{{ip}}", True, models.UpdatedIp),
+    Operation(
+        "ListSubUserAssignedToIp", "GET", f"{_IPAM}/ips/{{ip}}/subusers", True, str, "after_key"
+    ),
+    Operation(
+        "AddSubUsersToIp", "POST", f"{_IPAM}/ips/{{ip}}/subusers:batchAdd", True,
+        models.SubuserAssignment,
+    ),
+    Operation("DeleteSubUsersFromIp", "POST", f"{_IPAM}/ips/{{ip}}/subusers:batchDelete", True),
+    # IP Address Management: pools
+    Operation("ListIpPool", "GET", f"{_IPAM}/pools", True, models.IpPool, "after_key"),
+    Operation("CreateIpPool", "POST", f"{_IPAM}/pools", False, models.IpPoolIps),
+    Operation("GetIpPool", "GET", f"{_IPAM}/pools/{{poolid}}", True, models.IpPool),
+    Operation("UpdateIpPool", "PUT", f"{_IPAM}/pools/{{poolid}}", True, models.PoolRef),
+    Operation("DeleteIpPool", "DELETE", f"{_IPAM}/pools/{{poolid}}", True),
+    Operation(
+        "ListIpAssignedToIpPool", "GET", f"{_IPAM}/pools/{{poolid}}/ips", True, models.PoolIp,
+        "after_key",
+    ),
+    Operation(
+        "AddIpsToIpPool", "POST", f"{_IPAM}/pools/{{poolid}}/ips:batchAdd", True,
+        models.IpPoolIps,
+    ),
+    Operation("DeleteIpsFromIpPool", "POST", f"{_IPAM}/pools/{{poolid}}/ips:batchDelete", True),
+]
+
+OPERATIONS: dict[str, Operation] = {op.operation_id: op for op in _TABLE}
+"""Every operation by its spec operationId."""

@@ -1,0 +1,86 @@
+"""Following the two APIs' cursors across pages.
+
+IP Address Management lists return ``_metadata.next_params.after_key`` (ListIp's own example
+puts it directly under ``_metadata``: both places are read), null on the last page; the value
+is treated as an opaque string. ListAccountIps returns its IPs newest first with
+``pages.last``, the IP to pass as ``offset`` for the next page; a page without ``last``, an
+empty page or a short page is the last one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import attrs
+
+from .errors import PaginationError
+from .operations import Paging
+
+__all__ = ["Page", "paginate", "page_reader"]
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Page:
+    """One page of a list: its items (as models) and the cursor of the next page, if any."""
+
+    items: list[Any]
+    next_cursor: str | None
+
+
+def _after_key(data: dict[str, Any]) -> str | None:
+    meta = data.get("_metadata")
+    if not isinstance(meta, dict):
+        return None
+    next_params = meta.get("next_params")
+    key = next_params.get("after_key") if isinstance(next_params, dict) else None
+    if key is None:
+        key = meta.get("after_key")
+    return None if key is None or key == "" else str(key)
+
+
+def _offset(data: dict[str, Any], count: int, page_size: int) -> str | None:
+    pages = data.get("pages")
+    last = pages.get("last") if isinstance(pages, dict) else None
+    if not last or count == 0 or count < page_size:
+        return None
+    return str(last)
+
+
+def page_reader(
+    paging: Paging, read_item: Callable[[Any], Any], page_size: int
+) -> Callable[[Any], Page]:
+    """A function reading one reply of a list into a `Page` (raises on a malformed one)."""
+
+    def read(data: Any) -> Page:
+        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+            raise TypeError("a list reply must be an object with a 'result' list")
+        items = [read_item(item) for item in data["result"]]
+        cursor = (
+            _after_key(data) if paging == "after_key" else _offset(data, len(items), page_size)
+        )
+        return Page(items, cursor)
+
+    return read
+
+
+async def paginate(fetch: Callable[[str | None], Awaitable[Page]]) -> AsyncIterator[Any]:
+    """Yield every item of every page; ``fetch(cursor)`` gets one page (None: the first).
+
+    Raises:
+        PaginationError: the server handed back a cursor it had already given.
+    """
+    seen: set[str] = set()
+    cursor: str | None = None
+    while True:
+        page = await fetch(cursor)
+        for item in page.items:
+            yield item
+        cursor = page.next_cursor
+        if cursor is None:
+            return
+        if cursor in seen:
+            raise PaginationError(f"the server repeated the page cursor {cursor!r}")
+        seen.add(cursor)

@@ -1,0 +1,172 @@
+"""Finding out whether a failed write took effect, instead of resending it blindly.
+
+SendGrid documents no idempotency key, so resending AddAccountIps, CreateIpPool or AddIp
+after an ambiguous failure (a 5xx, a timeout or a connection lost after sending) may buy or
+create twice. Before any resend the client asks the API what the failed attempt did:
+
+- AddAccountIps: the account's IPs are listed newest first. Before the first attempt the
+  client notes the newest IP (or takes the IPs the caller already knows are newest, as a bulk
+  run does from the previous chunk's reply); afterwards the IPs above that marker in the
+  requested region are the attempt's result.
+- CreateIpPool: the pool is looked up by name; if present with the requested IPs, that is
+  the result. A 400 "already exists" after our own ambiguous attempt is resolved the same way.
+- AddIp: the IPs added since shortly before the attempt (ListIp's ``start_added_at``),
+  less those already there before it.
+
+All three rest on one assumption, stated in the README: **one writer per account at a
+time**. Another writer adding IPs or pools between the attempt and the check would make its
+work look like ours.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import AmbiguousResultError, BadRequestError, SendGridError
+from .models import AccountIps, AddAccountIpsBody, AddedIp, AddIpBody, CreatePoolBody, IpPoolIps
+
+if TYPE_CHECKING:
+    from .client import RequestOptions
+    from .resources.ips import IpsResource
+    from .resources.pools import PoolsResource
+    from .resources.provisioning import ProvisioningResource
+
+__all__ = ["AddAccountIpsReconciler", "AddIpReconciler", "CreatePoolReconciler"]
+
+# How far before the attempt AddIp's check looks, to allow for the server's clock being
+# behind ours; IPs already present in that span are excluded by the snapshot.
+ADD_IP_CLOCK_SLACK = 300
+
+
+class _Base:
+    __slots__ = ()
+
+    async def prepare(self) -> None:
+        """Nothing to note before the first attempt."""
+
+    def is_echo(self, exc: SendGridError) -> bool:
+        """No error of this operation can be our own earlier attempt answering back."""
+        return False
+
+
+class AddAccountIpsReconciler(_Base):
+    """Reconciles AddAccountIps by listing the account down to the newest IP known before."""
+
+    __slots__ = ("body", "known", "options", "resource", "account_id")
+
+    def __init__(
+        self,
+        resource: ProvisioningResource,
+        account_id: str,
+        body: AddAccountIpsBody,
+        known: frozenset[str] | None,
+        options: RequestOptions,
+    ) -> None:
+        self.resource = resource
+        self.account_id = account_id
+        self.body = body
+        self.known = known
+        self.options = options
+
+    async def prepare(self) -> None:
+        """Note the account's newest IP, unless the caller already knows it."""
+        if self.known is None:
+            newest = self.resource.list_ips(self.account_id, limit=1, **self.options)
+            first = await anext(aiter(newest), None)
+            await newest.aclose()  # type: ignore[attr-defined]
+            self.known = frozenset() if first is None else frozenset({first.ip})
+
+    async def resolve(self) -> AccountIps | None:
+        """The IPs the failed attempt added, None if it added none."""
+        known = self.known or frozenset()
+        found: list[str] = []
+        async for item in self.resource.list_ips(self.account_id, limit=100, **self.options):
+            if item.ip in known:
+                break
+            if item.region == self.body.region:
+                found.append(item.ip)
+        if not found:
+            return None
+        if len(found) != self.body.count:
+            raise AmbiguousResultError(
+                f"AddAccountIps for {self.account_id!r} failed ambiguously and the account "
+                f"now holds {len(found)} new {self.body.region} IPs where {self.body.count} "
+                "were asked", found=found, expected=self.body.count,
+            )
+        return AccountIps(ips=tuple(found), region=self.body.region, reconciled=True)
+
+
+class CreatePoolReconciler(_Base):
+    """Reconciles CreateIpPool by looking the pool up by name."""
+
+    __slots__ = ("body", "options", "resource")
+
+    def __init__(
+        self, resource: PoolsResource, body: CreatePoolBody, options: RequestOptions
+    ) -> None:
+        self.resource = resource
+        self.body = body
+        self.options = options
+
+    def is_echo(self, exc: SendGridError) -> bool:
+        """A 400 "already exists" on the name may be our own earlier attempt."""
+        return isinstance(exc, BadRequestError) and any(
+            "already exists" in detail.message for detail in exc.errors
+        )
+
+    async def resolve(self) -> IpPoolIps | None:
+        """The pool the failed attempt created, None if there is no pool by that name."""
+        async for pool in self.resource.list(**self.options):
+            if pool.name == self.body.name:
+                break
+        else:
+            return None
+        ips = [item.ip async for item in self.resource.list_ips(pool.id, **self.options)]
+        if set(ips) != set(self.body.ips):
+            raise AmbiguousResultError(
+                f"CreateIpPool failed ambiguously and a pool named {self.body.name!r} exists "
+                "with other IPs than asked", found=ips, expected=self.body.ips,
+            )
+        return IpPoolIps(id=pool.id, name=pool.name, ips=tuple(ips), reconciled=True)
+
+
+class AddIpReconciler(_Base):
+    """Reconciles AddIp by listing the IPs added since shortly before the attempt."""
+
+    __slots__ = ("before", "body", "options", "resource", "since")
+
+    def __init__(
+        self, resource: IpsResource, body: AddIpBody, now: float, options: RequestOptions
+    ) -> None:
+        self.resource = resource
+        self.body = body
+        self.options = options
+        self.since = max(0, int(now) - ADD_IP_CLOCK_SLACK)
+        self.before: frozenset[str] = frozenset()
+
+    async def _recent(self) -> list[Any]:
+        return [ip async for ip in self.resource.list(start_added_at=self.since, **self.options)]
+
+    async def prepare(self) -> None:
+        """Note the IPs already added in the slack window, so they are not taken for ours."""
+        self.before = frozenset(item.ip for item in await self._recent())
+
+    async def resolve(self) -> AddedIp | None:
+        """The IP the failed attempt added, None if it added none."""
+        new = [item for item in await self._recent() if item.ip not in self.before]
+        if not new:
+            return None
+        if len(new) > 1:
+            raise AmbiguousResultError(
+                f"AddIp failed ambiguously and {len(new)} IPs were added since",
+                found=[item.ip for item in new], expected=1,
+            )
+        item = new[0]
+        return AddedIp(
+            ip=item.ip,
+            is_auto_warmup=item.is_auto_warmup,
+            is_parent_assigned=item.is_parent_assigned,
+            subusers=self.body.subusers or (),
+            region=item.region,
+            reconciled=True,
+        )

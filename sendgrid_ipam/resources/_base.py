@@ -1,0 +1,48 @@
+"""What every resource shares: the client it calls through and how it lists."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..operations import OPERATIONS, Operation
+from ..pagination import Page, page_reader, paginate
+
+if TYPE_CHECKING:
+    from ..client import RequestOptions, SendGridIPAM
+
+# The API's own default page size, used to tell a short (last) page when none is given.
+_DEFAULT_PAGE_SIZE = 10
+
+
+class Resource:
+    """A group of operations sharing one client."""
+
+    def __init__(self, client: SendGridIPAM) -> None:
+        self._client = client
+
+    def _list(
+        self,
+        operation_id: str,
+        *,
+        query: Mapping[str, object],
+        options: RequestOptions,
+        path: Mapping[str, object] | None = None,
+    ) -> AsyncIterator[Any]:
+        """An async iterator over every item of a list operation, page after page."""
+        op: Operation = OPERATIONS[operation_id]
+        assert op.paging is not None
+        limit = query.get("limit")
+        read = page_reader(
+            op.paging, op.read, limit if isinstance(limit, int) else _DEFAULT_PAGE_SIZE
+        )
+        cursor_name = "after_key" if op.paging == "after_key" else "offset"
+        client = self._client
+
+        async def fetch(cursor: str | None) -> Page:
+            page_query = query if cursor is None else {**query, cursor_name: cursor}
+            return await client._execute(
+                op, path=path, query=page_query, options=options, read=read
+            )
+
+        return paginate(fetch)

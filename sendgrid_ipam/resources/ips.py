@@ -1,0 +1,176 @@
+"""``sg.ips``: the account's IPs and their subusers (IP Address Management API)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Unpack
+
+from .._convert import unstructure
+from ..models import (
+    AddedIp,
+    AddIpBody,
+    IpAddress,
+    ListIpQuery,
+    PageQuery,
+    Region,
+    RegionFilter,
+    SubuserAssignment,
+    SubusersBody,
+    UpdatedIp,
+    UpdateIpBody,
+    check_ip,
+)
+from ..operations import OPERATIONS
+from ..reconcile import AddIpReconciler
+from ._base import Resource
+
+if TYPE_CHECKING:
+    from ..client import RequestOptions
+
+
+class IpsResource(Resource):
+    """Add, list, read and update IPs, and assign subusers to them."""
+
+    async def add(
+        self,
+        *,
+        is_auto_warmup: bool,
+        is_parent_assigned: bool,
+        subusers: Iterable[str] | None = None,
+        region: Region | None = None,
+        include_region: bool | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> AddedIp:
+        """Add a new SendGrid IP to the account, optionally assigned to up to 100 subusers.
+
+        Not safe to resend blindly: before the attempt the client notes the IPs added in the
+        last few minutes (one small GET), and after an ambiguous failure it looks for the IP
+        the attempt added instead of resending; that IP comes back with ``reconciled=True``.
+
+        Args:
+            is_auto_warmup: warm the IP up automatically.
+            is_parent_assigned: the parent account may send from it.
+            subusers: subuser ids to assign it to (at most 100).
+            region: ``"us"`` (the API's default) or ``"eu"``.
+            include_region: include the region in the reply.
+
+        Raises:
+            ValidationError: a bad argument (nothing is sent).
+            AmbiguousResultError: the check found more than one new IP, or failed.
+
+        Implements operationId AddIp.
+        """
+        body = AddIpBody(is_auto_warmup, is_parent_assigned, subusers,
+                         region, include_region)
+        client = self._client
+        return await client._execute(
+            OPERATIONS["AddIp"], body=unstructure(body), options=options,
+            reconciler=AddIpReconciler(self, body, client._wall_clock(), options),
+        )
+
+    def list(
+        self,
+        *,
+        ip: str | None = None,
+        limit: int | None = None,
+        is_leased: bool | None = None,
+        is_enabled: bool | None = None,
+        is_parent_assigned: bool | None = None,
+        pool: str | None = None,
+        start_added_at: int | None = None,
+        end_added_at: int | None = None,
+        region: RegionFilter | None = None,
+        include_region: bool | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> AsyncIterator[IpAddress]:
+        """Iterate over the account's IPs, across pages, filtered as given.
+
+        Args:
+            ip: only this IP.
+            limit: the page size, 1 to 5000.
+            is_leased, is_enabled, is_parent_assigned: filter on these settings.
+            pool: only IPs in this pool (not together with ``is_parent_assigned``).
+            start_added_at, end_added_at: Unix times bounding when the IP was added.
+            region: ``"all"``, ``"eu"`` or ``"us"``.
+            include_region: include each IP's region.
+
+        Raises:
+            ValidationError: a bad argument (raised at once, nothing is sent).
+
+        Implements operationId ListIp.
+        """
+        query = ListIpQuery(ip, limit, is_leased, is_enabled, is_parent_assigned, pool,
+                            start_added_at, end_added_at, region, include_region)
+        return self._list("ListIp", query=unstructure(query), options=options)
+
+    async def get(
+        self, ip: str, *, include_region: bool | None = None, **options: Unpack[RequestOptions]
+    ) -> IpAddress:
+        """Get an IP's settings and pools (not its subusers: see `list_subusers`).
+
+        Implements operationId GetIp.
+        """
+        query = PageQuery(None, include_region)
+        return await self._client._execute(
+            OPERATIONS["GetIp"], path={"ip": check_ip("ip", ip)}, query=unstructure(query),
+            options=options,
+        )
+
+    async def update(
+        self,
+        ip: str,
+        *,
+        is_auto_warmup: bool | None = None,
+        is_parent_assigned: bool | None = None,
+        is_enabled: bool | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> UpdatedIp:
+        """Change an IP's settings; at least one of the three must be given.
+
+        Implements operationId UpdateIp.
+        """
+        body = UpdateIpBody(is_auto_warmup, is_parent_assigned, is_enabled)
+        return await self._client._execute(
+            OPERATIONS["UpdateIp"], path={"ip": check_ip("ip", ip)}, body=unstructure(body),
+            options=options,
+        )
+
+    def list_subusers(
+        self, ip: str, *, limit: int | None = None, **options: Unpack[RequestOptions]
+    ) -> AsyncIterator[str]:
+        """Iterate over the ids of the subusers assigned to an IP (``limit``: 1 to 100).
+
+        Implements operationId ListSubUserAssignedToIp.
+        """
+        query = PageQuery(limit)
+        return self._list(
+            "ListSubUserAssignedToIp", path={"ip": check_ip("ip", ip)},
+            query=unstructure(query), options=options,
+        )
+
+    async def add_subusers(
+        self, ip: str, subusers: Iterable[str], **options: Unpack[RequestOptions]
+    ) -> SubuserAssignment:
+        """Assign a batch of subusers to an IP; all must succeed.
+
+        Implements operationId AddSubUsersToIp.
+        """
+        return await self._subusers("AddSubUsersToIp", ip, subusers, options)
+
+    async def remove_subusers(
+        self, ip: str, subusers: Iterable[str], **options: Unpack[RequestOptions]
+    ) -> None:
+        """Remove a batch of subusers from an IP.
+
+        Implements operationId DeleteSubUsersFromIp.
+        """
+        await self._subusers("DeleteSubUsersFromIp", ip, subusers, options)
+
+    async def _subusers(
+        self, operation_id: str, ip: str, subusers: Iterable[str], options: RequestOptions
+    ) -> SubuserAssignment:
+        body = SubusersBody(subusers)
+        return await self._client._execute(
+            OPERATIONS[operation_id], path={"ip": check_ip("ip", ip)}, body=unstructure(body),
+            options=options,
+        )

@@ -1,0 +1,144 @@
+"""``sg.provisioning``: a partner's customer accounts' IPs (IP Provisioning API)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any, Unpack
+
+from .._convert import unstructure
+from ..errors import ValidationError
+from ..models import (
+    AccountIp,
+    AccountIps,
+    AddAccountIpsBody,
+    PageQuery,
+    ProvisionRequest,
+    Region,
+    RemoveAccountIpsBody,
+)
+from ..operations import OPERATIONS
+from ..reconcile import AddAccountIpsReconciler
+from ._base import Resource
+
+if TYPE_CHECKING:
+    from ..bulk import BulkResult, ProgressCallback
+    from ..client import CallTrace, RequestOptions
+
+
+class ProvisioningResource(Resource):
+    """Add, list and remove the IPs of a partner's customer accounts."""
+
+    async def add_ips(
+        self, account_id: str, *, count: int, region: Region, **options: Unpack[RequestOptions]
+    ) -> AccountIps:
+        """Provision ``count`` new IPs (1 to 10) in ``region`` on a customer account.
+
+        This write is not safe to resend (SendGrid has no idempotency key): before the first
+        attempt the client notes the account's newest IP (one small GET), and after an
+        ambiguous failure (5xx, timeout, connection lost) it lists the account down to that
+        IP instead of resending. If the IPs are there, they are returned with
+        ``reconciled=True``. This assumes one writer per account at a time.
+
+        Args:
+            account_id: the customer's SendGrid account ID.
+            count: how many IPs, 1 to 10.
+            region: ``"us"`` or ``"eu"``.
+            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+
+        Raises:
+            ValidationError: a bad argument (nothing is sent).
+            AmbiguousResultError: the failed attempt added a different number of IPs than
+                asked, or checking failed; ``.found`` holds what was found.
+            APIError: its subclasses per status (NotFoundError for an unknown account).
+
+        Implements operationId AddAccountIps.
+        """
+        return await self._add_ips(account_id, count, region, None, options, None)
+
+    async def _add_ips(
+        self,
+        account_id: str,
+        count: int,
+        region: Region,
+        known: frozenset[str] | None,
+        options: RequestOptions,
+        trace: CallTrace | None,
+    ) -> AccountIps:
+        body = AddAccountIpsBody(count, region)
+        path = {"account_id": _account(account_id)}
+        return await self._client._execute(
+            OPERATIONS["AddAccountIps"], path=path, body=unstructure(body), options=options,
+            reconciler=AddAccountIpsReconciler(self, account_id, body, known, options),
+            trace=trace,
+        )
+
+    def list_ips(
+        self, account_id: str, *, limit: int | None = None, **options: Unpack[RequestOptions]
+    ) -> AsyncIterator[AccountIp]:
+        """Iterate over every IP of a customer account, newest first, across pages.
+
+        Args:
+            account_id: the customer's SendGrid account ID.
+            limit: the page size, 1 to 5000 (default: the API's, 10).
+
+        Raises:
+            ValidationError: a bad argument (raised at once, nothing is sent).
+            PaginationError: the server repeated a page cursor.
+
+        Implements operationId ListAccountIps.
+        """
+        query = PageQuery(limit, max_limit=5000)
+        return self._list(
+            "ListAccountIps", path={"account_id": _account(account_id)},
+            query=unstructure(query), options=options,
+        )
+
+    async def remove_ips(
+        self, account_id: str, *, ips: Iterable[str], **options: Unpack[RequestOptions]
+    ) -> None:
+        """Remove 1 to 10 IPs from a customer account.
+
+        Raises:
+            ValidationError: no IPs, more than 10, or one that is not an IPv4 address.
+
+        Implements operationId RemoveAccountIps.
+        """
+        body = RemoveAccountIpsBody(ips)
+        await self._client._execute(
+            OPERATIONS["RemoveAccountIps"], path={"account_id": _account(account_id)},
+            body=unstructure(body), options=options,
+        )
+
+    async def bulk_add_ips(
+        self,
+        requests: Iterable[ProvisionRequest],
+        *,
+        concurrency: int = 32,
+        on_progress: ProgressCallback | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> BulkResult:
+        """Provision IPs for many accounts at once; never raises for one account's failure.
+
+        Each account's count is split into requests of at most 10, sent one after another
+        for that account (never two writes in flight for one account), while accounts run in
+        parallel, up to ``concurrency`` at once. See `sendgrid_ipam.bulk`.
+
+        Args:
+            requests: `ProvisionRequest` items; one account may appear once.
+            concurrency: accounts provisioned at the same time.
+            on_progress: called with each account's result as soon as it is final, and
+                with every chunk of IPs as soon as it is obtained.
+
+        Returns:
+            A `BulkResult` with every account's outcome.
+        """
+        from ..bulk import run_bulk
+
+        return await run_bulk(self, requests, concurrency=concurrency,
+                              on_progress=on_progress, options=options)
+
+
+def _account(account_id: Any) -> str:
+    if not isinstance(account_id, str) or not account_id:
+        raise ValidationError("account_id", f"must be a non-empty string, not {account_id!r}")
+    return account_id
