@@ -25,7 +25,7 @@ def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=False, detailed_validation=False)
 
     def strict_str(value: object, _: type) -> str:
-        if isinstance(value, str):
+        if type(value) is str:
             return value
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)  # ids documented as strings sometimes arrive as numbers
@@ -37,7 +37,7 @@ def _make_converter() -> cattrs.Converter:
         raise TypeError(f"expected true or false, got {value!r}")
 
     def strict_int(value: object, _: type) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
+        if type(value) is int:
             return value
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return int(value)
@@ -46,6 +46,8 @@ def _make_converter() -> cattrs.Converter:
     def strings(value: object, _: type) -> tuple[str, ...]:
         if not isinstance(value, list | tuple):
             raise TypeError(f"expected a list of strings, got {value!r}")
+        if all(type(item) is str for item in value):
+            return tuple(value)
         return tuple(strict_str(item, str) for item in value)
 
     conv.register_structure_hook(str, strict_str)

@@ -6,7 +6,8 @@ Everything here is a pure function of its arguments, so it is tested without a n
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +32,7 @@ __all__ = [
 
 USER_AGENT = f"sendgrid-ipam/{__version__}"
 _DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
 
 
 def encode_segment(name: str, value: object) -> str:
@@ -39,6 +41,8 @@ def encode_segment(name: str, value: object) -> str:
     '/', '?', '#', '%' and every other reserved character are encoded, and so are the
     dot-segments '.' and '..', which URL normalisation would otherwise resolve.
     """
+    if type(value) is str and _UNRESERVED.fullmatch(value) and value not in _DOT_SEGMENTS:
+        return value  # the common case (ids, IPs): nothing to encode
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValidationError(name, f"must be a string, not {type(value).__name__}")
     text = str(value)
@@ -78,7 +82,9 @@ def dump_json(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def read_reply(status: int, headers: Mapping[str, str], body: bytes, *, now: float) -> Any:
+def read_reply(
+    status: int, headers: Mapping[str, str], body: bytes, wall_clock: Callable[[], float]
+) -> Any:
     """The decoded JSON of a successful reply (None when empty), or raise the right error.
 
     A 2xx whose body is not JSON raises `DecodeError`; an error status raises the
@@ -99,7 +105,7 @@ def read_reply(status: int, headers: Mapping[str, str], body: bytes, *, now: flo
         parse_error_details(text),
         text,
         headers,
-        RateLimit.from_headers(headers, now=now),
+        RateLimit.from_headers(headers, now=wall_clock()),
     )
 
 

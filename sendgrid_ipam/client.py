@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import os
 import random
 import time
@@ -54,8 +53,9 @@ __all__ = ["BASE_URLS", "DEFAULT_TIMEOUT", "RequestOptions", "SendGridIPAM"]
 T = TypeVar("T")
 
 BASE_URLS = {"global": "https://api.sendgrid.com", "eu": "https://api.eu.sendgrid.com"}
-DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=30.0, connect=10.0)
-"""Per attempt: 30 s in all, of which at most 10 s to connect."""
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=30.0, sock_connect=10.0)
+"""Per attempt: 30 s in all, of which at most 10 s to open a new connection."""
+_JSON = {"Content-Type": "application/json"}
 
 
 class RequestOptions(TypedDict, total=False):
@@ -121,7 +121,7 @@ def _as_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ValidationError("timeout", f"must be a positive number of seconds, not {value!r}")
-    return aiohttp.ClientTimeout(total=float(value), connect=min(float(value), 10.0))
+    return aiohttp.ClientTimeout(total=float(value), sock_connect=min(float(value), 10.0))
 
 
 class SendGridIPAM:
@@ -185,10 +185,14 @@ class SendGridIPAM:
         self.retry_budget = retry_budget or RetryBudget()
         self.max_connections = max_connections
         self._headers = _wire.base_headers(key.strip(), user_agent)
-        self._body_headers = {**self._headers, "Content-Type": "application/json"}
         if on_behalf_of is not None:
             self._headers["On-Behalf-Of"] = on_behalf_of
-            self._body_headers["On-Behalf-Of"] = on_behalf_of
+        # What each request passes to aiohttp besides the session's own defaults: on a
+        # session we own, the headers and timeout are the session's, so requests pass
+        # nothing (aiohttp then merges no headers and arms no extra timer per request).
+        self._get_headers: dict[str, str] | None = None
+        self._body_headers: dict[str, str] = _JSON
+        self._request_timeout: aiohttp.ClientTimeout | None = None
         self._given_session = session
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
@@ -215,10 +219,17 @@ class SendGridIPAM:
         if self._closed:
             raise ClientStateError("this client is closed; create a new SendGridIPAM")
         if self._session is None:
-            self._session = self._given_session or aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections),
-                timeout=self.timeout,
-            )
+            if self._given_session is not None:
+                self._get_headers = self._headers
+                self._body_headers = {**self._headers, **_JSON}
+                self._request_timeout = self.timeout
+                self._session = self._given_session
+            else:
+                self._session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=self.max_connections),
+                    headers=self._headers,
+                    timeout=self.timeout,
+                )
         return self
 
     async def __aexit__(
@@ -263,14 +274,14 @@ class SendGridIPAM:
         )
         if query and (encoded := _wire.encode_query(query)):
             url = f"{url}?{encoded}"
-        headers = self._headers if body is None else self._body_headers
-        policy, timeout = self.retry, self.timeout
+        headers = self._get_headers if body is None else self._body_headers
+        policy, timeout = self.retry, self._request_timeout
         if options:
             policy = options.get("retry") or policy
             if "timeout" in options:
                 timeout = _as_timeout(options["timeout"])
             if (obo := options.get("on_behalf_of")) is not None:
-                headers = {**headers, "On-Behalf-Of": obo}
+                headers = {**(headers or {}), "On-Behalf-Of": obo}
         data = None if body is None else _wire.dump_json(body)
         deadline = self._clock() + policy.deadline
         request = _Request(
@@ -324,6 +335,7 @@ class SendGridIPAM:
                 found = await self._reconcile(op, reconciler, number - 1)
                 if found is not None:
                     return found
+            request.capped = True
             try:
                 return await request.send()
             except SendGridError as exc:
@@ -398,8 +410,8 @@ class _Request:
     """One prepared request: everything needed to send an attempt of it."""
 
     __slots__ = (
-        "client", "data", "deadline", "headers", "method", "policy", "read", "session",
-        "timeout", "url",
+        "capped", "client", "data", "deadline", "headers", "method", "policy", "read",
+        "session", "timeout", "url",
     )
 
     def __init__(
@@ -408,9 +420,9 @@ class _Request:
         session: aiohttp.ClientSession,
         method: str,
         url: URL,
-        headers: Mapping[str, str],
+        headers: Mapping[str, str] | None,
         data: bytes | None,
-        timeout: aiohttp.ClientTimeout,
+        timeout: aiohttp.ClientTimeout | None,
         read: Callable[[Any], Any],
         deadline: float,
         policy: RetryPolicy,
@@ -425,24 +437,27 @@ class _Request:
         self.read = read
         self.deadline = deadline
         self.policy = policy
+        # Whether the deadline can cut an attempt short; retries set it, as time has passed.
+        total = (timeout or client.timeout).total
+        self.capped = total is None or policy.deadline < total
 
     async def send(self) -> Any:
         """Send one attempt and read its reply; raises a `SendGridError` on any failure."""
         client = self.client
         async with client._slots:
-            remaining = self.deadline - client._clock()
-            if client.gate.closed_for() > 0:
-                remaining -= await self._wait_at_gate(remaining)
             timeout = self.timeout
-            if timeout.total is not None and remaining < timeout.total:
-                if remaining <= 0:
-                    raise RequestTimeoutError("the call's deadline was reached",
-                                              request_sent=False)
-                timeout = attrs.evolve(timeout, total=remaining)
+            if self.capped or client.gate.is_closed():
+                timeout = await self._bounded_timeout()
             try:
-                async with self.session.request(
-                    self.method, self.url, headers=self.headers, data=self.data,
-                    timeout=timeout,
+                async with (
+                    self.session.request(
+                        self.method, self.url, headers=self.headers, data=self.data
+                    )
+                    if timeout is None
+                    else self.session.request(
+                        self.method, self.url, headers=self.headers, data=self.data,
+                        timeout=timeout,
+                    )
                 ) as resp:
                     body = await resp.read()
                     status, headers = resp.status, resp.headers
@@ -456,7 +471,7 @@ class _Request:
                 raise TransportError(f"{type(exc).__name__}: {exc}") from exc
         if status == 429 or headers.get("X-RateLimit-Remaining") == "0":
             client.gate.observe(status, headers)
-        data = _wire.read_reply(status, headers, body, now=client._wall_clock())
+        data = _wire.read_reply(status, headers, body, client._wall_clock)
         try:
             return self.read(data)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
@@ -464,6 +479,19 @@ class _Request:
                 f"reply does not match the spec ({exc})", status=status,
                 body=body.decode("utf-8", "replace"),
             ) from exc
+
+    async def _bounded_timeout(self) -> aiohttp.ClientTimeout | None:
+        """Wait at the gate if it is closed; the attempt's timeout, cut to the deadline."""
+        client = self.client
+        remaining = self.deadline - client._clock()
+        if client.gate.is_closed():
+            remaining -= await self._wait_at_gate(remaining)
+        timeout = self.timeout or client.timeout
+        if timeout.total is None or remaining < timeout.total:
+            if remaining <= 0:
+                raise RequestTimeoutError("the call's deadline was reached", request_sent=False)
+            return attrs.evolve(timeout, total=remaining)
+        return self.timeout
 
     async def _wait_at_gate(self, remaining: float) -> float:
         gate, policy = self.client.gate, self.policy

@@ -5,7 +5,7 @@ Every exception derives from `SendGridError`::
     SendGridError
     ├── ValidationError            bad input, raised before any request is sent (also a ValueError)
     ├── ConfigurationError         a client that cannot be used as configured (also a ValueError)
-    ├── ClientStateError           a call outside ``async with`` or after close (also a RuntimeError)
+    ├── ClientStateError           a call outside ``async with`` or after close (RuntimeError)
     ├── TransportError             no usable reply: connection refused, reset, dropped
     │   └── RequestTimeoutError    the attempt did not finish in time
     ├── DecodeError                a reply that cannot be read as the spec says (raw text kept)

@@ -17,7 +17,7 @@ import attrs
 from .errors import PaginationError
 from .operations import Paging
 
-__all__ = ["Page", "paginate", "page_reader"]
+__all__ = ["Page", "page_reader", "paginate"]
 
 T = TypeVar("T")
 

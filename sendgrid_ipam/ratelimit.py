@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -37,7 +38,7 @@ def _number(text: str | None) -> float | None:
         value = float(text.strip())
     except ValueError:
         return None
-    return value if value == value and value >= 0 else None  # NaN and negatives are noise
+    return value if math.isfinite(value) and value >= 0 else None  # NaN, inf, negatives: noise
 
 
 @attrs.frozen
@@ -113,6 +114,15 @@ class RateLimitGate:
     def closed_for(self) -> float:
         """Seconds until the gate reopens (0 when open)."""
         return max(0.0, self._reopen_at - self._clock())
+
+    def is_closed(self) -> bool:
+        """True while the window is closed (cheap when the gate has never closed)."""
+        if not self._reopen_at:
+            return False
+        if self._reopen_at > self._clock():
+            return True
+        self._reopen_at = 0.0
+        return False
 
     def reopens_at(self) -> float:
         """The Unix time at which the gate reopens (now or in the past when open)."""

@@ -52,7 +52,7 @@ class _Base:
 class AddAccountIpsReconciler(_Base):
     """Reconciles AddAccountIps by listing the account down to the newest IP known before."""
 
-    __slots__ = ("body", "known", "options", "resource", "account_id")
+    __slots__ = ("account_id", "body", "known", "options", "resource")
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ValidationError
 from ..operations import OPERATIONS, Operation
 from ..pagination import Page, page_reader, paginate
 
@@ -13,6 +14,15 @@ if TYPE_CHECKING:
 
 # The API's own default page size, used to tell a short (last) page when none is given.
 _DEFAULT_PAGE_SIZE = 10
+
+
+def region_flag(include_region: bool | None) -> dict[str, bool] | None:
+    """The ``include_region`` query of a single read, validated (None when not given)."""
+    if include_region is None:
+        return None
+    if not isinstance(include_region, bool):
+        raise ValidationError("include_region", f"must be True or False, not {include_region!r}")
+    return {"include_region": include_region}
 
 
 class Resource:

@@ -22,7 +22,7 @@ from ..models import (
 )
 from ..operations import OPERATIONS
 from ..reconcile import AddIpReconciler
-from ._base import Resource
+from ._base import Resource, region_flag
 
 if TYPE_CHECKING:
     from ..client import RequestOptions
@@ -110,10 +110,9 @@ class IpsResource(Resource):
 
         Implements operationId GetIp.
         """
-        query = PageQuery(None, include_region)
         return await self._client._execute(
-            OPERATIONS["GetIp"], path={"ip": check_ip("ip", ip)}, query=unstructure(query),
-            options=options,
+            OPERATIONS["GetIp"], path={"ip": check_ip("ip", ip)},
+            query=region_flag(include_region), options=options,
         )
 
     async def update(

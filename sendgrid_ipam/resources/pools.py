@@ -20,7 +20,7 @@ from ..models import (
 )
 from ..operations import OPERATIONS
 from ..reconcile import CreatePoolReconciler
-from ._base import Resource
+from ._base import Resource, region_flag
 
 if TYPE_CHECKING:
     from ..client import RequestOptions
@@ -85,10 +85,9 @@ class PoolsResource(Resource):
 
         Implements operationId GetIpPool.
         """
-        query = PageQuery(None, include_region)
         return await self._client._execute(
-            OPERATIONS["GetIpPool"], path={"poolid": pool_id}, query=unstructure(query),
-            options=options,
+            OPERATIONS["GetIpPool"], path={"poolid": pool_id},
+            query=region_flag(include_region), options=options,
         )
 
     async def rename(
