@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from . import models
 
@@ -50,6 +50,32 @@ def _make_converter() -> cattrs.Converter:
             return tuple(value)
         return tuple(strict_str(item, str) for item in value)
 
+    def is_object_tuple(t: Any) -> bool:
+        args: tuple[Any, ...] = getattr(t, "__args__", ())
+        return (
+            getattr(t, "__origin__", None) is tuple and len(args) == 2 and args[1] is Ellipsis
+            and attrs.has(args[0])
+        )
+
+    def objects(value: object, t: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list | tuple):
+            raise TypeError(f"expected a list of objects, got {value!r}")
+        item_type = t.__args__[0]
+        hook: Callable[[Any, Any], Any] = conv.get_structure_hook(item_type)
+        return tuple(hook(item, item_type) for item in value)
+
+    def object_hook_factory(cls: type) -> Callable[[Any, type], Any]:
+        hook: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, conv)
+
+        def structure(value: Any, _: type) -> Any:
+            if not isinstance(value, dict):
+                raise TypeError(f"expected a JSON object for {cls.__name__}, got {value!r}")
+            return hook(value, cls)
+
+        return structure
+
+    conv.register_structure_hook_func(is_object_tuple, objects)
+    conv.register_structure_hook_factory(attrs.has, object_hook_factory)
     conv.register_structure_hook(str, strict_str)
     conv.register_structure_hook(bool, strict_bool)
     conv.register_structure_hook(int, strict_int)
@@ -93,10 +119,4 @@ def structurer(cls: type[T]) -> Callable[[Any], T]:
     if not attrs.has(cls):
         raise TypeError(f"{cls!r} is not an attrs class")
     hook = converter.get_structure_hook(cls)
-
-    def structure(data: Any) -> T:
-        if not isinstance(data, dict):
-            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-        return hook(data, cls)  # type: ignore[no-any-return]
-
-    return structure
+    return lambda data: hook(data, cls)

@@ -31,15 +31,15 @@ __all__ = [
 ]
 
 USER_AGENT = f"sendgrid-ipam/{__version__}"
-_DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
+_DOT_SEGMENTS = frozenset({".", ".."})
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
 
 
 def encode_segment(name: str, value: object) -> str:
     """Percent-encode one path segment so that no value can change which endpoint is called.
 
-    '/', '?', '#', '%' and every other reserved character are encoded, and so are the
-    dot-segments '.' and '..', which URL normalisation would otherwise resolve.
+    '/', '?', '#', '%' and every other reserved character are encoded; the dot-segments
+    '.' and '..' are refused, since URL normalisation may resolve them even when encoded.
     """
     if type(value) is str and _UNRESERVED.fullmatch(value) and value not in _DOT_SEGMENTS:
         return value  # the common case (ids, IPs): nothing to encode
@@ -48,7 +48,10 @@ def encode_segment(name: str, value: object) -> str:
     text = str(value)
     if not text:
         raise ValidationError(name, "must not be empty")
-    return _DOT_SEGMENTS.get(text) or quote(text, safe="")
+    if text in _DOT_SEGMENTS:
+        # Even percent-encoded, URL normalisation (RFC 3986, WHATWG) may resolve them.
+        raise ValidationError(name, f"must not be {text!r}, which names no resource")
+    return quote(text, safe="")
 
 
 def _query_value(value: object) -> str:
@@ -138,9 +141,9 @@ def parse_error_details(text: str) -> list[ErrorDetail]:
 def _detail(item: dict[str, Any] | str) -> ErrorDetail:
     if isinstance(item, str):
         return ErrorDetail(message=item)
-    field, error_id = item.get("field"), item.get("error_id")
+    field, error_id, message = item.get("field"), item.get("error_id"), item.get("message")
     return ErrorDetail(
-        message=str(item.get("message", "")),
+        message="" if message is None else str(message),
         field=None if field is None else str(field),
         error_id=None if error_id is None else str(error_id),
     )

@@ -179,7 +179,12 @@ class SendGridIPAM:
             raise ConfigurationError(f"max_connections must be at least 1: {max_connections!r}")
         self.base_url = _check_base_url(base_url or BASE_URLS[region])
         self.region = region
-        self.timeout = _as_timeout(timeout)
+        # The spec serves a few operations from the global host only (see operations.py).
+        self._global_base = self.base_url if base_url else BASE_URLS["global"]
+        try:
+            self.timeout = _as_timeout(timeout)
+        except ValidationError as exc:
+            raise ConfigurationError(str(exc)) from None
         self.on_behalf_of = on_behalf_of
         self.retry = retry or RetryPolicy()
         self.retry_budget = retry_budget or RetryBudget()
@@ -268,7 +273,7 @@ class SendGridIPAM:
                 "the client is closed" if self._closed
                 else "use the client as `async with SendGridIPAM(...) as sg:` before calling it"
             )
-        url = self.base_url + (
+        url = (self._global_base if op.global_only else self.base_url) + (
             op.render(**{k: _wire.encode_segment(k, v) for k, v in path.items()})
             if path else op.path
         )
@@ -289,7 +294,11 @@ class SendGridIPAM:
             read or op.read, deadline, policy,
         )
         if reconciler is not None:
-            await reconciler.prepare()
+            try:
+                await reconciler.prepare()
+            except SendGridError as exc:  # nothing was written: report the caller's operation
+                exc.operation = op.operation_id
+                raise
         try:
             result: T = await request.send()
         except SendGridError as exc:

@@ -360,7 +360,7 @@ class RegionCount:
 class IpAddress:
     """An IP on the account, with its settings (ListIp, GetIp)."""
 
-    ip: str
+    ip: str = ""
     pools: tuple[PoolRef, ...] = ()
     is_auto_warmup: bool | None = None
     is_parent_assigned: bool | None = None
@@ -375,7 +375,7 @@ class IpAddress:
 class AddedIp:
     """The IP AddIp added (``reconciled`` as for `AccountIps`)."""
 
-    ip: str
+    ip: str = ""
     is_auto_warmup: bool | None = None
     is_parent_assigned: bool | None = None
     subusers: Ips = ()
@@ -387,7 +387,7 @@ class AddedIp:
 class UpdatedIp:
     """An IP's settings after UpdateIp."""
 
-    ip: str
+    ip: str = ""
     is_auto_warmup: bool | None = None
     is_parent_assigned: bool | None = None
     is_enabled: bool | None = None
@@ -405,7 +405,7 @@ class SubuserAssignment:
 class IpPool:
     """An IP pool with a preview of its IPs (ListIpPool, GetIpPool)."""
 
-    id: str
+    id: str = ""
     name: str = ""
     ips_preview: Ips = ()
     total_ip_count: int | None = None
@@ -421,7 +421,7 @@ class IpPoolIps:
     pool it had in fact created.
     """
 
-    id: str
+    id: str = ""
     name: str = ""
     ips: Ips = ()
     reconciled: bool = False
@@ -431,6 +431,6 @@ class IpPoolIps:
 class PoolIp:
     """An IP in a pool (ListIpAssignedToIpPool)."""
 
-    ip: str
+    ip: str = ""
     region: str | None = None
     pools: tuple[PoolRef, ...] = ()

@@ -2,7 +2,9 @@
 
 Each row gives the spec's operationId, the method and path template, whether the request
 may be sent again after an ambiguous failure without risk of doing the work twice, the
-response model (of each item, for lists) and how a list pages.
+response model (of each item, for lists), how a list pages, and whether the spec serves the
+operation from the global host only (AddIp, UpdateIp and the three subuser operations: an
+``region="eu"`` client sends those to https://api.sendgrid.com).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Operation:
     resend_safe: bool
     model: type[Any] | None = None
     paging: Paging | None = None
+    global_only: bool = False
     read: Callable[[Any], Any] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -63,17 +66,20 @@ _TABLE = [
     Operation("RemoveAccountIps", "DELETE", _ACCOUNT, True),
     # IP Address Management: IPs
     Operation("ListIp", "GET", f"{_IPAM}/ips", True, models.IpAddress, "after_key"),
-    Operation("AddIp", "POST", f"{_IPAM}/ips", False, models.AddedIp),
+    Operation("AddIp", "POST", f"{_IPAM}/ips", False, models.AddedIp, global_only=True),
     Operation("GetIp", "GET", f"{_IPAM}/ips/{{ip}}", True, models.IpAddress),
-    Operation("UpdateIp", "PATCH", f"{_IPAM}/ips/{{ip}}", True, models.UpdatedIp),
+    Operation("UpdateIp", "PATCH", f"{_IPAM}/ips/{{ip}}", True, models.UpdatedIp,
+              global_only=True),
     Operation(
-        "ListSubUserAssignedToIp", "GET", f"{_IPAM}/ips/{{ip}}/subusers", True, str, "after_key"
+        "ListSubUserAssignedToIp", "GET", f"{_IPAM}/ips/{{ip}}/subusers", True, str, "after_key",
+        global_only=True,
     ),
     Operation(
         "AddSubUsersToIp", "POST", f"{_IPAM}/ips/{{ip}}/subusers:batchAdd", True,
-        models.SubuserAssignment,
+        models.SubuserAssignment, global_only=True,
     ),
-    Operation("DeleteSubUsersFromIp", "POST", f"{_IPAM}/ips/{{ip}}/subusers:batchDelete", True),
+    Operation("DeleteSubUsersFromIp", "POST", f"{_IPAM}/ips/{{ip}}/subusers:batchDelete", True,
+              global_only=True),
     # IP Address Management: pools
     Operation("ListIpPool", "GET", f"{_IPAM}/pools", True, models.IpPool, "after_key"),
     Operation("CreateIpPool", "POST", f"{_IPAM}/pools", False, models.IpPoolIps),

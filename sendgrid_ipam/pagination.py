@@ -38,15 +38,22 @@ def _after_key(data: dict[str, Any]) -> str | None:
     key = next_params.get("after_key") if isinstance(next_params, dict) else None
     if key is None:
         key = meta.get("after_key")
-    return None if key is None or key == "" else str(key)
+    return None if key is None or key == "" else _cursor(key)
+
+
+def _cursor(value: object) -> str:
+    # Cursors are opaque, but only text or a number can be sent back as a query value.
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    raise TypeError(f"a page cursor must be text or a number, not {value!r}")
 
 
 def _offset(data: dict[str, Any], count: int, page_size: int) -> str | None:
     pages = data.get("pages")
     last = pages.get("last") if isinstance(pages, dict) else None
-    if not last or count == 0 or count < page_size:
+    if last is None or last == "" or count == 0 or count < page_size:
         return None
-    return str(last)
+    return _cursor(last)
 
 
 def page_reader(
@@ -55,9 +62,12 @@ def page_reader(
     """A function reading one reply of a list into a `Page` (raises on a malformed one)."""
 
     def read(data: Any) -> Page:
-        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
-            raise TypeError("a list reply must be an object with a 'result' list")
-        items = [read_item(item) for item in data["result"]]
+        if not isinstance(data, dict):
+            raise TypeError("a list reply must be a JSON object")
+        result = data.get("result", [])  # the spec requires no field: absent means no items
+        if not isinstance(result, list):
+            raise TypeError("a list reply's 'result' must be a list")
+        items = [read_item(item) for item in result]
         cursor = (
             _after_key(data) if paging == "after_key" else _offset(data, len(items), page_size)
         )

@@ -35,7 +35,8 @@ def gate_with(clock: Clock) -> RateLimitGate:
 
 def test_headers_parse_case_insensitively() -> None:
     limits = RateLimit.from_headers(
-        {"x-ratelimit-limit": "600", "X-RATELIMIT-REMAINING": "12", "X-Ratelimit-Reset": "1800000042"},
+        {"x-ratelimit-limit": "600", "X-RATELIMIT-REMAINING": "12",
+         "X-Ratelimit-Reset": "1800000042"},
         now=NOW,
     )
     assert limits == RateLimit(limit=600, remaining=12, reset_at=1_800_000_042.0)
@@ -73,14 +74,16 @@ async def test_gate_closes_on_429_until_the_reset() -> None:
 async def test_gate_closes_when_nothing_remains() -> None:
     clock = Clock()
     gate = gate_with(clock)
-    gate.observe(200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(clock.wall()) + 2)})
+    reset = str(int(clock.wall()) + 2)
+    gate.observe(200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset})
     assert gate.closed_for() == pytest.approx(2.0)
 
 
 async def test_gate_stays_open_while_requests_remain() -> None:
     clock = Clock()
     gate = gate_with(clock)
-    gate.observe(200, {"X-RateLimit-Remaining": "5", "X-RateLimit-Reset": str(int(clock.wall()) + 2)})
+    reset = str(int(clock.wall()) + 2)
+    gate.observe(200, {"X-RateLimit-Remaining": "5", "X-RateLimit-Reset": reset})
     assert gate.closed_for() == 0
 
 

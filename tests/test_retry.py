@@ -42,7 +42,8 @@ class FakeTime:
 
 def api_error(status: int, headers: dict[str, str] | None = None, now: float = 0.0) -> APIError:
     headers = headers or {}
-    return error_class_for(status)(status, [], "", headers, RateLimit.from_headers(headers, now=now))
+    limits = RateLimit.from_headers(headers, now=now)
+    return error_class_for(status)(status, [], "", headers, limits)
 
 
 async def run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -48,7 +49,8 @@ async def test_counts_above_ten_are_split_into_sequential_chunks(
         [ProvisionRequest("acct-001", 25, "us"), ProvisionRequest("acct-002", 3, "eu")]
     )
     first, second = result.results
-    assert first.ok and second.ok
+    assert first.ok
+    assert second.ok
     assert sorted(first.ips) == sorted(fake.account_ips("acct-001"))
     assert len(first.ips) == 25
     assert first.requests == 3  # 10 + 10 + 5
@@ -70,7 +72,7 @@ async def test_no_two_writes_are_in_flight_for_one_account(
         writes = [r for r in fake.log if r.operation_id == "AddAccountIps"
                   and r.account_id == account]
         assert len(writes) == 3
-        for earlier, later in zip(writes, writes[1:], strict=False):
+        for earlier, later in itertools.pairwise(writes):
             assert earlier.answered_at <= later.received_at
 
 

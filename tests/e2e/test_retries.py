@@ -114,7 +114,9 @@ async def test_scripted_4xx_are_sent_once_and_typed(
     with pytest.raises(error) as caught:
         await sg.provisioning.add_ips("acct-1", count=1, region="us")
     assert fake.count("AddAccountIps") == 1
-    assert caught.value.errors and caught.value.errors[0].error_id  # type: ignore[attr-defined]
+    details = caught.value.errors  # type: ignore[attr-defined]
+    assert details
+    assert details[0].error_id
 
 
 async def test_real_4xx_replies_are_sent_once_with_parsed_details(

@@ -1,0 +1,5 @@
+"""``python -m sendgrid_ipam.cli``: the same as the ``sendgrid-ipam`` command."""
+
+from . import main
+
+raise SystemExit(main())

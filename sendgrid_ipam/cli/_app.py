@@ -1,0 +1,138 @@
+"""The ``sendgrid-ipam`` group: global options, logging, and every error as one line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import click
+
+from .._version import __version__
+from ..errors import ConfigurationError, SendGridError, ValidationError
+from ._bulk import bulk_add_ips
+from ._common import ENV_KEY, Settings, format_error, one_line, redact, secrets_in
+from ._ips import ips
+from ._local import demo, fake_server
+from ._pools import pools
+from ._provisioning import provisioning
+
+__all__ = ["cli"]
+
+EXIT_API_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Redacting(logging.Formatter):
+    """Formats a record, then removes the API key from the text, wherever it came from."""
+
+    def __init__(self, secrets: set[str]) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self.secrets)
+
+
+class IpamGroup(click.Group):
+    """A group whose failures are one line on stderr: exit 2 for usage, 1 for the API."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        secrets = secrets_in(argv)
+
+        def fail(message: str, status: int) -> int:
+            click.echo(redact(one_line(f"error: {message}"), secrets), err=True)
+            return status
+
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            status = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message(), err=True)
+            status = EXIT_USAGE
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            status = fail(exc.format_message() + hint, EXIT_USAGE)
+        except click.ClickException as exc:
+            status = fail(exc.format_message(), exc.exit_code)
+        except (ValidationError, ConfigurationError) as exc:
+            status = fail(format_error(exc), EXIT_USAGE)
+        except SendGridError as exc:
+            status = fail(format_error(exc), EXIT_API_ERROR)
+        except click.Abort:
+            status = fail("interrupted", EXIT_INTERRUPTED)
+        except OSError as exc:
+            status = fail(str(exc), EXIT_API_ERROR)
+        if standalone_mode:
+            sys.exit(status)
+        return status
+
+
+@click.group(
+    "sendgrid-ipam",
+    cls=IpamGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option("--api-key", envvar=ENV_KEY, metavar="KEY",
+              help=f"SendGrid API key (default: ${ENV_KEY}). Never printed.")
+@click.option("--region", type=click.Choice(["global", "eu"]), default="global",
+              show_default=True, help="api.sendgrid.com, or api.eu.sendgrid.com.")
+@click.option("--base-url", metavar="URL",
+              help="Another API URL (https, or http on 127.0.0.1 for the fake server).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Timeout of each attempt (default 30).")
+@click.option("--max-attempts", type=click.IntRange(min=1), metavar="N",
+              help="Attempts per call, the first included (default 4; 1: no retries).")
+@click.option("--on-behalf-of", metavar="SUBUSER",
+              help="Act for this subuser (or 'account-id ID'): the On-Behalf-Of header.")
+@click.option("-v", "--verbose", count=True,
+              help="Log retries and reconciliations to stderr (-vv: debug).")
+@click.version_option(__version__, "-V", "--version", prog_name="sendgrid-ipam")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    api_key: str | None,
+    region: Literal["global", "eu"],
+    base_url: str | None,
+    timeout: float | None,
+    max_attempts: int | None,
+    on_behalf_of: str | None,
+    verbose: int,
+) -> None:
+    """Manage SendGrid IPs, IP pools and partner accounts' IPs.
+
+    Results are JSON, one object per line (pipe them into jq); --table prints a table.
+    """
+    ctx.obj = Settings(api_key, region, base_url, timeout, max_attempts, on_behalf_of)
+    if verbose:
+        _log_to_stderr(ctx, logging.DEBUG if verbose > 1 else logging.INFO,
+                       {api_key.strip()} if api_key and api_key.strip() else set())
+
+
+def _log_to_stderr(ctx: click.Context, level: int, secrets: set[str]) -> None:
+    logger = logging.getLogger("sendgrid_ipam")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Redacting(secrets))
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+    ctx.call_on_close(restore)
+
+
+for command in (ips, pools, provisioning, bulk_add_ips, fake_server, demo):
+    cli.add_command(command)
