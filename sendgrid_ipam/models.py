@@ -9,7 +9,7 @@ neutral default. Field names are the JSON names of the spec.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import attrs
@@ -64,41 +64,32 @@ def int_between(low: int, high: int, *, optional: bool = False) -> _Validator:
     return check
 
 
-def one_of(*choices: str, optional: bool = False) -> _Validator:
-    """One of the given strings (None allowed when optional)."""
-    allowed = " or ".join(repr(c) for c in choices)
+def _rule(test: Callable[[Any], bool], rule: str, optional: bool) -> _Validator:
+    """A validator raising ``ValidationError(field, f"{rule}, not {value!r}")``."""
 
     def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is None and optional:
             return
-        if value not in choices or not isinstance(value, str):
-            raise _fail(attribute, f"must be {allowed}, not {value!r}")
+        if not test(value):
+            raise _fail(attribute, f"{rule}, not {value!r}")
 
     return check
+
+
+def one_of(*choices: str, optional: bool = False) -> _Validator:
+    """One of the given strings (None allowed when optional)."""
+    allowed = " or ".join(repr(c) for c in choices)
+    return _rule(lambda v: isinstance(v, str) and v in choices, f"must be {allowed}", optional)
 
 
 def boolean(*, optional: bool = False) -> _Validator:
     """True or False (None allowed when optional)."""
-
-    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is None and optional:
-            return
-        if not isinstance(value, bool):
-            raise _fail(attribute, f"must be True or False, not {value!r}")
-
-    return check
+    return _rule(lambda v: isinstance(v, bool), "must be True or False", optional)
 
 
 def non_negative_int(*, optional: bool = False) -> _Validator:
     """An integer of at least 0, such as a Unix timestamp."""
-
-    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is None and optional:
-            return
-        if not _is_int(value) or value < 0:  # type: ignore[operator]
-            raise _fail(attribute, f"must be an integer of at least 0, not {value!r}")
-
-    return check
+    return _rule(lambda v: _is_int(v) and v >= 0, "must be an integer of at least 0", optional)
 
 
 def _as_tuple(value: object) -> object:

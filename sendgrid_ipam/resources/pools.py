@@ -140,11 +140,7 @@ class PoolsResource(Resource):
 
         Implements operationId AddIpsToIpPool.
         """
-        body = PoolIpsBody(ips)
-        return await self._client._execute(
-            OPERATIONS["AddIpsToIpPool"], path={"poolid": pool_id}, body=unstructure(body),
-            options=options,
-        )
+        return await self._batch("AddIpsToIpPool", pool_id, ips, options)
 
     async def remove_ips(
         self, pool_id: PoolId, ips: Iterable[str], **options: Unpack[RequestOptions]
@@ -153,8 +149,13 @@ class PoolsResource(Resource):
 
         Implements operationId DeleteIpsFromIpPool.
         """
+        await self._batch("DeleteIpsFromIpPool", pool_id, ips, options)
+
+    async def _batch(
+        self, operation_id: str, pool_id: PoolId, ips: Iterable[str], options: RequestOptions
+    ) -> IpPoolIps:
         body = PoolIpsBody(ips)
-        await self._client._execute(
-            OPERATIONS["DeleteIpsFromIpPool"], path={"poolid": pool_id},
-            body=unstructure(body), options=options,
+        return await self._client._execute(
+            OPERATIONS[operation_id], path={"poolid": pool_id}, body=unstructure(body),
+            options=options,
         )
