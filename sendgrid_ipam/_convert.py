@@ -46,9 +46,10 @@ def _make_converter() -> cattrs.Converter:
     def strings(value: object, _: type) -> tuple[str, ...]:
         if not isinstance(value, list | tuple):
             raise TypeError(f"expected a list of strings, got {value!r}")
-        if all(type(item) is str for item in value):
-            return tuple(value)
-        return tuple(strict_str(item, str) for item in value)
+        for item in value:
+            if type(item) is not str:
+                return tuple(strict_str(item, str) for item in value)
+        return tuple(value)
 
     def is_object_tuple(t: Any) -> bool:
         args: tuple[Any, ...] = getattr(t, "__args__", ())
@@ -111,12 +112,18 @@ converter = _make_converter()
 def unstructure(request: Any) -> dict[str, Any]:
     """A request model as a dict of the fields that were given."""
     data: dict[str, Any] = converter.unstructure(request)
-    return {key: list(v) if isinstance(v, tuple) else v for key, v in data.items()}
+    return data
 
 
 def structurer(cls: type[T]) -> Callable[[Any], T]:
     """The prepared structuring function for a response model (looked up once)."""
     if not attrs.has(cls):
         raise TypeError(f"{cls!r} is not an attrs class")
-    hook = converter.get_structure_hook(cls)
-    return lambda data: hook(data, cls)
+    hook: Callable[[Any, Any], T] = make_dict_structure_fn(cls, converter)  # type: ignore[arg-type]
+
+    def structure(data: Any) -> T:
+        if type(data) is not dict:
+            raise TypeError(f"expected a JSON object for {cls.__name__}, got {data!r}")
+        return hook(data, cls)
+
+    return structure

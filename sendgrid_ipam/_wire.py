@@ -80,9 +80,12 @@ def base_headers(api_key: str, user_agent: str | None = None) -> dict[str, str]:
     }
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dump_json(body: Any) -> bytes:
-    """A request body as compact JSON bytes."""
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    """A request body as compact JSON bytes (tuples become arrays)."""
+    return _ENCODER.encode(body).encode()
 
 
 def read_reply(

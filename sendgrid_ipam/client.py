@@ -13,6 +13,7 @@ import ipaddress
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypedDict, TypeVar
@@ -201,7 +202,7 @@ class SendGridIPAM:
         self._given_session = session
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
-        self._slots = asyncio.Semaphore(max_connections)
+        self._slots = _Slots(max_connections)
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
@@ -258,7 +259,7 @@ class SendGridIPAM:
         self,
         op: Operation,
         *,
-        path: Mapping[str, object] | None = None,
+        path: object = None,
         query: Mapping[str, object] | None = None,
         body: Any = None,
         options: RequestOptions | None = None,
@@ -266,17 +267,17 @@ class SendGridIPAM:
         reconciler: Reconciler | None = None,
         trace: CallTrace | None = None,
     ) -> T:
-        """Run one operation: the single path every API call takes."""
+        """Run one operation: the single path every API call takes.
+
+        ``path`` is the value of the operation's one path parameter, if it has one.
+        """
         session = self._session
         if session is None:
             raise ClientStateError(
                 "the client is closed" if self._closed
                 else "use the client as `async with SendGridIPAM(...) as sg:` before calling it"
             )
-        url = (self._global_base if op.global_only else self.base_url) + (
-            op.render(**{k: _wire.encode_segment(k, v) for k, v in path.items()})
-            if path else op.path
-        )
+        url = (self._global_base if op.global_only else self.base_url) + op.render(path)
         if query and (encoded := _wire.encode_query(query)):
             url = f"{url}?{encoded}"
         headers = self._get_headers if body is None else self._body_headers
@@ -415,6 +416,48 @@ def _record(number: int, exc: BaseException) -> AttemptRecord:
     return AttemptRecord(number, describe(exc), exc.status if isinstance(exc, APIError) else None)
 
 
+class _Slots:
+    """How many requests may be in flight: a semaphore whose free path does not await.
+
+    A slot given back goes straight to the longest waiter, so no newcomer can overtake it.
+    """
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    def try_take(self) -> bool:
+        """Take a slot if one is free and nobody is waiting."""
+        if self.free and not self.waiters:
+            self.free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Wait for a slot."""
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # handed a slot just as we were cancelled: pass it on
+            else:
+                self.waiters.remove(waiter)
+            raise
+
+    def give(self) -> None:
+        """Give a slot back (to the first waiter still waiting, if any)."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
 class _Request:
     """One prepared request: everything needed to send an attempt of it."""
 
@@ -453,7 +496,10 @@ class _Request:
     async def send(self) -> Any:
         """Send one attempt and read its reply; raises a `SendGridError` on any failure."""
         client = self.client
-        async with client._slots:
+        slots = client._slots
+        if not slots.try_take():
+            await slots.take()
+        try:
             timeout = self.timeout
             if self.capped or client.gate.is_closed():
                 timeout = await self._bounded_timeout()
@@ -478,6 +524,8 @@ class _Request:
                 raise RequestTimeoutError("the request timed out") from exc
             except (aiohttp.ClientError, OSError) as exc:
                 raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            slots.give()
         if status == 429 or headers.get("X-RateLimit-Remaining") == "0":
             client.gate.observe(status, headers)
         data = _wire.read_reply(status, headers, body, client._wall_clock)

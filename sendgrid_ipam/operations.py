@@ -9,6 +9,7 @@ operation from the global host only (AddIp, UpdateIp and the three subuser opera
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ import attrs
 
 from . import models
 from ._convert import converter, structurer
+from ._wire import encode_segment
 
 __all__ = ["OPERATIONS", "Operation"]
 
@@ -34,13 +36,26 @@ class Operation:
     paging: Paging | None = None
     global_only: bool = False
     read: Callable[[Any], Any] = attrs.field(init=False, eq=False, repr=False)
+    segment: str | None = attrs.field(init=False, eq=False)
+    """The name of the path's one parameter (None when it has none)."""
+    before: str = attrs.field(init=False, eq=False, repr=False)
+    after: str = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "read", _reader(self.model))
+        names = re.findall(r"{(\w+)}", self.path)
+        if len(names) > 1:
+            raise ValueError(f"{self.operation_id}: one path parameter at most")
+        before, _, after = self.path.partition(f"{{{names[0]}}}") if names else (self.path, "", "")
+        object.__setattr__(self, "segment", names[0] if names else None)
+        object.__setattr__(self, "before", before)
+        object.__setattr__(self, "after", after)
 
-    def render(self, **segments: str) -> str:
-        """The path with its (already percent-encoded) segments filled in."""
-        return self.path.format(**segments) if segments else self.path
+    def render(self, value: object = None) -> str:
+        """The path, with its parameter (if any) percent-encoded as one segment."""
+        if self.segment is None:
+            return self.path
+        return self.before + encode_segment(self.segment, value) + self.after
 
 
 def _passthrough(data: Any) -> Any:

@@ -37,7 +37,7 @@ class Resource:
         *,
         query: Mapping[str, object],
         options: RequestOptions,
-        path: Mapping[str, object] | None = None,
+        path: object = None,
     ) -> AsyncIterator[Any]:
         """An async iterator over every item of a list operation, page after page."""
         op: Operation = OPERATIONS[operation_id]

@@ -111,7 +111,7 @@ class IpsResource(Resource):
         Implements operationId GetIp.
         """
         return await self._client._execute(
-            OPERATIONS["GetIp"], path={"ip": check_ip("ip", ip)},
+            OPERATIONS["GetIp"], path=check_ip("ip", ip),
             query=region_flag(include_region), options=options,
         )
 
@@ -130,7 +130,7 @@ class IpsResource(Resource):
         """
         body = UpdateIpBody(is_auto_warmup, is_parent_assigned, is_enabled)
         return await self._client._execute(
-            OPERATIONS["UpdateIp"], path={"ip": check_ip("ip", ip)}, body=unstructure(body),
+            OPERATIONS["UpdateIp"], path=check_ip("ip", ip), body=unstructure(body),
             options=options,
         )
 
@@ -143,7 +143,7 @@ class IpsResource(Resource):
         """
         query = PageQuery(limit)
         return self._list(
-            "ListSubUserAssignedToIp", path={"ip": check_ip("ip", ip)},
+            "ListSubUserAssignedToIp", path=check_ip("ip", ip),
             query=unstructure(query), options=options,
         )
 
@@ -170,6 +170,6 @@ class IpsResource(Resource):
     ) -> SubuserAssignment:
         body = SubusersBody(subusers)
         return await self._client._execute(
-            OPERATIONS[operation_id], path={"ip": check_ip("ip", ip)}, body=unstructure(body),
+            OPERATIONS[operation_id], path=check_ip("ip", ip), body=unstructure(body),
             options=options,
         )

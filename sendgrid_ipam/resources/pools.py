@@ -86,7 +86,7 @@ class PoolsResource(Resource):
         Implements operationId GetIpPool.
         """
         return await self._client._execute(
-            OPERATIONS["GetIpPool"], path={"poolid": pool_id},
+            OPERATIONS["GetIpPool"], path=pool_id,
             query=region_flag(include_region), options=options,
         )
 
@@ -102,7 +102,7 @@ class PoolsResource(Resource):
         """
         body = RenamePoolBody(name)
         return await self._client._execute(
-            OPERATIONS["UpdateIpPool"], path={"poolid": pool_id}, body=unstructure(body),
+            OPERATIONS["UpdateIpPool"], path=pool_id, body=unstructure(body),
             options=options,
         )
 
@@ -112,7 +112,7 @@ class PoolsResource(Resource):
         Implements operationId DeleteIpPool.
         """
         await self._client._execute(
-            OPERATIONS["DeleteIpPool"], path={"poolid": pool_id}, options=options
+            OPERATIONS["DeleteIpPool"], path=pool_id, options=options
         )
 
     def list_ips(
@@ -129,7 +129,7 @@ class PoolsResource(Resource):
         """
         query = PageQuery(limit, include_region)
         return self._list(
-            "ListIpAssignedToIpPool", path={"poolid": pool_id}, query=unstructure(query),
+            "ListIpAssignedToIpPool", path=pool_id, query=unstructure(query),
             options=options,
         )
 
@@ -156,6 +156,6 @@ class PoolsResource(Resource):
     ) -> IpPoolIps:
         body = PoolIpsBody(ips)
         return await self._client._execute(
-            OPERATIONS[operation_id], path={"poolid": pool_id}, body=unstructure(body),
+            OPERATIONS[operation_id], path=pool_id, body=unstructure(body),
             options=options,
         )

@@ -65,9 +65,9 @@ class ProvisioningResource(Resource):
         trace: CallTrace | None,
     ) -> AccountIps:
         body = AddAccountIpsBody(count, region)
-        path = {"account_id": _account(account_id)}
         return await self._client._execute(
-            OPERATIONS["AddAccountIps"], path=path, body=unstructure(body), options=options,
+            OPERATIONS["AddAccountIps"], path=_account(account_id), body=unstructure(body),
+            options=options,
             reconciler=AddAccountIpsReconciler(self, account_id, body, known, options),
             trace=trace,
         )
@@ -89,7 +89,7 @@ class ProvisioningResource(Resource):
         """
         query = PageQuery(limit, max_limit=5000)
         return self._list(
-            "ListAccountIps", path={"account_id": _account(account_id)},
+            "ListAccountIps", path=_account(account_id),
             query=unstructure(query), options=options,
         )
 
@@ -105,7 +105,7 @@ class ProvisioningResource(Resource):
         """
         body = RemoveAccountIpsBody(ips)
         await self._client._execute(
-            OPERATIONS["RemoveAccountIps"], path={"account_id": _account(account_id)},
+            OPERATIONS["RemoveAccountIps"], path=_account(account_id),
             body=unstructure(body), options=options,
         )
 
