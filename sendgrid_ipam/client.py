@@ -75,6 +75,8 @@ class RequestOptions(TypedDict, total=False):
 class Reconciler(Protocol):
     """Finds out whether a failed write that is not safe to resend took effect."""
 
+    prepares: bool
+
     async def prepare(self) -> None:
         """Note what is needed to recognise the write's effect later (before attempt 1)."""
 
@@ -294,7 +296,7 @@ class SendGridIPAM:
             self, session, op.method, URL(url, encoded=True), headers, data, timeout,
             read or op.read, deadline, policy,
         )
-        if reconciler is not None:
+        if reconciler is not None and reconciler.prepares:
             try:
                 await reconciler.prepare()
             except SendGridError as exc:  # nothing was written: report the caller's operation

@@ -40,6 +40,8 @@ ADD_IP_CLOCK_SLACK = 300
 
 class _Base:
     __slots__ = ()
+    prepares = False
+    """Whether `prepare` does anything (the client skips awaiting it when not)."""
 
     async def prepare(self) -> None:
         """Nothing to note before the first attempt."""
@@ -53,6 +55,7 @@ class AddAccountIpsReconciler(_Base):
     """Reconciles AddAccountIps by listing the account down to the newest IP known before."""
 
     __slots__ = ("account_id", "body", "known", "options", "resource")
+    prepares = True
 
     def __init__(
         self,
@@ -134,6 +137,7 @@ class AddIpReconciler(_Base):
     """Reconciles AddIp by listing the IPs added since shortly before the attempt."""
 
     __slots__ = ("before", "body", "options", "resource", "since")
+    prepares = True
 
     def __init__(
         self, resource: IpsResource, body: AddIpBody, now: float, options: RequestOptions
