@@ -72,6 +72,9 @@ class RequestOptions(TypedDict, total=False):
     on_behalf_of: str
 
 
+_URL_CACHE_SIZE = 1024
+
+
 class Reconciler(Protocol):
     """Finds out whether a failed write that is not safe to resend took effect."""
 
@@ -205,6 +208,7 @@ class SendGridIPAM:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._slots = _Slots(max_connections)
+        self._urls: dict[tuple[str, object], URL] = {}  # see _url
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
@@ -279,9 +283,7 @@ class SendGridIPAM:
                 "the client is closed" if self._closed
                 else "use the client as `async with SendGridIPAM(...) as sg:` before calling it"
             )
-        url = (self._global_base if op.global_only else self.base_url) + op.render(path)
-        if query and (encoded := _wire.encode_query(query)):
-            url = f"{url}?{encoded}"
+        url = self._url(op, path, query)
         headers = self._get_headers if body is None else self._body_headers
         policy, timeout = self.retry, self._request_timeout
         if options:
@@ -293,7 +295,7 @@ class SendGridIPAM:
         data = None if body is None else _wire.dump_json(body)
         deadline = self._clock() + policy.deadline
         request = _Request(
-            self, session, op.method, URL(url, encoded=True), headers, data, timeout,
+            self, session, op.method, url, headers, data, timeout,
             read or op.read, deadline, policy,
         )
         if reconciler is not None and reconciler.prepares:
@@ -317,6 +319,26 @@ class SendGridIPAM:
                 trace.attempts = 1
         self.retry_budget.on_success()
         return result
+
+    def _url(self, op: Operation, path: object, query: Mapping[str, object] | None) -> URL:
+        """The request's URL; reused for the same operation and path when there is no query.
+
+        aiohttp reads a URL's host, port, origin and path on every request and yarl caches
+        those on the object, so reusing it (and skipping the encoding) saves real time.
+        Only text path values are cached, so that ``True`` can never pass for ``1``.
+        """
+        cacheable = not query and (path is None or type(path) is str)
+        if cacheable and (url := self._urls.get((op.operation_id, path))) is not None:
+            return url
+        text = (self._global_base if op.global_only else self.base_url) + op.render(path)
+        if query and (encoded := _wire.encode_query(query)):
+            text = f"{text}?{encoded}"
+        url = URL(text, encoded=True)
+        if cacheable:
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()  # rare, and a miss costs only the encoding
+            self._urls[op.operation_id, path] = url
+        return url
 
     async def _retry(
         self,
@@ -499,11 +521,13 @@ class _Request:
         """Send one attempt and read its reply; raises a `SendGridError` on any failure."""
         client = self.client
         slots = client._slots
-        if not slots.try_take():
+        if slots.free and not slots.waiters:  # try_take(), inlined: this runs on every call
+            slots.free -= 1
+        else:
             await slots.take()
         try:
             timeout = self.timeout
-            if self.capped or client.gate.is_closed():
+            if self.capped or (client.gate.reopen_at and client.gate.is_closed()):
                 timeout = await self._bounded_timeout()
             try:
                 async with (
@@ -527,7 +551,10 @@ class _Request:
             except (aiohttp.ClientError, OSError) as exc:
                 raise TransportError(f"{type(exc).__name__}: {exc}") from exc
         finally:
-            slots.give()
+            if slots.waiters:
+                slots.give()
+            else:
+                slots.free += 1  # give(), inlined
         if status == 429 or headers.get("X-RateLimit-Remaining") == "0":
             client.gate.observe(status, headers)
         data = _wire.read_reply(status, headers, body, client._wall_clock)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Literal
 
 import attrs
@@ -95,9 +95,12 @@ def non_negative_int(*, optional: bool = False) -> _Validator:
 
 def _as_tuple(value: object) -> object:
     # Strings are iterable: turning "10.0.0.1" into ten characters would hide the mistake.
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+    if isinstance(value, str | bytes):
         return value
-    return tuple(value)
+    try:
+        return tuple(value)  # type: ignore[arg-type]
+    except TypeError:
+        return value  # not iterable: the validator names the field
 
 
 def string_list(

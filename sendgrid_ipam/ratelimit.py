@@ -108,20 +108,21 @@ class RateLimitGate:
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
-        self._reopen_at = 0.0
+        self.reopen_at = 0.0
+        """The monotonic time the window reopens; 0 while the gate has not been closed."""
         self.closures = 0
 
     def closed_for(self) -> float:
         """Seconds until the gate reopens (0 when open)."""
-        return max(0.0, self._reopen_at - self._clock())
+        return max(0.0, self.reopen_at - self._clock())
 
     def is_closed(self) -> bool:
         """True while the window is closed (cheap when the gate has never closed)."""
-        if not self._reopen_at:
+        if not self.reopen_at:
             return False
-        if self._reopen_at > self._clock():
+        if self.reopen_at > self._clock():
             return True
-        self._reopen_at = 0.0
+        self.reopen_at = 0.0
         return False
 
     def reopens_at(self) -> float:
@@ -131,8 +132,8 @@ class RateLimitGate:
     def close_for(self, seconds: float) -> None:
         """Close the gate for ``seconds`` from now (never shortens an existing closure)."""
         reopen = self._clock() + seconds
-        if reopen > self._reopen_at:
-            self._reopen_at = reopen
+        if reopen > self.reopen_at:
+            self.reopen_at = reopen
             self.closures += 1
 
     def observe(self, status: int, headers: Mapping[str, str]) -> RateLimit | None:
