@@ -122,6 +122,26 @@ def _check_base_url(base_url: str) -> str:
     return str(url).rstrip("/")
 
 
+_OPTION_NAMES = frozenset(RequestOptions.__annotations__)
+
+
+def _header_safe(value: object) -> bool:
+    """Text that can travel in a header: one line, no control characters, not blank."""
+    return isinstance(value, str) and value.isprintable() and value.strip() == value != ""
+
+
+def _check_options(options: RequestOptions) -> None:
+    """Per-call options are keyword arguments: refuse a misspelt or mistyped one at once."""
+    if unknown := options.keys() - _OPTION_NAMES:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    retry = options.get("retry")
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ValidationError("retry", f"must be a RetryPolicy, not {type(retry).__name__}")
+    obo = options.get("on_behalf_of")
+    if obo is not None and not _header_safe(obo):
+        raise ValidationError("on_behalf_of", f"must be non-empty text on one line, not {obo!r}")
+
+
 def _as_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     if isinstance(value, aiohttp.ClientTimeout):
         return value
@@ -178,6 +198,14 @@ class SendGridIPAM:
         if not key or not isinstance(key, str) or not key.strip():
             raise ConfigurationError(
                 "no API key: pass api_key= or set the SENDGRID_API_KEY environment variable"
+            )
+        if not _header_safe(key.strip()) or " " in key.strip():
+            raise ConfigurationError(  # never echo the key, even a broken one
+                "the API key holds a control character or a space; check how it was pasted"
+            )
+        if on_behalf_of is not None and not _header_safe(on_behalf_of):
+            raise ConfigurationError(
+                f"on_behalf_of must be non-empty text on one line, not {on_behalf_of!r}"
             )
         if region not in BASE_URLS:
             raise ConfigurationError(f"region must be 'global' or 'eu', not {region!r}")
@@ -287,6 +315,7 @@ class SendGridIPAM:
         headers = self._get_headers if body is None else self._body_headers
         policy, timeout = self.retry, self._request_timeout
         if options:
+            _check_options(options)
             policy = options.get("retry") or policy
             if "timeout" in options:
                 timeout = _as_timeout(options["timeout"])
