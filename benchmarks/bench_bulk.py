@@ -151,7 +151,8 @@ def tally(scenario: Scenario, seed: int, seconds: float, fake: FakeSendGrid,
 async def run_once(scenario: Scenario, seed: int, workload: Workload) -> Run:
     accounts = workload.account_ids()
     requests = [ProvisionRequest(a, workload.ips_per_account, workload.region) for a in accounts]
-    retry = RetryPolicy(initial_backoff=INITIAL_BACKOFF, max_backoff=MAX_BACKOFF)
+    retry = RetryPolicy(initial_backoff=INITIAL_BACKOFF, max_backoff=MAX_BACKOFF,
+                        settle=INITIAL_BACKOFF)
     async with (
         FakeSendGrid(api_key=API_KEY, accounts=accounts, faults=scenario.rates(),
                      seed=seed) as fake,
@@ -258,8 +259,9 @@ def explain(workload: Workload, runs: int, summaries: Sequence[BulkSummary]) -> 
         "alternating, fresh fake and client each run (seed = run number, for the fake's "
         "faults and the client's jitter).",
         f"Retry policy for the benchmark: RetryPolicy(initial_backoff={INITIAL_BACKOFF}, "
-        f"max_backoff={MAX_BACKOFF}), other settings default (real use backs off 0.5 s to "
-        "8 s, so faulty runs take far longer there).",
+        f"max_backoff={MAX_BACKOFF}, settle={INITIAL_BACKOFF}), other settings default "
+        "(real use backs off 0.5 s to 8 s and settles 1 s before checking an ambiguous "
+        "write, so faulty runs take far longer there).",
         "time, requests, retries, reconciled, AddAccountIps applied: median per run. "
         "requests/IP: all requests the fake received (every operation, reconciliation reads "
         "included) / IPs obtained, over all runs. failed accounts, IPs short and the last "

@@ -9,14 +9,15 @@
 """
 
 from ._version import __version__
-from .bulk import AccountResult, BulkProgress, BulkProvisioningError, BulkResult
-from .client import SendGridIPAM
+from .bulk import AccountResult, BulkProgress, BulkResult, ProgressCallback
+from .client import RequestOptions, SendGridIPAM
 from .errors import (
     AmbiguousResultError,
     APIError,
     AttemptRecord,
     AuthenticationError,
     BadRequestError,
+    BulkProvisioningError,
     ClientStateError,
     ConfigurationError,
     DecodeError,
@@ -41,7 +42,9 @@ from .models import (
     PoolIp,
     PoolRef,
     ProvisionRequest,
+    Region,
     RegionCount,
+    RegionFilter,
     SubuserAssignment,
     UpdatedIp,
 )
@@ -73,10 +76,14 @@ __all__ = [
     "PermissionDeniedError",
     "PoolIp",
     "PoolRef",
+    "ProgressCallback",
     "ProvisionRequest",
     "RateLimit",
     "RateLimitError",
+    "Region",
     "RegionCount",
+    "RegionFilter",
+    "RequestOptions",
     "RequestTimeoutError",
     "RetryBudget",
     "RetryPolicy",

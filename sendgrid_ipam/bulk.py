@@ -12,28 +12,35 @@ the attempts made and whether reconciliation was used. If the awaiting task is c
 new write starts, the writes already in flight are allowed to finish (an abandoned write may
 still buy IPs, which would then be unreported), every IP they obtained is reported through
 ``on_progress``, and the cancellation then propagates.
+
+``ProgressCallback`` is the type of ``on_progress``: a plain function taking a `BulkProgress`.
+An exception it raises is logged and the run goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .client import CallTrace
-from .errors import AmbiguousResultError, SendGridError, ValidationError
+from .client import CallTrace, check_options
+from .errors import AmbiguousResultError, BulkProvisioningError, ValidationError
 from .models import ProvisionRequest
 
 if TYPE_CHECKING:
     from .client import RequestOptions
     from .resources.provisioning import ProvisioningResource
 
-__all__ = ["AccountResult", "BulkProgress", "BulkProvisioningError", "BulkResult"]
+__all__ = ["AccountResult", "BulkProgress", "BulkResult", "ProgressCallback"]
 
 CHUNK = 10
 """The most IPs one AddAccountIps request may ask for."""
+
+logger = logging.getLogger("sendgrid_ipam")
 
 
 @attrs.frozen
@@ -74,16 +81,6 @@ class BulkProgress:
 
 
 ProgressCallback = Callable[[BulkProgress], None]
-
-
-class BulkProvisioningError(SendGridError):
-    """Raised by `BulkResult.raise_for_failures`; ``.failed`` lists the failed accounts."""
-
-    def __init__(self, failed: tuple[AccountResult, ...]) -> None:
-        names = ", ".join(r.account_id for r in failed[:5])
-        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        super().__init__(f"{len(failed)} account(s) failed: {names}{more}")
-        self.failed = failed
 
 
 @attrs.frozen
@@ -179,13 +176,24 @@ async def run_bulk(
     """Run a bulk provisioning (see the module docstring)."""
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise ValidationError("concurrency", f"must be an integer of at least 1: {concurrency!r}")
+    if options:
+        check_options(options)  # a bad option is the caller's error, not every account's
     runs = [_AccountRun(r) for r in _validated(requests)]
     stop = asyncio.Event()
-    report = on_progress or (lambda _: None)
+
+    def report(event: BulkProgress) -> None:
+        if on_progress is None:
+            return
+        try:
+            on_progress(event)
+        except Exception:  # the caller's callback must not lose the run's results
+            logger.exception("on_progress raised; the bulk run goes on",
+                             extra={"sendgrid_ipam_event": "progress_error"})
 
     async def provision(run: _AccountRun) -> None:
         request = run.request
-        while run.error is None and len(run.ips) < request.count and not stop.is_set():
+        writes = -(-request.count // CHUNK)  # each request obtains its chunk or fails
+        while run.error is None and run.requests < writes and not stop.is_set():
             trace = CallTrace()
             size = min(CHUNK, request.count - len(run.ips))
             call = asyncio.ensure_future(resource._add_ips(
@@ -194,11 +202,13 @@ async def run_bulk(
                 await asyncio.wait([call])  # shields the write: cancelling us does not abandon it
             except asyncio.CancelledError:
                 stop.set()
-                await asyncio.wait([call])
+                while not call.done():  # however often we are cancelled, see the write through
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait([call])
                 report(BulkProgress(request.account_id, run.absorb(call, trace)))
                 raise
             new_ips = run.absorb(call, trace)
-            if run.error is None and len(run.ips) < request.count:
+            if run.error is None and run.requests < writes:
                 report(BulkProgress(request.account_id, new_ips))
             else:
                 report(BulkProgress(request.account_id, new_ips, run.result()))

@@ -9,6 +9,7 @@ reconciliation of writes that are not safe to resend (``reconcile``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import os
 import random
@@ -27,10 +28,12 @@ from .errors import (
     AmbiguousResultError,
     APIError,
     AttemptRecord,
+    BadRequestError,
     ClientStateError,
     ConfigurationError,
     DecodeError,
     ErrorDetail,
+    NotFoundError,
     RateLimitError,
     RequestTimeoutError,
     SendGridError,
@@ -86,6 +89,9 @@ class Reconciler(Protocol):
     async def resolve(self) -> Any | None:
         """The write's result if it took effect, None if it did not; raise if unclear."""
 
+    async def verify(self, result: Any) -> None:
+        """After a resend that followed an ambiguous failure: raise if both took effect."""
+
     def is_echo(self, exc: SendGridError) -> bool:
         """True when ``exc`` may be our own earlier, ambiguous attempt answering back."""
 
@@ -130,7 +136,7 @@ def _header_safe(value: object) -> bool:
     return isinstance(value, str) and value.isprintable() and value.strip() == value != ""
 
 
-def _check_options(options: RequestOptions) -> None:
+def check_options(options: RequestOptions) -> None:
     """Per-call options are keyword arguments: refuse a misspelt or mistyped one at once."""
     if unknown := options.keys() - _OPTION_NAMES:
         raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
@@ -270,6 +276,12 @@ class SendGridIPAM:
                     headers=self._headers,
                     timeout=self.timeout,
                 )
+                # aiohttp quietly resends a GET, PUT or DELETE once when a kept-alive
+                # connection drops; the client would then take a delete's "not found" for
+                # the first answer. Its own retries handle drops, knowing they may have
+                # taken effect. (A private switch: where it is missing, nothing changes.)
+                if hasattr(self._session, "_retry_connection"):
+                    self._session._retry_connection = False
         return self
 
     async def __aexit__(
@@ -315,7 +327,7 @@ class SendGridIPAM:
         headers = self._get_headers if body is None else self._body_headers
         policy, timeout = self.retry, self._request_timeout
         if options:
-            _check_options(options)
+            check_options(options)
             policy = options.get("retry") or policy
             if "timeout" in options:
                 timeout = _as_timeout(options["timeout"])
@@ -337,12 +349,14 @@ class SendGridIPAM:
             result: T = await request.send()
         except SendGridError as exc:
             exc.operation = op.operation_id
-            if not is_retryable(exc) or policy.max_attempts == 1 or (
-                not op.resend_safe and reconciler is None and is_ambiguous(exc)
+            if is_retryable(exc) and policy.max_attempts > 1 and (
+                op.resend_safe or reconciler is not None or not is_ambiguous(exc)
             ):
-                exc.attempts = (_record(1, exc),)
-                raise
-            result = await self._retry(op, exc, request, policy, deadline, reconciler, trace)
+                result = await self._retry(op, exc, request, policy, deadline, reconciler, trace)
+            else:
+                result = await self._give_up(
+                    op, exc, (_record(1, exc),), reconciler, policy, deadline, trace
+                )
         else:
             if trace is not None:
                 trace.attempts = 1
@@ -385,29 +399,36 @@ class SendGridIPAM:
             operation=op.operation_id, policy=policy, deadline=deadline,
             budget=self.retry_budget, records=records, clock=self._clock,
             wall_clock=self._wall_clock, sleep=self._sleep, rng=self._rng,
+            settle=not op.resend_safe,
         )
-        ambiguous_seen = False
+        resent_after_ambiguity = False
 
         async def once(number: int) -> Any:
-            nonlocal ambiguous_seen
+            nonlocal resent_after_ambiguity
             previous = last[-1]
             if number == 1:
                 raise previous
-            if not op.resend_safe and is_ambiguous(previous):
-                ambiguous_seen = True
+            previous_ambiguous = is_ambiguous(previous)
+            if not op.resend_safe and previous_ambiguous:
+                resent_after_ambiguity = True
                 found = await self._reconcile(op, reconciler, number - 1)
                 if found is not None:
                     return found
             request.capped = True
             try:
-                return await request.send()
+                result = await request.send()
             except SendGridError as exc:
                 last.append(exc)
-                if ambiguous_seen and reconciler is not None and reconciler.is_echo(exc):
+                if op.deletes and previous_ambiguous and _not_found(exc):
+                    return None  # the ambiguous attempt did delete it
+                if resent_after_ambiguity and reconciler is not None and reconciler.is_echo(exc):
                     found = await self._reconcile(op, reconciler, number)
                     if found is not None:
                         return found
                 raise
+            if resent_after_ambiguity and reconciler is not None:
+                await reconciler.verify(result)  # a slow earlier attempt may have landed too
+            return result
 
         try:
             async for attempt in retrying:
@@ -425,16 +446,40 @@ class SendGridIPAM:
             exc.operation = op.operation_id
             final = () if isinstance(exc, AmbiguousResultError) else (_record(
                 len(records) + 1, exc),)
-            exc.attempts = (*records, *final)
-            stop_reason = getattr(retrying.stop, "reason", "")
-            if stop_reason:
-                exc.add_note(f"sendgrid-ipam gave up after {len(exc.attempts)} attempt(s): "
+            attempts = (*records, *final)
+            if stop_reason := getattr(retrying.stop, "reason", ""):
+                exc.add_note(f"sendgrid-ipam gave up after {len(attempts)} attempt(s): "
                              f"{stop_reason}")
-            if trace is not None:
-                trace.attempts = len(exc.attempts)
-                trace.records = exc.attempts
-            raise
+            return await self._give_up(op, exc, attempts, reconciler, policy, deadline, trace)
         raise AssertionError("unreachable: tenacity ended without a result")  # pragma: no cover
+
+    async def _give_up(
+        self,
+        op: Operation,
+        exc: SendGridError,
+        attempts: tuple[AttemptRecord, ...],
+        reconciler: Reconciler | None,
+        policy: RetryPolicy,
+        deadline: float,
+        trace: CallTrace | None,
+    ) -> Any:
+        """End a call that will not be retried: raise its error, unless a write that may have
+        taken effect did (whatever stopped the retries: attempts, deadline, budget)."""
+        exc.attempts = attempts
+        if trace is not None:
+            trace.attempts = len(attempts)
+            trace.records = attempts
+        if op.resend_safe or reconciler is None or not is_ambiguous(exc):
+            raise exc
+        settle = min(policy.settle, deadline - self._clock())
+        if settle > 0:
+            await self._sleep(settle)
+        found = await self._reconcile(op, reconciler, len(attempts))
+        if found is None:
+            raise exc  # checked: it took no effect, so the error stands
+        if trace is not None:
+            trace.reconciled = True
+        return found
 
     async def _reconcile(
         self, op: Operation, reconciler: Reconciler | None, attempt: int
@@ -463,6 +508,15 @@ class SendGridIPAM:
             },
         )
         return found
+
+
+def _not_found(exc: SendGridError) -> bool:
+    """The API's "not found": a 404, or a 400 whose details say so (IPAM has no 404)."""
+    if isinstance(exc, NotFoundError):
+        return True
+    return isinstance(exc, BadRequestError) and any(
+        "not found" in detail.message.lower() for detail in exc.errors
+    )
 
 
 def _record(number: int, exc: BaseException) -> AttemptRecord:
@@ -498,7 +552,8 @@ class _Slots:
             if waiter.done() and not waiter.cancelled():
                 self.give()  # handed a slot just as we were cancelled: pass it on
             else:
-                self.waiters.remove(waiter)
+                with contextlib.suppress(ValueError):  # give() may have dropped it already
+                    self.waiters.remove(waiter)
             raise
 
     def give(self) -> None:
@@ -561,12 +616,13 @@ class _Request:
             try:
                 async with (
                     self.session.request(
-                        self.method, self.url, headers=self.headers, data=self.data
+                        self.method, self.url, headers=self.headers, data=self.data,
+                        allow_redirects=False,
                     )
                     if timeout is None
                     else self.session.request(
                         self.method, self.url, headers=self.headers, data=self.data,
-                        timeout=timeout,
+                        allow_redirects=False, timeout=timeout,
                     )
                 ) as resp:
                     body = await resp.read()
@@ -579,6 +635,10 @@ class _Request:
                 raise RequestTimeoutError("the request timed out") from exc
             except (aiohttp.ClientError, OSError) as exc:
                 raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+            except RuntimeError as exc:
+                if self.session.closed:  # the session was closed under a call in flight
+                    raise ClientStateError(f"the aiohttp session was closed: {exc}") from exc
+                raise
         finally:
             if slots.waiters:
                 slots.give()

@@ -12,6 +12,7 @@ Every exception derives from `SendGridError`::
     ├── PaginationError            a server that repeats a cursor (would loop forever)
     ├── AmbiguousResultError       a write may or may not have taken effect, and checking
     │                              could not settle it; carries what was found
+    ├── BulkProvisioningError      BulkResult.raise_for_failures(): some accounts failed
     └── APIError                   the API answered with an error status
         ├── BadRequestError        400
         ├── AuthenticationError    401 (also a missing scope on IP Address Management)
@@ -40,6 +41,7 @@ __all__ = [
     "AttemptRecord",
     "AuthenticationError",
     "BadRequestError",
+    "BulkProvisioningError",
     "ClientStateError",
     "ConfigurationError",
     "DecodeError",
@@ -141,6 +143,16 @@ class AmbiguousResultError(SendGridError):
         super().__init__(message)
         self.found = tuple(found)
         self.expected = expected
+
+
+class BulkProvisioningError(SendGridError):
+    """Raised by `BulkResult.raise_for_failures`; ``.failed`` lists the failed accounts."""
+
+    def __init__(self, failed: Sequence[Any]) -> None:
+        names = ", ".join(r.account_id for r in failed[:5])
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        super().__init__(f"{len(failed)} account(s) failed: {names}{more}")
+        self.failed = tuple(failed)
 
 
 class APIError(SendGridError):

@@ -4,6 +4,9 @@ Request models validate every limit the official specs state and raise `Validati
 naming the field and the rule, before anything is sent. Response models are lenient: the IP
 Address Management API is in beta, so unknown fields are ignored and absent ones get a
 neutral default. Field names are the JSON names of the spec.
+
+``Region`` is ``"eu"`` or ``"us"``, where IPs are provisioned; ``RegionFilter`` adds ``"all"``,
+for the list filters.
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ class Operation:
     model: type[Any] | None = None
     paging: Paging | None = None
     global_only: bool = False
+    deletes: bool = False
+    """A delete: resent after an ambiguous failure, the API's "not found" means it is done."""
     read: Callable[[Any], Any] = attrs.field(init=False, eq=False, repr=False)
     segment: str | None = attrs.field(init=False, eq=False)
     """The name of the path's one parameter (None when it has none)."""
@@ -78,7 +80,7 @@ _TABLE = [
     # IP Provisioning (partners)
     Operation("ListAccountIps", "GET", _ACCOUNT, True, models.AccountIp, "offset"),
     Operation("AddAccountIps", "POST", _ACCOUNT, False, models.AccountIps),
-    Operation("RemoveAccountIps", "DELETE", _ACCOUNT, True),
+    Operation("RemoveAccountIps", "DELETE", _ACCOUNT, True, deletes=True),
     # IP Address Management: IPs
     Operation("ListIp", "GET", f"{_IPAM}/ips", True, models.IpAddress, "after_key"),
     Operation("AddIp", "POST", f"{_IPAM}/ips", False, models.AddedIp, global_only=True),
@@ -94,13 +96,13 @@ _TABLE = [
         models.SubuserAssignment, global_only=True,
     ),
     Operation("DeleteSubUsersFromIp", "POST", f"{_IPAM}/ips/{{ip}}/subusers:batchDelete", True,
-              global_only=True),
+              global_only=True, deletes=True),
     # IP Address Management: pools
     Operation("ListIpPool", "GET", f"{_IPAM}/pools", True, models.IpPool, "after_key"),
     Operation("CreateIpPool", "POST", f"{_IPAM}/pools", False, models.IpPoolIps),
     Operation("GetIpPool", "GET", f"{_IPAM}/pools/{{poolid}}", True, models.IpPool),
     Operation("UpdateIpPool", "PUT", f"{_IPAM}/pools/{{poolid}}", True, models.PoolRef),
-    Operation("DeleteIpPool", "DELETE", f"{_IPAM}/pools/{{poolid}}", True),
+    Operation("DeleteIpPool", "DELETE", f"{_IPAM}/pools/{{poolid}}", True, deletes=True),
     Operation(
         "ListIpAssignedToIpPool", "GET", f"{_IPAM}/pools/{{poolid}}/ips", True, models.PoolIp,
         "after_key",
@@ -109,7 +111,8 @@ _TABLE = [
         "AddIpsToIpPool", "POST", f"{_IPAM}/pools/{{poolid}}/ips:batchAdd", True,
         models.IpPoolIps,
     ),
-    Operation("DeleteIpsFromIpPool", "POST", f"{_IPAM}/pools/{{poolid}}/ips:batchDelete", True),
+    Operation("DeleteIpsFromIpPool", "POST", f"{_IPAM}/pools/{{poolid}}/ips:batchDelete", True,
+              deletes=True),
 ]
 
 OPERATIONS: dict[str, Operation] = {op.operation_id: op for op in _TABLE}

@@ -90,6 +90,26 @@ def _retry_after(text: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+_SKEW = 2.0  # seconds of clock difference tolerated before the server's clock is trusted
+
+
+def _server_now(headers: Mapping[str, str], local: float) -> float:
+    """The time to measure a reset against: ours, unless the reply's Date disagrees.
+
+    The reset is the server's clock; a local clock that is minutes off would otherwise keep
+    the gate closed (or open) that much too long. Date has whole seconds, so within a
+    couple of seconds the local, finer clock is kept.
+    """
+    date = _header(headers, "Date")
+    if date is None:
+        return local
+    try:
+        server = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError):
+        return local
+    return server if abs(server - local) > _SKEW else local
+
+
 class RateLimitGate:
     """Holds every request of one client while the rate-limit window is closed.
 
@@ -140,8 +160,9 @@ class RateLimitGate:
         """Learn from a reply's status and headers; returns the parsed limits when relevant."""
         if status != 429 and _header(headers, "X-RateLimit-Remaining") != "0":
             return None
-        limits = RateLimit.from_headers(headers, now=self._wall_clock())
-        delay = limits.delay(self._wall_clock())
+        now = _server_now(headers, self._wall_clock())
+        limits = RateLimit.from_headers(headers, now=now)
+        delay = limits.delay(now)
         if delay is None:
             delay = _UNKNOWN_WINDOW if status == 429 else 0.0
         if delay > 0:

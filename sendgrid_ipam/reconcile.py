@@ -50,6 +50,9 @@ class _Base:
         """No error of this operation can be our own earlier attempt answering back."""
         return False
 
+    async def verify(self, result: Any) -> None:
+        """Nothing to verify after a resend."""
+
 
 class AddAccountIpsReconciler(_Base):
     """Reconciles AddAccountIps by listing the account down to the newest IP known before."""
@@ -79,8 +82,8 @@ class AddAccountIpsReconciler(_Base):
             await newest.aclose()  # type: ignore[attr-defined]
             self.known = frozenset() if first is None else frozenset({first.ip})
 
-    async def resolve(self) -> AccountIps | None:
-        """The IPs the failed attempt added, None if it added none."""
+    async def _new_ips(self) -> list[str]:
+        """The account's IPs above the marker, in the requested region."""
         known = self.known or frozenset()
         found: list[str] = []
         async for item in self.resource.list_ips(self.account_id, limit=100, **self.options):
@@ -88,6 +91,26 @@ class AddAccountIpsReconciler(_Base):
                 break
             if item.region == self.body.region:
                 found.append(item.ip)
+        return found
+
+    async def verify(self, result: Any) -> None:
+        """After a resend: if the earlier, ambiguous attempt landed too, report all it bought.
+
+        The settle wait makes this rare (a write still running when it was checked), but
+        when it happens every IP must reach the caller, so the call raises with all of them.
+        """
+        found = await self._new_ips()
+        if len(found) > self.body.count:
+            raise AmbiguousResultError(
+                f"AddAccountIps for {self.account_id!r}: an earlier attempt that failed "
+                f"ambiguously took effect after it was checked; the account holds "
+                f"{len(found)} new IPs where {self.body.count} were asked",
+                found=found, expected=self.body.count,
+            )
+
+    async def resolve(self) -> AccountIps | None:
+        """The IPs the failed attempt added, None if it added none."""
+        found = await self._new_ips()
         if not found:
             return None
         if len(found) != self.body.count:
@@ -155,9 +178,20 @@ class AddIpReconciler(_Base):
         """Note the IPs already added in the slack window, so they are not taken for ours."""
         self.before = frozenset(item.ip for item in await self._recent())
 
+    async def _new(self) -> list[Any]:
+        return [item for item in await self._recent() if item.ip not in self.before]
+
+    async def verify(self, result: Any) -> None:
+        """After a resend: if the earlier, ambiguous attempt landed too, say so with both."""
+        if len(new := await self._new()) > 1:
+            raise AmbiguousResultError(
+                "AddIp: an earlier attempt that failed ambiguously took effect after it was "
+                f"checked; {len(new)} IPs were added", found=[i.ip for i in new], expected=1,
+            )
+
     async def resolve(self) -> AddedIp | None:
         """The IP the failed attempt added, None if it added none."""
-        new = [item for item in await self._recent() if item.ip not in self.before]
+        new = await self._new()
         if not new:
             return None
         if len(new) > 1:

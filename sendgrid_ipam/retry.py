@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -60,6 +59,9 @@ class RetryPolicy:
         deadline: seconds for the whole call, across all attempts and waits.
         max_rate_limit_wait: the longest wait for a rate-limit window the call accepts;
             beyond it the call raises `RateLimitError` at once.
+        settle: the least wait, in seconds, between an ambiguous failure of a write that is
+            not safe to resend and the check of whether it took effect, so that a write the
+            server is still finishing (behind a gateway timeout, say) is seen.
     """
 
     max_attempts: int = attrs.field(default=4, validator=_attempts)
@@ -67,6 +69,7 @@ class RetryPolicy:
     max_backoff: float = attrs.field(default=8.0, validator=_positive)
     deadline: float = attrs.field(default=60.0, validator=_positive)
     max_rate_limit_wait: float = attrs.field(default=60.0, validator=_positive)
+    settle: float = attrs.field(default=1.0, validator=_positive)
 
     def backoff(self, retry_number: int, rng: random.Random) -> float:
         """The full-jitter backoff before retry ``retry_number`` (1 for the first retry)."""
@@ -80,8 +83,8 @@ class RetryBudget:
     Modelled on botocore's retry quota: the budget starts full with ``capacity`` retries;
     each retry takes one, each successful call puts back ``refill`` (so at the defaults a
     failure rate under about one in six keeps it full). When it is empty, failed calls end
-    with their error instead of retrying. Waits for a rate-limit window cost nothing: the
-    server paces them.
+    with their error instead of retrying. Retries after a 429 cost nothing: the server paces
+    them (a Retry-After on a 5xx is honoured, but that retry still costs one).
     """
 
     def __init__(self, capacity: float = 100.0, refill: float = 0.2) -> None:
@@ -146,16 +149,22 @@ class _Wait(wait_base):
     policy: RetryPolicy
     rng: random.Random
     wall_clock: Callable[[], float]
-    # Set by each computation so that stop can tell a rate-limit wait from a backoff.
+    settle: float  # the policy's settle for writes that are not safe to resend, else 0
+    # Set by each computation, for stop: whether the server asked for the wait, and whether
+    # it is a rate-limit wait (which costs no budget).
     from_server: bool = False
+    rate_limited: bool = False
 
     def __call__(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         delay = None if exc is None else server_delay(exc, self.wall_clock())
         self.from_server = delay is not None
-        if delay is not None:
-            return delay
-        return self.policy.backoff(retry_state.attempt_number, self.rng)
+        self.rate_limited = isinstance(exc, RateLimitError)
+        if delay is None:
+            delay = self.policy.backoff(retry_state.attempt_number, self.rng)
+        if self.settle and exc is not None and is_ambiguous(exc):
+            delay = max(delay, self.settle)
+        return delay
 
 
 @attrs.define
@@ -175,7 +184,7 @@ class _Stop(stop_base):
             self.reason = "deadline reached"
         elif self.wait.from_server and sleep > self.policy.max_rate_limit_wait:
             self.reason = "rate-limit wait longer than max_rate_limit_wait"
-        elif not self.wait.from_server and not self.budget.try_spend():
+        elif not self.wait.rate_limited and not self.budget.try_spend():
             self.reason = "retry budget exhausted"
         else:
             return False
@@ -193,12 +202,14 @@ def build_retrying(
     wall_clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]],
     rng: random.Random,
+    settle: bool = False,
 ) -> AsyncRetrying:
     """The tenacity engine for one call whose first attempt has failed.
 
-    ``records`` receives an `AttemptRecord` for each failed attempt that is retried.
+    ``records`` receives an `AttemptRecord` for each failed attempt that is retried; with
+    ``settle``, an ambiguous failure is followed by at least ``policy.settle`` seconds.
     """
-    wait = _Wait(policy, rng, wall_clock)
+    wait = _Wait(policy, rng, wall_clock, policy.settle if settle else 0.0)
     stop = _Stop(policy, wait, deadline, clock, budget)
 
     def before_sleep(state: RetryCallState) -> None:
@@ -227,7 +238,3 @@ def build_retrying(
         before_sleep=before_sleep,
     )
 
-
-def default_clock() -> float:
-    """The monotonic clock the client measures deadlines with."""
-    return time.monotonic()

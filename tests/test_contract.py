@@ -109,11 +109,28 @@ def _example(operation_id: str) -> tuple[int, str]:
                                        next(iter(examples.values())))["value"])
 
 
+def _fit(operation_id: str, body: str, request: dict[str, Any]) -> str:
+    """AddAccountIps answers as many IPs as were asked (the client holds it to that), so the
+    served reply is made to agree with the request; every other reply is served as it is."""
+    if operation_id != "AddAccountIps" or not body:
+        return body
+    asked = json.loads(request["data"])["count"]
+    reply = json.loads(body)
+    ips = list(dict.fromkeys(reply.get("ips") or []))[:asked]
+    spare = (f"198.51.100.{n}" for n in range(1, 255))
+    ips += [ip for ip in spare if ip not in ips][: asked - len(ips)]
+    return json.dumps({**reply, "ips": ips})
+
+
 def _serve_examples(mock: RecordingResponses, operation_id: str) -> None:
     serve_checks(mock, operation_id)
     op = OPS[operation_id]
     status, body = _example(operation_id)
-    mock.add(op.url_pattern, method=op.method, status=status, body=body, repeat=True)
+
+    def reply(url: Any, **kwargs: Any) -> CallbackResult:
+        return CallbackResult(status=status, body=_fit(operation_id, body, kwargs))
+
+    mock.add(op.url_pattern, method=op.method, callback=reply, repeat=True)
 
 
 def _validate_everything_sent(mock: RecordingResponses) -> int:
@@ -381,7 +398,8 @@ async def _serve_and_call(
 
     def reply(url: Any, **kwargs: Any) -> CallbackResult:
         follow_up = re.search(r"[?&](after_key|offset)=", str(url))
-        return CallbackResult(status=status, body=_end_page(operation_id) if follow_up else body)
+        served = _end_page(operation_id) if follow_up else _fit(operation_id, body, kwargs)
+        return CallbackResult(status=status, body=served)
 
     serve_checks(mock, operation_id)
     mock.add(op.url_pattern, method=op.method, callback=reply, repeat=True)

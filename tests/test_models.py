@@ -344,7 +344,8 @@ WRONG_TYPES = {
                       lambda sg: sg.pools.get("9")),
     "ips as a string": ("POST", "/v3/partners/accounts/acct/ips",
                         {"ips": "192.0.2.1", "region": "us"},
-                        # one attempt: an unreadable 201 is otherwise reconciled
+                        # one attempt; the account is then checked, found unchanged,
+                        # and the DecodeError stands
                         lambda sg: sg.provisioning.add_ips(
                             "acct", count=1, region="us", retry=RetryPolicy(max_attempts=1))),
     "reply is a list": ("GET", "/v3/send_ips/pools/9", [{"id": "9"}],
@@ -366,9 +367,9 @@ async def test_reply_of_the_wrong_kind_is_a_decode_error_with_the_raw_text(
     text = json.dumps(reply)
     mocked.add(re.compile(re.escape(BASE + path) + r"(\?.*)?$"), method=method, body=text,
                status=201 if method == "POST" else 200, repeat=True)
-    # AddAccountIps first looks at the account's newest IP.
-    mocked.get(re.compile(r".*/accounts/acct/ips\?limit=1$"), payload={"result": [], "pages": {}},
-               repeat=True)
+    # AddAccountIps looks at the account's IPs before (newest IP) and after (the check).
+    mocked.get(re.compile(r".*/accounts/acct/ips\?limit=\d+$"),
+               payload={"result": [], "pages": {}}, repeat=True)
     with pytest.raises(DecodeError) as info:
         await run(call, client)
     assert info.value.status in (200, 201)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 
 import pytest
 
@@ -110,3 +111,25 @@ def test_a_later_reply_never_shortens_a_closure() -> None:
     gate.observe(429, {"Retry-After": "5"})
     gate.observe(429, {"Retry-After": "1"})
     assert gate.closed_for() == pytest.approx(5.0)
+
+
+def test_a_local_clock_far_off_the_servers_does_not_stretch_the_window() -> None:
+    """The reset is the server's time: read it against the reply's Date when ours is off."""
+    clock = Clock()
+    gate = gate_with(clock)
+    server_now = clock.wall() + 3600  # our clock is an hour behind
+    gate.observe(429, {
+        "Date": email.utils.formatdate(server_now, usegmt=True),
+        "X-RateLimit-Reset": str(int(server_now) + 3),
+    })
+    assert 2.0 <= gate.closed_for() <= 4.0
+
+
+def test_a_close_date_leaves_the_finer_local_clock_in_charge() -> None:
+    clock = Clock()
+    gate = gate_with(clock)
+    gate.observe(429, {
+        "Date": email.utils.formatdate(clock.wall() - 0.9, usegmt=True),
+        "X-RateLimit-Reset": f"{clock.wall() + 0.4:.3f}",
+    })
+    assert gate.closed_for() == pytest.approx(0.4, abs=0.01)

@@ -233,3 +233,32 @@ def test_budget_refills_on_success_up_to_capacity() -> None:
     for _ in range(10):
         budget.on_success()
     assert budget.available == 2
+
+
+async def test_a_retry_after_on_a_5xx_still_costs_budget() -> None:
+    budget = RetryBudget(capacity=0)
+    time = FakeTime()
+    busy = api_error(503, {"Retry-After": "1"})
+    result, calls, _ = await run([busy, "ok"], RetryPolicy(), time, budget)
+    assert isinstance(result, ServerError)
+    assert calls == 1
+
+
+async def test_an_ambiguous_failure_waits_at_least_the_settle_time() -> None:
+    records: list[AttemptRecord] = []
+    time = FakeTime()
+    retrying = build_retrying(
+        operation="Test", policy=RetryPolicy(initial_backoff=0.01, settle=0.7),
+        deadline=time.clock() + 60, budget=RetryBudget(), records=records,
+        clock=time.clock, wall_clock=time.wall, sleep=time.sleep, rng=random.Random(1),
+        settle=True,
+    )
+    outcomes: list[BaseException | str] = [api_error(502), api_error(429, {"Retry-After": "0"}),
+                                           "ok"]
+    async for attempt in retrying:
+        with attempt:
+            outcome = outcomes.pop(0)
+            if isinstance(outcome, BaseException):
+                raise outcome
+    assert time.sleeps[0] == pytest.approx(0.7), "a 502 may have applied: settle first"
+    assert time.sleeps[1] == 0.0, "a 429 was refused: no settle"

@@ -85,3 +85,21 @@ async def test_max_connections_bounds_requests_in_flight() -> None:
         peak = max(peak, in_flight)
     assert len(fake.log) == 12
     assert peak == 3
+
+
+async def test_a_waiter_cancelled_in_the_same_turn_a_slot_is_given_raises_cancelled() -> None:
+    """give() may drop a waiter that was just cancelled; its take() must still only cancel."""
+    slots = _Slots(1)
+    assert slots.try_take()
+    waiters = [asyncio.create_task(slots.take()) for _ in range(3)]
+    await asyncio.sleep(0)
+    waiters[0].cancel()
+    slots.give()  # pops the cancelled waiter, then serves the next one
+    _, pending = await asyncio.wait(waiters, timeout=0.05)
+    assert waiters[0].cancelled()
+    assert waiters[1].done()
+    assert waiters[1].exception() is None
+    assert pending == {waiters[2]}, "the third still waits for a slot"
+    waiters[2].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiters[2]

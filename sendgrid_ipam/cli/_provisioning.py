@@ -26,8 +26,8 @@ def provisioning() -> None:
 def add_ips(account_id: str, count: int, region: Any, table: bool) -> None:
     """Add new IPs to a customer account (AddAccountIps).
 
-    Never sent twice blindly: after an ambiguous failure the client checks the account
-    before retrying (see --max-attempts).
+    Never sent twice blindly: after an ambiguous failure the client checks whether it
+    took effect before resending or giving up, at any --max-attempts.
     """
     show_one(table, lambda sg: sg.provisioning.add_ips(account_id, count=count, region=region))
 

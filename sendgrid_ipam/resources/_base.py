@@ -12,6 +12,8 @@ from ..pagination import Page, page_reader, paginate
 if TYPE_CHECKING:
     from ..client import RequestOptions, SendGridIPAM
 
+from ..client import check_options
+
 # The API's own default page size, used to tell a short (last) page when none is given.
 _DEFAULT_PAGE_SIZE = 10
 
@@ -40,6 +42,8 @@ class Resource:
         path: object = None,
     ) -> AsyncIterator[Any]:
         """An async iterator over every item of a list operation, page after page."""
+        if options:
+            check_options(options)  # now, like every other bad argument, not at iteration
         op: Operation = OPERATIONS[operation_id]
         assert op.paging is not None
         limit = query.get("limit")

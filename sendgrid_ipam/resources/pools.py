@@ -47,9 +47,16 @@ class PoolsResource(Resource):
             limit: the page size, 1 to 100.
             region: ``"all"``, ``"eu"`` or ``"us"``.
             include_region: include each pool's regions.
+            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
 
         Raises:
-            ValidationError: a bad argument (raised at once, nothing is sent).
+            ValidationError: a bad argument, raised at once (nothing is sent): an ``ip`` that
+                does not parse, ``limit`` outside 1 to 100, a region other than
+                ``"all"``/``"eu"``/``"us"``, or ``include_region`` not True/False.
+            AuthenticationError: 401, a wrong API key or a missing scope.
+            ServerError, RateLimitError, TransportError: a 5xx, a 429 or no usable reply,
+                once retries are spent.
+            PaginationError: the server repeated a page cursor.
 
         Implements operationId ListIpPool.
         """
@@ -61,13 +68,27 @@ class PoolsResource(Resource):
     ) -> IpPoolIps:
         """Create a pool named ``name`` holding ``ips`` (at most 100).
 
-        Not safe to resend blindly: after an ambiguous failure the client looks the pool up
-        by name and returns it with ``reconciled=True`` if the attempt created it.
+        Not safe to resend blindly: after an ambiguous failure (5xx, timeout, connection
+        lost) the client looks the pool up by name before resending or giving up, and
+        returns it with ``reconciled=True`` if the attempt created it.
+
+        Args:
+            name: 2 to 64 characters, not beginning with a space or a period.
+            ips: up to 100 IP addresses to put in it; all must be assignable.
+            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
 
         Raises:
-            ValidationError: a name under 2 or over 64 characters, or beginning with a space
-                or a period; more than 100 IPs; an IP that does not parse.
-            BadRequestError: e.g. the name already exists, or the 100-pool limit.
+            ValidationError: a ``name`` that is not 2 to 64 characters long or begins with
+                a space or a period; ``ips`` not a list (a lone string is refused), over 100,
+                an IP that does not parse, or a repeat (nothing is sent).
+            BadRequestError: 400, e.g. the name already exists, the 100-pool limit is
+                reached, or an IP cannot be assigned (then no pool is created).
+            AuthenticationError: 401, a wrong API key or a missing scope.
+            ServerError, RateLimitError, TransportError: a 5xx, a 429 or no usable reply,
+                once retries are spent (after an ambiguous failure, only when the check
+                found that the attempt had no effect).
+            AmbiguousResultError: a pool of that name exists with other IPs than asked, or
+                checking whether the attempt took effect failed; ``.found`` holds what was found.
 
         Implements operationId CreateIpPool.
         """
@@ -83,6 +104,20 @@ class PoolsResource(Resource):
     ) -> IpPool:
         """Get a pool, with a preview of up to 10 of its IPs and their total.
 
+        Args:
+            pool_id: the pool's id (as returned by `create` or `list`).
+            include_region: include the pool's regions.
+            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+
+        Raises:
+            ValidationError: a ``pool_id`` that is not a string or an int, is empty, or is
+                ``'.'`` or ``'..'``, or ``include_region`` not True/False (nothing is sent).
+            BadRequestError: 400 ``poolid: not found`` for an unknown pool (this API
+                answers 400, not 404), or a non-numeric pool id.
+            AuthenticationError: 401, a wrong API key or a missing scope.
+            ServerError, RateLimitError, TransportError: a 5xx, a 429 or no usable reply,
+                once retries are spent.
+
         Implements operationId GetIpPool.
         """
         return await self._client._execute(
@@ -95,8 +130,21 @@ class PoolsResource(Resource):
     ) -> PoolRef:
         """Rename a pool.
 
+        Args:
+            pool_id: the pool's id (as returned by `create` or `list`).
+            name: the new name, 2 to 64 characters, not beginning with a space or a period.
+            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+
         Raises:
-            ValidationError: a name the API refuses (see `create`).
+            ValidationError: a ``pool_id`` that is not a string or an int, is empty, or is
+                ``'.'`` or ``'..'``; a ``name`` that is not 2 to 64 characters long or begins
+                with a space or a period (nothing is sent).
+            BadRequestError: 400 ``poolid: not found`` for an unknown pool (this API
+                answers 400, not 404), a non-numeric pool id, or a name that already
+                exists.
+            AuthenticationError: 401, a wrong API key or a missing scope.
+            ServerError, RateLimitError, TransportError: a 5xx, a 429 or no usable reply,
+                once retries are spent.
 
         Implements operationId UpdateIpPool.
         """
@@ -108,6 +156,21 @@ class PoolsResource(Resource):
 
     async def delete(self, pool_id: PoolId, **options: Unpack[RequestOptions]) -> None:
         """Delete a pool; its IPs stay on the account.
+
+        Args:
+            pool_id: the pool's id (as returned by `create` or `list`).
+            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+
+        Raises:
+            ValidationError: a ``pool_id`` that is not a string or an int, is empty, or is
+                ``'.'`` or ``'..'`` (nothing is sent).
+            BadRequestError: 400 ``poolid: not found`` for an unknown pool (this API
+                answers 400, not 404), or a non-numeric pool id. When the call is resent
+                after an ambiguous failure, "not found" means the first attempt deleted the
+                pool, and the call returns normally.
+            AuthenticationError: 401, a wrong API key or a missing scope.
+            ServerError, RateLimitError, TransportError: a 5xx, a 429 or no usable reply,
+                once retries are spent.
 
         Implements operationId DeleteIpPool.
         """
@@ -123,7 +186,24 @@ class PoolsResource(Resource):
         include_region: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[PoolIp]:
-        """Iterate over every IP in a pool, across pages (``limit``: page size, 1 to 100).
+        """Iterate over every IP in a pool, across pages.
+
+        Args:
+            pool_id: the pool's id (as returned by `create` or `list`).
+            limit: the page size, 1 to 100.
+            include_region: include each IP's region.
+            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+
+        Raises:
+            ValidationError: ``limit`` outside 1 to 100 or ``include_region`` not True/False,
+                raised at once; a ``pool_id`` that is not a string or an int, is empty, or
+                is ``'.'`` or ``'..'``, raised when iteration starts (nothing is sent).
+            BadRequestError: 400 ``poolid: not found`` for an unknown pool (this API
+                answers 400, not 404), or a non-numeric pool id, while iterating.
+            AuthenticationError: 401, a wrong API key or a missing scope.
+            ServerError, RateLimitError, TransportError: a 5xx, a 429 or no usable reply,
+                once retries are spent.
+            PaginationError: the server repeated a page cursor.
 
         Implements operationId ListIpAssignedToIpPool.
         """
@@ -138,6 +218,22 @@ class PoolsResource(Resource):
     ) -> IpPoolIps:
         """Add 1 to 100 IPs to a pool; returns the pool with all its IPs.
 
+        Args:
+            pool_id: the pool's id (as returned by `create` or `list`).
+            ips: 1 to 100 IP addresses; all must be assignable.
+            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+
+        Raises:
+            ValidationError: a ``pool_id`` that is not a string or an int, is empty, or is
+                ``'.'`` or ``'..'``; ``ips`` not a list (a lone string is refused), empty,
+                over 100, an IP that does not parse, or a repeat (nothing is sent).
+            BadRequestError: 400 ``poolid: not found`` for an unknown pool (this API
+                answers 400, not 404), a non-numeric pool id, an IP that cannot be
+                assigned, or a pool that would then hold more than 100 IPs.
+            AuthenticationError: 401, a wrong API key or a missing scope.
+            ServerError, RateLimitError, TransportError: a 5xx, a 429 or no usable reply,
+                once retries are spent.
+
         Implements operationId AddIpsToIpPool.
         """
         return await self._batch("AddIpsToIpPool", pool_id, ips, options)
@@ -146,6 +242,23 @@ class PoolsResource(Resource):
         self, pool_id: PoolId, ips: Iterable[str], **options: Unpack[RequestOptions]
     ) -> None:
         """Remove 1 to 100 IPs from a pool; they stay on the account.
+
+        Args:
+            pool_id: the pool's id (as returned by `create` or `list`).
+            ips: 1 to 100 IP addresses in the pool.
+            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+
+        Raises:
+            ValidationError: a ``pool_id`` that is not a string or an int, is empty, or is
+                ``'.'`` or ``'..'``; ``ips`` not a list (a lone string is refused), empty,
+                over 100, an IP that does not parse, or a repeat (nothing is sent).
+            BadRequestError: 400 ``poolid: not found`` for an unknown pool (this API
+                answers 400, not 404), a non-numeric pool id, or IPs not in the pool. When
+                the call is resent after an ambiguous failure, "not found" means the first
+                attempt removed them, and the call returns normally.
+            AuthenticationError: 401, a wrong API key or a missing scope.
+            ServerError, RateLimitError, TransportError: a 5xx, a 429 or no usable reply,
+                once retries are spent.
 
         Implements operationId DeleteIpsFromIpPool.
         """

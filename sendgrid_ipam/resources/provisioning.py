@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -67,7 +68,7 @@ class ProvisioningResource(Resource):
         body = AddAccountIpsBody(count, region)
         return await self._client._execute(
             OPERATIONS["AddAccountIps"], path=_account(account_id), body=unstructure(body),
-            options=options,
+            options=options, read=functools.partial(_read_added, body),
             reconciler=AddAccountIpsReconciler(self, account_id, body, known, options),
             trace=trace,
         )
@@ -136,6 +137,22 @@ class ProvisioningResource(Resource):
 
         return await run_bulk(self, requests, concurrency=concurrency,
                               on_progress=on_progress, options=options)
+
+
+_read_account_ips = OPERATIONS["AddAccountIps"].read
+
+
+def _read_added(body: AddAccountIpsBody, data: Any) -> AccountIps:
+    """AddAccountIps' reply, which must hold exactly the IPs asked for.
+
+    A reply that does not (no ``ips``, too few, too many) is a `DecodeError`: ambiguous, so
+    the client checks the account instead of trusting it, and a bulk run never keeps
+    buying because a reply looked short.
+    """
+    added: AccountIps = _read_account_ips(data)
+    if len(added.ips) != body.count or len(set(added.ips)) != body.count:
+        raise ValueError(f"{body.count} IPs were asked and the reply lists {len(added.ips)}")
+    return added
 
 
 def _account(account_id: Any) -> str:

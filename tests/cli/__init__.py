@@ -60,7 +60,7 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     import functools
 
     monkeypatch.setattr(_common, "RetryPolicy", functools.partial(
-        RetryPolicy, initial_backoff=0.0))
+        RetryPolicy, initial_backoff=0.0, settle=0.0))
 
 
 def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:

@@ -22,7 +22,7 @@ from sendgrid_ipam import (
 from sendgrid_ipam.testing import FakeSendGrid, Fault, FaultRates
 
 KEY = "SG.e2e-bulk"
-FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05)
+FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, settle=0.02)
 ACCOUNTS = [f"acct-{n:03d}" for n in range(1, 41)]
 
 

@@ -22,7 +22,7 @@ from sendgrid_ipam import (
 from sendgrid_ipam.testing import FakeSendGrid, Fault, FaultRates
 
 KEY = "SG.e2e-retries"
-FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05)
+FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, settle=0.02)
 
 
 @pytest.fixture
