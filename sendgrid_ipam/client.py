@@ -411,7 +411,12 @@ class SendGridIPAM:
             previous_ambiguous = is_ambiguous(previous)
             if not op.resend_safe and previous_ambiguous:
                 resent_after_ambiguity = True
-                found = await self._reconcile(op, reconciler, number - 1)
+                try:
+                    found = await self._reconcile(op, reconciler, number - 1)
+                except _CheckFailed:
+                    # Not knowing is no reason to resend, nor to give up while attempts
+                    # remain: wait, as after the failure itself, and check again.
+                    raise previous from None
                 if found is not None:
                     return found
             request.capped = True
@@ -422,7 +427,10 @@ class SendGridIPAM:
                 if op.deletes and previous_ambiguous and _not_found(exc):
                     return None  # the ambiguous attempt did delete it
                 if resent_after_ambiguity and reconciler is not None and reconciler.is_echo(exc):
-                    found = await self._reconcile(op, reconciler, number)
+                    try:
+                        found = await self._reconcile(op, reconciler, number)
+                    except _CheckFailed as failed:
+                        raise failed.unknown(op.operation_id) from failed.__cause__
                     if found is not None:
                         return found
                 raise
@@ -474,7 +482,10 @@ class SendGridIPAM:
         settle = min(policy.settle, deadline - self._clock())
         if settle > 0:
             await self._sleep(settle)
-        found = await self._reconcile(op, reconciler, len(attempts))
+        try:
+            found = await self._reconcile(op, reconciler, len(attempts))
+        except _CheckFailed as failed:
+            raise failed.unknown(op.operation_id) from failed.__cause__
         if found is None:
             raise exc  # checked: it took no effect, so the error stands
         if trace is not None:
@@ -492,11 +503,9 @@ class SendGridIPAM:
         try:
             found = await reconciler.resolve()
         except AmbiguousResultError:
-            raise
+            raise  # the check found something other than what was asked: final
         except SendGridError as exc:
-            raise AmbiguousResultError(
-                f"{op.operation_id} may have taken effect, and checking failed: {exc}"
-            ) from exc
+            raise _CheckFailed from exc  # the check itself failed: it may be tried again
         logger.info(
             "reconciled %s after attempt %d: %s",
             op.operation_id, attempt, "it took effect" if found is not None else "no effect",
@@ -508,6 +517,16 @@ class SendGridIPAM:
             },
         )
         return found
+
+
+class _CheckFailed(SendGridError):
+    """The reads that check whether a write took effect failed (the cause is chained)."""
+
+    def unknown(self, operation_id: str) -> AmbiguousResultError:
+        """The public error once no further check will be made."""
+        return AmbiguousResultError(
+            f"{operation_id} may have taken effect, and checking failed: {self.__cause__}"
+        )
 
 
 def _not_found(exc: SendGridError) -> bool:

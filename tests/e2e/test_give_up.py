@@ -3,6 +3,7 @@ unreported. End to end against the fake SendGrid over loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -165,3 +166,24 @@ async def test_a_reply_without_ips_never_makes_bulk_buy_on(fake: FakeSendGrid) -
     assert len(account.ips) == 30
     assert fake.count("AddAccountIps", applied=True) == 3
     assert not isinstance(account.error, DecodeError)
+
+
+async def test_a_failed_check_is_tried_again_not_given_up(fake: FakeSendGrid) -> None:
+    """The check's reads fail four times over (one whole inner retry run): the call waits and
+    checks again instead of resending or reporting the outcome unknown."""
+    fake.script("AddAccountIps", Fault.applied_error(502))
+
+    async def fail_the_check_once_the_write_is_in() -> None:
+        while fake.count("AddAccountIps") == 0:  # noqa: ASYNC110 - the fake has no event
+            await asyncio.sleep(0.001)
+        fake.script("ListAccountIps", Fault.error(502), times=5)
+
+    policy = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, settle=0.2)
+    async with SendGridIPAM(KEY, base_url=fake.url, retry=policy) as sg:
+        watcher = asyncio.create_task(fail_the_check_once_the_write_is_in())
+        added = await sg.provisioning.add_ips("acct-1", count=2, region="us")
+        await watcher
+    assert added.reconciled
+    assert sorted(added.ips) == sorted(fake.account_ips("acct-1"))
+    assert fake.count("AddAccountIps") == 1, "never resent while the outcome was unknown"
+    assert fake.count("ListAccountIps", status=502) == 5

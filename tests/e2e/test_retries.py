@@ -168,7 +168,7 @@ async def test_always_503_ends_at_the_deadline(fake: FakeSendGrid) -> None:
         with pytest.raises(ServerError) as caught:
             await sg.pools.get("1")
         elapsed = time.monotonic() - started
-    assert elapsed < 0.6
+    assert elapsed < 0.9, "ended near its 0.5 s deadline, not after 1,000 attempts"
     assert len(caught.value.attempts) >= 3
     assert all(a.status == 503 for a in caught.value.attempts)
     assert "deadline" in " ".join(getattr(caught.value, "__notes__", []))
