@@ -243,9 +243,8 @@ async def test_session_closed_when_a_call_fails(
     assert mocked.last.session.closed
 
 
-async def test_session_closed_when_a_call_is_cancelled(
-    mocked: RecordingResponses, fake_time: FakeTime, resource_warnings: list[object]
-) -> None:
+def hang_on_get(mocked: RecordingResponses) -> asyncio.Event:
+    """Make GetIp hang forever; the event is set once the request is in flight."""
     in_flight = asyncio.Event()
 
     async def hang(url: object, **kwargs: object) -> None:
@@ -253,6 +252,13 @@ async def test_session_closed_when_a_call_is_cancelled(
         await asyncio.Event().wait()
 
     mocked.get(GET_IP, callback=hang)
+    return in_flight
+
+
+async def test_session_closed_when_a_call_is_cancelled(
+    mocked: RecordingResponses, fake_time: FakeTime, resource_warnings: list[object]
+) -> None:
+    in_flight = hang_on_get(mocked)
     async with make_client(fake_time) as sg:
         task = asyncio.ensure_future(sg.ips.get(IP))
         await in_flight.wait()
@@ -265,13 +271,7 @@ async def test_session_closed_when_a_call_is_cancelled(
 async def test_session_closed_when_the_whole_block_is_cancelled(
     mocked: RecordingResponses, fake_time: FakeTime, resource_warnings: list[object]
 ) -> None:
-    in_flight = asyncio.Event()
-
-    async def hang(url: object, **kwargs: object) -> None:
-        in_flight.set()
-        await asyncio.Event().wait()
-
-    mocked.get(GET_IP, callback=hang)
+    in_flight = hang_on_get(mocked)
 
     async def work() -> None:
         async with make_client(fake_time) as sg:
