@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Self
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 LOOPBACK: Final = "127.0.0.1"
@@ -73,7 +73,33 @@ def command_line(module: str) -> str:
 # The server process
 
 
-class BenchServer:
+class ChildProcess:
+    """A helper process as a context manager: started on entry and stopped on exit, whatever
+    the exit, including a failure while waiting for it to be ready."""
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def _wait_ready(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._start()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class BenchServer(ChildProcess):
     """``benchmarks._server`` in a separate process on a free loopback port.
 
     A context manager: the server is terminated (then killed) on exit, whatever the exit. It is
@@ -91,7 +117,7 @@ class BenchServer:
     def base_url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
-    def __enter__(self) -> BenchServer:
+    def _start(self) -> None:
         command = [sys.executable, "-m", "benchmarks._server",
                    "--max-lifetime", str(self._max_lifetime)]
         if self._cpu is not None:
@@ -100,15 +126,9 @@ class BenchServer:
             command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             start_new_session=True,
         )
-        try:
-            self.port = self._read_port()
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def _wait_ready(self) -> None:
+        self.port = self._read_port()
 
     def _read_port(self) -> int:
         process = self._process

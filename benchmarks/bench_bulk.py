@@ -6,8 +6,10 @@ correctness counts that must all be 0: IPs an account got beyond what was asked 
 write applied twice), IPs the fake gave an account that the client did not report (lost), IPs
 the client reported that the account does not have (phantom), IPs reported twice.
 
-The fake (sendgrid_ipam.testing.FakeSendGrid) runs in this process, on loopback, a fresh one
-per run. Exits 1 if any correctness count is not 0.
+The fake (sendgrid_ipam.testing.FakeSendGrid) runs on loopback in a process of its own, a
+fresh one per run, so that the figure is the client's time, as ``bench_client``'s is (see
+``_fake_process.py``); ``--in-process`` runs it in this process instead, sharing the client's
+core, for comparison. Exits 1 if any correctness count is not 0.
 
 Run from the project root:  .venv/bin/python -m benchmarks.bench_bulk
 """
@@ -34,8 +36,15 @@ from benchmarks._common import (
     text_table,
     write_json,
 )
+from benchmarks._fake_process import (
+    FakeProcess,
+    FakeSettings,
+    FakeSnapshot,
+    make_fake,
+    snapshot_of,
+)
 from sendgrid_ipam import BulkResult, ProvisionRequest, RetryPolicy, SendGridIPAM
-from sendgrid_ipam.testing import FakeSendGrid, FaultRates
+from sendgrid_ipam.testing import FakeSendGrid
 
 MODULE: Final = "benchmarks.bench_bulk"
 API_KEY: Final = "SG.bench"
@@ -73,11 +82,9 @@ class Scenario:
     applied_error: float = 0.0
     applied_drop: float = 0.0
 
-    def rates(self) -> FaultRates | None:
-        if not (self.error or self.applied_error or self.applied_drop):
-            return None
-        return FaultRates(error=self.error, applied_error=self.applied_error,
-                          applied_drop=self.applied_drop)
+    def settings(self, accounts: tuple[str, ...], seed: int) -> FakeSettings:
+        return FakeSettings(API_KEY, accounts, seed, self.error, self.applied_error,
+                            self.applied_drop)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +127,8 @@ class Run:
         return self.requests / self.ips_obtained if self.ips_obtained else math.inf
 
 
-def check_account(fake: FakeSendGrid, account_id: str, asked: int, reported: Sequence[str]
-                  ) -> Check:
-    actual = set(fake.account_ips(account_id))  # the fake's accounts start with no IPs
+def check_account(actual_ips: Sequence[str], asked: int, reported: Sequence[str]) -> Check:
+    actual = set(actual_ips)  # the fake's accounts start with no IPs
     reported_set = set(reported)
     return Check(
         beyond_asked=max(0, len(actual) - asked),
@@ -132,50 +138,59 @@ def check_account(fake: FakeSendGrid, account_id: str, asked: int, reported: Seq
     )
 
 
-def tally(scenario: Scenario, seed: int, seconds: float, fake: FakeSendGrid,
+def tally(scenario: Scenario, seed: int, seconds: float, fake: FakeSnapshot,
           result: BulkResult) -> Run:
     check = Check()
     for account in result.results:
-        check += check_account(fake, account.account_id, account.requested, account.ips)
+        check += check_account(fake.account_ips[account.account_id], account.requested,
+                               account.ips)
     return Run(
-        scenario=scenario.name, seed=seed, seconds=seconds, requests=len(fake.log),
-        requests_by_operation=dict(Counter(str(r.operation_id) for r in fake.log)),
-        faults=dict(Counter(r.fault for r in fake.log if r.fault)),
-        writes_applied=fake.count("AddAccountIps", applied=True),
+        scenario=scenario.name, seed=seed, seconds=seconds, requests=fake.requests,
+        requests_by_operation=fake.by_operation, faults=fake.faults,
+        writes_applied=fake.writes_applied,
         ips_requested=result.ips_requested, ips_obtained=result.ips_added,
         accounts_failed=len(result.failed), attempts=sum(a.attempts for a in result.results),
         retries=result.retries, reconciled=result.reconciled, check=check,
     )
 
 
-async def run_once(scenario: Scenario, seed: int, workload: Workload) -> Run:
-    accounts = workload.account_ids()
-    requests = [ProvisionRequest(a, workload.ips_per_account, workload.region) for a in accounts]
+async def provision(url: str, seed: int, workload: Workload) -> tuple[float, BulkResult]:
+    """The timed part: one bulk run against the fake at ``url``."""
+    requests = [ProvisionRequest(a, workload.ips_per_account, workload.region)
+                for a in workload.account_ids()]
     retry = RetryPolicy(initial_backoff=INITIAL_BACKOFF, max_backoff=MAX_BACKOFF,
                         settle=INITIAL_BACKOFF)
-    async with (
-        FakeSendGrid(api_key=API_KEY, accounts=accounts, faults=scenario.rates(),
-                     seed=seed) as fake,
-        SendGridIPAM(api_key=API_KEY, base_url=fake.url, retry=retry, seed=seed) as sg,
-    ):
+    async with SendGridIPAM(api_key=API_KEY, base_url=url, retry=retry, seed=seed) as sg:
         started = time.perf_counter()
         async with asyncio.timeout(RUN_TIMEOUT):
             result = await sg.provisioning.bulk_add_ips(requests,
                                                         concurrency=workload.concurrency)
-        seconds = time.perf_counter() - started
-        return tally(scenario, seed, seconds, fake, result)
+        return time.perf_counter() - started, result
 
 
-async def run_all(scenarios: Sequence[Scenario], runs: int, workload: Workload) -> list[Run]:
+async def run_once(scenario: Scenario, seed: int, workload: Workload, in_process: bool) -> Run:
+    """One run on a fresh fake: in a process of its own (the default), or in this one."""
+    settings = scenario.settings(tuple(workload.account_ids()), seed)
+    if in_process:
+        async with make_fake(settings) as fake:
+            seconds, result = await provision(fake.url, seed, workload)
+            return tally(scenario, seed, seconds, snapshot_of(fake, settings.accounts), result)
+    with FakeProcess(settings) as served:
+        seconds, result = await provision(served.url, seed, workload)
+        return tally(scenario, seed, seconds, served.snapshot(), result)
+
+
+async def run_all(scenarios: Sequence[Scenario], runs: int, workload: Workload,
+                  in_process: bool) -> list[Run]:
     """``runs`` runs of each scenario, alternating (and alternating which goes first), after
     one untimed warm-up run of each."""
     for scenario in scenarios:
-        await run_once(scenario, -1, workload)
+        await run_once(scenario, -1, workload, in_process)
     results = []
     for seed in range(runs):
         order = scenarios if seed % 2 == 0 else list(reversed(scenarios))
         for scenario in order:
-            run = await run_once(scenario, seed, workload)
+            run = await run_once(scenario, seed, workload, in_process)
             print(f"  seed {seed} {scenario.name}: {run.seconds:.3f} s, {run.requests} "
                   f"requests, {run.ips_obtained}/{run.ips_requested} IPs, "
                   f"{'ok' if run.check.ok else run.check}", file=sys.stderr, flush=True)
@@ -250,8 +265,12 @@ def rows(summaries: Sequence[BulkSummary]) -> list[list[str]]:
     ]
 
 
-def explain(workload: Workload, runs: int, summaries: Sequence[BulkSummary]) -> list[str]:
+def explain(workload: Workload, runs: int, in_process: bool,
+            summaries: Sequence[BulkSummary]) -> list[str]:
     notes = [
+        "The fake SendGrid ran " + ("in the benchmark's process, sharing the client's core."
+                                    if in_process else "in a process of its own on loopback; "
+                                    "the time is the client's."),
         f"Workload: {workload.accounts} accounts x {workload.ips_per_account} IPs "
         f"({workload.ips_requested} IPs, at least {workload.writes_needed} AddAccountIps "
         f"requests of <= {CHUNK}), region {workload.region}, concurrency "
@@ -285,7 +304,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 runs instead of 15")
     parser.add_argument("--runs", type=int, help="runs per scenario (default 15)")
-    parser.add_argument("--accounts", type=int, default=50)
+    parser.add_argument("--accounts", type=int, default=1000,
+                        help="accounts in the bulk run (a few dozen measure mostly the last "
+                             "account's waits)")
     parser.add_argument("--ips-per-account", type=int, default=12,
                         help="more than 10 exercises the split into several requests")
     parser.add_argument("--region", choices=("us", "eu"), default="us")
@@ -296,6 +317,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="faulty scenario: rate of errors after the write was applied")
     parser.add_argument("--applied-drop", type=float, default=0.03,
                         help="faulty scenario: rate of dropped connections after applying")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the fake in this process, on the client's core")
     parser.add_argument("--json", dest="json_path", metavar="PATH")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
@@ -320,16 +343,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.error, args.applied_error, args.applied_drop)
     scenarios = [Scenario("fault-free"), faulty]
     settings: dict[str, Any] = {"workload": asdict(workload), "runs": args.runs,
+                                "fake": "in process" if args.in_process else "own process",
                                 "scenarios": [asdict(s) for s in scenarios]}
     header = print_header("sendgrid-ipam bulk provisioning benchmark", MODULE,
                           {"settings": settings})
-    results = asyncio.run(run_all(scenarios, args.runs, workload))
+    results = asyncio.run(run_all(scenarios, args.runs, workload, args.in_process))
     summaries = summarise(results, scenarios)
     table = markdown_table if args.markdown else text_table
     print(table(HEADERS, rows(summaries)))
     print()
     print("\n".join(("- " if args.markdown else "") + n
-                    for n in explain(workload, args.runs, summaries)))
+                    for n in explain(workload, args.runs, args.in_process, summaries)))
     ok = all(s.check.ok for s in summaries)
     print("\nduplicates/lost/phantom: " + ("all 0" if ok else "NOT 0: FAIL"))
     elapsed = time.perf_counter() - started

@@ -405,10 +405,7 @@ class SendGridIPAM:
 
         async def once(number: int) -> Any:
             nonlocal resent_after_ambiguity
-            previous = last[-1]
-            if number == 1:
-                raise previous
-            previous_ambiguous = is_ambiguous(previous)
+            previous_ambiguous = is_ambiguous(last[-1])  # (no local: see the finally below)
             if not op.resend_safe and previous_ambiguous:
                 resent_after_ambiguity = True
                 try:
@@ -416,7 +413,7 @@ class SendGridIPAM:
                 except _CheckFailed:
                     # Not knowing is no reason to resend, nor to give up while attempts
                     # remain: wait, as after the failure itself, and check again.
-                    raise previous from None
+                    raise last[-1] from None
                 if found is not None:
                     return found
             request.capped = True
@@ -439,27 +436,23 @@ class SendGridIPAM:
             return result
 
         try:
-            async for attempt in retrying:
-                with attempt:
-                    result = await once(attempt.retry_state.attempt_number)
-                outcome = attempt.retry_state.outcome
-                if outcome is None or outcome.failed:
-                    continue  # tenacity recorded the failure and decides what comes next
-                if trace is not None:
-                    trace.attempts = attempt.retry_state.attempt_number
-                    trace.reconciled = bool(getattr(result, "reconciled", False))
-                    trace.records = tuple(records)
-                return result
+            result = await retrying.after(first, once)
         except SendGridError as exc:
             exc.operation = op.operation_id
             final = () if isinstance(exc, AmbiguousResultError) else (_record(
                 len(records) + 1, exc),)
             attempts = (*records, *final)
-            if stop_reason := getattr(retrying.stop, "reason", ""):
+            if stop_reason := retrying.stop.reason:
                 exc.add_note(f"sendgrid-ipam gave up after {len(attempts)} attempt(s): "
                              f"{stop_reason}")
             return await self._give_up(op, exc, attempts, reconciler, policy, deadline, trace)
-        raise AssertionError("unreachable: tenacity ended without a result")  # pragma: no cover
+        finally:
+            last.clear()  # each error's traceback holds a frame of `once`, which holds `last`
+        if trace is not None:
+            trace.attempts = len(records) + 1
+            trace.reconciled = bool(getattr(result, "reconciled", False))
+            trace.records = tuple(records)
+        return result
 
     async def _give_up(
         self,
@@ -473,24 +466,27 @@ class SendGridIPAM:
     ) -> Any:
         """End a call that will not be retried: raise its error, unless a write that may have
         taken effect did (whatever stopped the retries: attempts, deadline, budget)."""
-        exc.attempts = attempts
-        if trace is not None:
-            trace.attempts = len(attempts)
-            trace.records = attempts
-        if op.resend_safe or reconciler is None or not is_ambiguous(exc):
-            raise exc
-        settle = min(policy.settle, deadline - self._clock())
-        if settle > 0:
-            await self._sleep(settle)
         try:
-            found = await self._reconcile(op, reconciler, len(attempts))
-        except _CheckFailed as failed:
-            raise failed.unknown(op.operation_id) from failed.__cause__
-        if found is None:
-            raise exc  # checked: it took no effect, so the error stands
-        if trace is not None:
-            trace.reconciled = True
-        return found
+            exc.attempts = attempts
+            if trace is not None:
+                trace.attempts = len(attempts)
+                trace.records = attempts
+            if op.resend_safe or reconciler is None or not is_ambiguous(exc):
+                raise exc
+            settle = min(policy.settle, deadline - self._clock())
+            if settle > 0:
+                await self._sleep(settle)
+            try:
+                found = await self._reconcile(op, reconciler, len(attempts))
+            except _CheckFailed as failed:
+                raise failed.unknown(op.operation_id) from failed.__cause__
+            if found is None:
+                raise exc  # checked: it took no effect, so the error stands
+            if trace is not None:
+                trace.reconciled = True
+            return found
+        finally:
+            del exc  # raised from here, it would hold this frame, which holds it: a cycle
 
     async def _reconcile(
         self, op: Operation, reconciler: Reconciler | None, attempt: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
@@ -19,7 +20,13 @@ from sendgrid_ipam import (
     TransportError,
 )
 from sendgrid_ipam.errors import AttemptRecord, error_class_for
-from sendgrid_ipam.retry import build_retrying, is_ambiguous, is_retryable, server_delay
+from sendgrid_ipam.retry import (
+    Retrier,
+    build_retrying,
+    is_ambiguous,
+    is_retryable,
+    server_delay,
+)
 
 
 class FakeTime:
@@ -60,18 +67,23 @@ async def run(
         wall_clock=time.wall, sleep=time.sleep, rng=random.Random(7),
     )
     calls = 0
+
+    async def attempt(number: int) -> str:
+        nonlocal calls
+        assert number == calls + 1, "attempts are numbered from 1, the first made by the caller"
+        outcome = outcomes[calls]
+        calls += 1
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
     try:
-        async for attempt in retrying:
-            with attempt:
-                outcome = outcomes[calls]
-                calls += 1
-                if isinstance(outcome, BaseException):
-                    raise outcome
-            if attempt.retry_state.outcome and not attempt.retry_state.outcome.failed:
-                return outcome, calls, records
-    except Exception as exc:
-        return exc, calls, records
-    raise AssertionError("unreachable")
+        return await attempt(1), calls, records
+    except Exception as first:
+        try:
+            return await retrying.after(first, attempt), calls, records
+        except Exception as exc:
+            return exc, calls, records
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
@@ -253,12 +265,78 @@ async def test_an_ambiguous_failure_waits_at_least_the_settle_time() -> None:
         clock=time.clock, wall_clock=time.wall, sleep=time.sleep, rng=random.Random(1),
         settle=True,
     )
-    outcomes: list[BaseException | str] = [api_error(502), api_error(429, {"Retry-After": "0"}),
-                                           "ok"]
-    async for attempt in retrying:
-        with attempt:
-            outcome = outcomes.pop(0)
-            if isinstance(outcome, BaseException):
-                raise outcome
+    outcomes: list[BaseException | str] = [api_error(429, {"Retry-After": "0"}), "ok"]
+
+    async def attempt(number: int) -> str:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    assert await retrying.after(api_error(502), attempt) == "ok"
     assert time.sleeps[0] == pytest.approx(0.7), "a 502 may have applied: settle first"
     assert time.sleeps[1] == 0.0, "a 429 was refused: no settle"
+
+
+def _engine(time: FakeTime, policy: RetryPolicy | None = None) -> Retrier:
+    return build_retrying(
+        operation="Test", policy=policy or RetryPolicy(), deadline=time.clock() + 60,
+        budget=RetryBudget(), records=[], clock=time.clock, wall_clock=time.wall,
+        sleep=time.sleep, rng=random.Random(3),
+    )
+
+
+async def test_the_first_failure_is_handed_over_not_replayed() -> None:
+    time = FakeTime()
+    made: list[int] = []
+
+    async def attempt(number: int) -> str:
+        made.append(number)
+        return "ok"
+
+    assert await _engine(time).after(api_error(503), attempt) == "ok"
+    assert made == [2], "the caller made attempt 1; the engine makes only the retry"
+    assert len(time.sleeps) == 1, "one backoff, awaited through the injected sleep"
+
+
+async def test_a_cancelled_attempt_is_never_retried() -> None:
+    time = FakeTime()
+    made: list[int] = []
+
+    async def attempt(number: int) -> str:
+        made.append(number)
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await _engine(time).after(api_error(502), attempt)
+    assert made == [2]
+    assert len(time.sleeps) == 1
+
+
+async def test_an_error_that_is_not_retryable_is_raised_without_a_wait() -> None:
+    time = FakeTime()
+    refused = api_error(400)
+
+    async def attempt(number: int) -> str:
+        raise AssertionError("no attempt may follow a 400")
+
+    with pytest.raises(BadRequestError) as caught:
+        await _engine(time).after(refused, attempt)
+    assert caught.value is refused
+    assert time.sleeps == []
+
+
+async def test_the_last_error_keeps_its_cause_and_the_attempt_in_its_traceback() -> None:
+    time = FakeTime()
+    policy = RetryPolicy(max_attempts=2)
+
+    async def attempt(number: int) -> str:
+        try:
+            raise ConnectionResetError("peer reset")
+        except ConnectionResetError as exc:
+            raise TransportError("connection lost") from exc
+
+    with pytest.raises(TransportError) as caught:
+        await _engine(time, policy).after(api_error(503), attempt)
+    assert isinstance(caught.value.__cause__, ConnectionResetError)
+    assert "attempt" in [entry.name for entry in caught.traceback]

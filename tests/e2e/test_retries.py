@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -62,6 +63,51 @@ async def test_add_ips_after_an_ambiguous_failure_buys_exactly_once(
     assert len(new) == 3
     assert added.reconciled
     assert fake.count("AddAccountIps", applied=True, account_id="acct-7") == 2  # one per call
+
+
+async def test_the_check_reads_one_page_sized_to_the_write_on_a_large_account(
+    fake: FakeSendGrid, sg: SendGridIPAM
+) -> None:
+    for _ in range(4):
+        await sg.provisioning.add_ips("acct-7", count=10, region="us")  # 40 IPs to page over
+    fake.reset_log()
+    fake.script("AddAccountIps", Fault.applied_error(502))
+
+    added = await sg.provisioning.add_ips("acct-7", count=3, region="us")
+
+    assert added.reconciled
+    assert sorted(added.ips) == sorted(fake.account_ips("acct-7")[:3])
+    marker, check = fake.records("ListAccountIps")  # nothing else was listed
+    assert marker.query["limit"] == "1"
+    assert check.query["limit"] == "4", "the 3 IPs asked for, then the marker: one page"
+    assert "offset" not in check.query
+
+
+async def test_retried_calls_leave_no_garbage_cycles_of_their_own(
+    fake: FakeSendGrid, sg: SendGridIPAM
+) -> None:
+    """A retry leaves nothing for the cycle collector (long GC pauses in a bulk run): neither
+    tenacity's engine nor the errors of the failed attempts, on success or on giving up."""
+    fake.script("AddAccountIps", Fault.error(503))
+    fake.script("AddAccountIps", Fault.applied_error(502))
+    gc.collect()
+    gc.disable()  # so that only the collection below finds what the calls left
+    try:
+        await sg.provisioning.add_ips("acct-1", count=2, region="us")  # resent, reconciled
+        fake.script("ListAccountIps", Fault.error(503), times=4)
+        with pytest.raises(ServerError):
+            await anext(aiter(sg.provisioning.list_ips("acct-1")))  # retried, then given up
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        ours = [o for o in gc.garbage
+                if type(o).__module__.startswith(("sendgrid_ipam", "tenacity"))
+                or (type(o).__name__ == "frame"
+                    and "sendgrid_ipam" in o.f_code.co_filename)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert not ours, sorted({type(o).__qualname__ for o in ours})
 
 
 async def test_a_plain_5xx_is_resent_and_buys_once(fake: FakeSendGrid, sg: SendGridIPAM) -> None:
