@@ -447,7 +447,10 @@ class SendGridIPAM:
                              f"{stop_reason}")
             return await self._give_up(op, exc, attempts, reconciler, policy, deadline, trace)
         finally:
-            last.clear()  # each error's traceback holds a frame of `once`, which holds `last`
+            # Each error's traceback holds frames of `once` (which hold `last`) or of this
+            # call (which hold `first`): let go of both, or the errors are left in cycles.
+            last.clear()
+            del first
         if trace is not None:
             trace.attempts = len(records) + 1
             trace.reconciled = bool(getattr(result, "reconciled", False))

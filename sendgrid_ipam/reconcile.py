@@ -83,16 +83,10 @@ class AddAccountIpsReconciler(_Base):
             self.known = frozenset() if first is None else frozenset({first.ip})
 
     async def _new_ips(self) -> list[str]:
-        """The account's IPs above the marker, in the requested region.
-
-        Pages hold one IP more than the write asked for: the usual answer (none or all of
-        them landed, then the marker) takes one short request however many IPs the account
-        has, and a surplus (two attempts landed) is listed in full over further pages.
-        """
+        """The account's IPs above the marker, in the requested region."""
         known = self.known or frozenset()
         found: list[str] = []
-        page = self.body.count + 1
-        async for item in self.resource.list_ips(self.account_id, limit=page, **self.options):
+        async for item in self.resource.list_ips(self.account_id, limit=100, **self.options):
             if item.ip in known:
                 break
             if item.region == self.body.region:

@@ -16,9 +16,8 @@ such a failure did not take effect (see ``reconcile.py``).
 The retry machinery costs nothing on the happy path: the tenacity engine is built only after
 a first attempt has failed, and is handed that failure rather than replaying it. It is
 tenacity's ``Retrying`` engine driven from async code (`Retrier`): tenacity decides every
-retry and every wait, as ``AsyncRetrying`` would, at under half the cost per retry
-(``AsyncRetrying`` wraps each of its steps in a coroutine, found through ``inspect`` on every
-attempt; measured in ``benchmarks/RESULTS.md``).
+retry and every wait, as ``AsyncRetrying`` would, without wrapping each of its steps in a
+coroutine looked up through ``inspect`` on every attempt, as ``AsyncRetrying`` does.
 """
 
 from __future__ import annotations
@@ -316,4 +315,4 @@ class Retrier:
             # bound methods of itself in its list of steps, and an error raised from here
             # holds this frame, whose locals hold that error.
             retrying.iter_state.reset()
-            del state, failed_at, info
+            del state, failed_at, info, first

@@ -340,3 +340,19 @@ async def test_the_last_error_keeps_its_cause_and_the_attempt_in_its_traceback()
         await _engine(time, policy).after(api_error(503), attempt)
     assert isinstance(caught.value.__cause__, ConnectionResetError)
     assert "attempt" in [entry.name for entry in caught.traceback]
+
+
+async def test_a_fault_in_the_engine_s_own_steps_is_raised_as_it_is() -> None:
+    time = FakeTime()
+    engine = _engine(time)
+
+    def broken_hook(state: object) -> None:
+        raise RuntimeError("before_sleep failed")
+
+    engine._retrying.before_sleep = broken_hook
+
+    async def attempt(number: int) -> str:
+        raise AssertionError("no attempt may follow")
+
+    with pytest.raises(RuntimeError, match="before_sleep failed"):
+        await engine.after(api_error(503), attempt)
