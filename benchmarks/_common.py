@@ -75,7 +75,8 @@ def command_line(module: str) -> str:
 
 class ChildProcess:
     """A helper process as a context manager: started on entry and stopped on exit, whatever
-    the exit, including a failure while waiting for it to be ready."""
+    the exit, including a failure to start or while waiting for it to be ready (so ``stop``
+    must cope with a process that never started)."""
 
     def _start(self) -> None:
         raise NotImplementedError
@@ -87,8 +88,8 @@ class ChildProcess:
         raise NotImplementedError
 
     def __enter__(self) -> Self:
-        self._start()
         try:
+            self._start()
             self._wait_ready()
         except BaseException:
             self.stop()

@@ -134,6 +134,9 @@ class FakeProcess(ChildProcess):
     def stop(self) -> None:
         """End the child, whatever state it is in."""
         self._conn.close()  # EOF for a child still waiting
+        self._child_conn.close()
+        if self._process.pid is None:
+            return  # never started
         self._process.join(STOP_TIMEOUT)
         if self._process.is_alive():
             self._process.kill()
