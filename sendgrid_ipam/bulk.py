@@ -1,10 +1,11 @@
 """Provisioning IPs for many accounts at once: ``sg.provisioning.bulk_add_ips(...)``.
 
 Each account's count is split into AddAccountIps requests of at most 10, sent one after
-another for that account, so there is never more than one write in flight per account and
-reconciliation stays unambiguous; each chunk's reply tells the next chunk which IPs are the
-account's newest, so only the first chunk costs a marker GET. Accounts run in parallel, up to
-``concurrency`` at once.
+another for that account. Each chunk holds the account's write lease, as a single call does,
+so a bulk run and single calls on the same account interleave safely. Each chunk's reply
+tells the next chunk which IPs are the account's newest — valid as long as nobody else held
+the lease in between (its token says so) — so usually only the first chunk costs a marker
+GET. Accounts run in parallel, up to ``concurrency`` at once.
 
 Nothing is lost: the run never raises for one account's failure. Every account gets an
 `AccountResult` with the IPs it obtained (also when it failed part-way), the error if any,
@@ -22,18 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
 
 import attrs
 
-from .client import CallTrace, check_options
+from .engine import CallTrace, RequestOptions, check_options
 from .errors import AmbiguousResultError, BulkProvisioningError, ValidationError
-from .models import ProvisionRequest
-
-if TYPE_CHECKING:
-    from .client import RequestOptions
-    from .resources.provisioning import ProvisioningResource
+from .models import AccountIps, ProvisionRequest, Region
 
 __all__ = ["AccountResult", "BulkProgress", "BulkResult", "ProgressCallback"]
 
@@ -83,6 +80,21 @@ class BulkProgress:
 ProgressCallback = Callable[[BulkProgress], None]
 
 
+class AddIps(Protocol):
+    """AddAccountIps for one chunk, as the provisioning resource runs it."""
+
+    def __call__(
+        self,
+        account_id: str,
+        count: int,
+        region: Region,
+        known: frozenset[str] | None,
+        known_token: int | None,
+        options: RequestOptions,
+        trace: CallTrace | None,
+    ) -> Awaitable[AccountIps]: ...
+
+
 @attrs.frozen
 class BulkResult:
     """Every account's outcome, in the order the requests were given, and totals."""
@@ -129,6 +141,7 @@ class _AccountRun:
     requests: int = 0
     reconciled: int = 0
     known: frozenset[str] | None = None
+    known_token: int | None = None
 
     def result(self) -> AccountResult:
         r = self.request
@@ -143,6 +156,7 @@ class _AccountRun:
         if exc is None:
             ips = tuple(getattr(call.result(), "ips", ()))
             self.known = frozenset(ips)
+            self.known_token = trace.lease_token
             self.reconciled += trace.reconciled
         else:
             self.error = exc
@@ -166,7 +180,7 @@ def _validated(requests: Iterable[ProvisionRequest]) -> list[ProvisionRequest]:
 
 
 async def run_bulk(
-    resource: ProvisioningResource,
+    add: AddIps,
     requests: Iterable[ProvisionRequest],
     *,
     concurrency: int,
@@ -196,8 +210,9 @@ async def run_bulk(
         while run.error is None and run.requests < writes and not stop.is_set():
             trace = CallTrace()
             size = min(CHUNK, request.count - len(run.ips))
-            call = asyncio.ensure_future(resource._add_ips(
-                request.account_id, size, request.region, run.known, options, trace))
+            call = asyncio.ensure_future(add(
+                request.account_id, size, request.region, run.known, run.known_token,
+                options, trace))
             try:
                 await asyncio.wait([call])  # shields the write: cancelling us does not abandon it
             except asyncio.CancelledError:

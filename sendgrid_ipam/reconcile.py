@@ -13,23 +13,34 @@ create twice. Before any resend the client asks the API what the failed attempt 
 - AddIp: the IPs added since shortly before the attempt (ListIp's ``start_added_at``),
   less those already there before it.
 
-All three rest on one assumption, stated in the README: **one writer per account at a
-time**. Another writer adding IPs or pools between the attempt and the check would make its
-work look like ours.
+All three rest on **one writer per account at a time**: another writer adding IPs or pools
+between the attempt and the check would make its work look like ours. The engine enforces
+it: each of these writes holds a write lease (the account, the pool name, the IPAM account)
+from before its marker is read to its last check; a coordinator shared by several processes
+(Redis) extends that to all of them.
+
+Reconcilers read through listing functions the resources hand them, so they depend on
+nothing above the engine.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from .errors import AmbiguousResultError, BadRequestError, SendGridError
-from .models import AccountIps, AddAccountIpsBody, AddedIp, AddIpBody, CreatePoolBody, IpPoolIps
-
-if TYPE_CHECKING:
-    from .client import RequestOptions
-    from .resources.ips import IpsResource
-    from .resources.pools import PoolsResource
-    from .resources.provisioning import ProvisioningResource
+from .models import (
+    AccountIp,
+    AccountIps,
+    AddAccountIpsBody,
+    AddedIp,
+    AddIpBody,
+    CreatePoolBody,
+    IpAddress,
+    IpPool,
+    IpPoolIps,
+    PoolIp,
+)
 
 __all__ = ["AddAccountIpsReconciler", "AddIpReconciler", "CreatePoolReconciler"]
 
@@ -43,8 +54,16 @@ class _Base:
     prepares = False
     """Whether `prepare` does anything (the client skips awaiting it when not)."""
 
-    async def prepare(self) -> None:
+    async def prepare(self, lease_token: int | None) -> None:
         """Nothing to note before the first attempt."""
+
+    def items(self, result: Any) -> tuple[str, ...]:
+        """The IPs a result holds (what must never go unreported)."""
+        ips = getattr(result, "ips", None)
+        if ips is not None:
+            return tuple(ips)
+        ip = getattr(result, "ip", None)
+        return () if ip is None else (ip,)
 
     def is_echo(self, exc: SendGridError) -> bool:
         """No error of this operation can be our own earlier attempt answering back."""
@@ -57,27 +76,38 @@ class _Base:
 class AddAccountIpsReconciler(_Base):
     """Reconciles AddAccountIps by listing the account down to the newest IP known before."""
 
-    __slots__ = ("account_id", "body", "known", "options", "resource")
+    __slots__ = ("account_id", "body", "known", "known_token", "list_ips")
     prepares = True
 
     def __init__(
         self,
-        resource: ProvisioningResource,
+        list_ips: Callable[[int], AsyncIterator[AccountIp]],
         account_id: str,
         body: AddAccountIpsBody,
-        known: frozenset[str] | None,
-        options: RequestOptions,
+        known: frozenset[str] | None = None,
+        known_token: int | None = None,
     ) -> None:
-        self.resource = resource
+        """``list_ips(limit)`` lists the account newest first. ``known``: IPs the caller
+        knows are the account's newest, valid only while nobody else wrote: with
+        ``known_token``, the lease token of the holding that learnt them."""
+        self.list_ips = list_ips
         self.account_id = account_id
         self.body = body
         self.known = known
-        self.options = options
+        self.known_token = known_token
 
-    async def prepare(self) -> None:
-        """Note the account's newest IP, unless the caller already knows it."""
+    async def prepare(self, lease_token: int | None) -> None:
+        """Note the account's newest IP, unless the caller knows it and nobody wrote since.
+
+        The caller's IPs are kept only if this holding's lease token follows the one they
+        were learnt under: any other holder in between (a single call beside a bulk run)
+        may have added newer IPs, so the marker is read again.
+        """
+        if self.known is not None and self.known_token is not None and (
+                lease_token is None or lease_token != self.known_token + 1):
+            self.known = None
         if self.known is None:
-            newest = self.resource.list_ips(self.account_id, limit=1, **self.options)
+            newest = self.list_ips(1)
             first = await anext(aiter(newest), None)
             await newest.aclose()  # type: ignore[attr-defined]
             self.known = frozenset() if first is None else frozenset({first.ip})
@@ -86,7 +116,7 @@ class AddAccountIpsReconciler(_Base):
         """The account's IPs above the marker, in the requested region."""
         known = self.known or frozenset()
         found: list[str] = []
-        async for item in self.resource.list_ips(self.account_id, limit=100, **self.options):
+        async for item in self.list_ips(100):
             if item.ip in known:
                 break
             if item.region == self.body.region:
@@ -125,14 +155,17 @@ class AddAccountIpsReconciler(_Base):
 class CreatePoolReconciler(_Base):
     """Reconciles CreateIpPool by looking the pool up by name."""
 
-    __slots__ = ("body", "options", "resource")
+    __slots__ = ("body", "list_pool_ips", "list_pools")
 
     def __init__(
-        self, resource: PoolsResource, body: CreatePoolBody, options: RequestOptions
+        self,
+        list_pools: Callable[[], AsyncIterator[IpPool]],
+        list_pool_ips: Callable[[str], AsyncIterator[PoolIp]],
+        body: CreatePoolBody,
     ) -> None:
-        self.resource = resource
+        self.list_pools = list_pools
+        self.list_pool_ips = list_pool_ips
         self.body = body
-        self.options = options
 
     def is_echo(self, exc: SendGridError) -> bool:
         """A 400 "already exists" on the name may be our own earlier attempt."""
@@ -142,12 +175,12 @@ class CreatePoolReconciler(_Base):
 
     async def resolve(self) -> IpPoolIps | None:
         """The pool the failed attempt created, None if there is no pool by that name."""
-        async for pool in self.resource.list(**self.options):
+        async for pool in self.list_pools():
             if pool.name == self.body.name:
                 break
         else:
             return None
-        ips = [item.ip async for item in self.resource.list_ips(pool.id, **self.options)]
+        ips = [item.ip async for item in self.list_pool_ips(pool.id)]
         if set(ips) != set(self.body.ips):
             raise AmbiguousResultError(
                 f"CreateIpPool failed ambiguously and a pool named {self.body.name!r} exists "
@@ -159,22 +192,22 @@ class CreatePoolReconciler(_Base):
 class AddIpReconciler(_Base):
     """Reconciles AddIp by listing the IPs added since shortly before the attempt."""
 
-    __slots__ = ("before", "body", "options", "resource", "since")
+    __slots__ = ("before", "body", "list_since", "since")
     prepares = True
 
     def __init__(
-        self, resource: IpsResource, body: AddIpBody, now: float, options: RequestOptions
+        self, list_since: Callable[[int], AsyncIterator[IpAddress]], body: AddIpBody, now: float
     ) -> None:
-        self.resource = resource
+        """``list_since(t)`` lists the IPs added since Unix time ``t``."""
+        self.list_since = list_since
         self.body = body
-        self.options = options
         self.since = max(0, int(now) - ADD_IP_CLOCK_SLACK)
         self.before: frozenset[str] = frozenset()
 
     async def _recent(self) -> list[Any]:
-        return [ip async for ip in self.resource.list(start_added_at=self.since, **self.options)]
+        return [ip async for ip in self.list_since(self.since)]
 
-    async def prepare(self) -> None:
+    async def prepare(self, lease_token: int | None) -> None:
         """Note the IPs already added in the slack window, so they are not taken for ours."""
         self.before = frozenset(item.ip for item in await self._recent())
 

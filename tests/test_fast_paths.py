@@ -56,28 +56,28 @@ def test_dump_json_refuses_what_json_cannot_encode() -> None:
 async def test_urls_are_reused_per_operation_and_path() -> None:
     async with SendGridIPAM("SG.unit", base_url="http://127.0.0.1:9") as sg:
         get = OPERATIONS["GetIpPool"]
-        first = sg._url(get, "12345", None)
-        assert sg._url(get, "12345", None) is first
+        first = sg._engine.url(get, "12345", None)
+        assert sg._engine.url(get, "12345", None) is first
         assert str(first) == "http://127.0.0.1:9/v3/send_ips/pools/12345"
-        assert sg._url(get, "a/b", None).raw_path == "/v3/send_ips/pools/a%2Fb"
-        with_query = sg._url(get, "12345", {"include_region": True})
+        assert sg._engine.url(get, "a/b", None).raw_path == "/v3/send_ips/pools/a%2Fb"
+        with_query = sg._engine.url(get, "12345", {"include_region": True})
         assert str(with_query).endswith("/pools/12345?include_region=true")
 
 
 async def test_a_cached_url_never_lets_a_bad_value_through() -> None:
     async with SendGridIPAM("SG.unit", base_url="http://127.0.0.1:9") as sg:
         get = OPERATIONS["GetIpPool"]
-        sg._url(get, "1", None)
-        sg._url(get, 1, None)  # an int id is fine, and not cached
+        sg._engine.url(get, "1", None)
+        sg._engine.url(get, 1, None)  # an int id is fine, and not cached
         with pytest.raises(ValidationError, match="poolid"):
-            sg._url(get, True, None)  # True == 1, yet it must not pass for it
+            sg._engine.url(get, True, None)  # True == 1, yet it must not pass for it
         with pytest.raises(ValidationError, match="poolid"):
-            sg._url(get, "..", None)
+            sg._engine.url(get, "..", None)
 
 
 async def test_the_url_cache_is_bounded() -> None:
     async with SendGridIPAM("SG.unit", base_url="http://127.0.0.1:9") as sg:
         get = OPERATIONS["GetIpPool"]
         for n in range(5000):
-            sg._url(get, str(n), None)
-        assert len(sg._urls) <= 1024
+            sg._engine.url(get, str(n), None)
+        assert len(sg._engine.urls) <= 1024

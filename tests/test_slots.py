@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from sendgrid_ipam import SendGridIPAM
-from sendgrid_ipam.client import _Slots
+from sendgrid_ipam.engine.slots import Slots as _Slots
 from sendgrid_ipam.testing import FakeSendGrid, FaultRates
 
 

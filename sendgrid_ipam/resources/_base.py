@@ -1,18 +1,14 @@
-"""What every resource shares: the client it calls through and how it lists."""
+"""What every resource shares: the engine it calls through and how it lists."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..engine import Engine, RequestOptions, check_options
 from ..errors import ValidationError
 from ..operations import OPERATIONS, Operation
 from ..pagination import Page, page_reader, paginate
-
-if TYPE_CHECKING:
-    from ..client import RequestOptions, SendGridIPAM
-
-from ..client import check_options
 
 # The API's own default page size, used to tell a short (last) page when none is given.
 _DEFAULT_PAGE_SIZE = 10
@@ -28,10 +24,10 @@ def region_flag(include_region: bool | None) -> dict[str, bool] | None:
 
 
 class Resource:
-    """A group of operations sharing one client."""
+    """A group of operations sharing one engine."""
 
-    def __init__(self, client: SendGridIPAM) -> None:
-        self._client = client
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     def _list(
         self,
@@ -51,11 +47,11 @@ class Resource:
             op.paging, op.read, limit if isinstance(limit, int) else _DEFAULT_PAGE_SIZE
         )
         cursor_name = "after_key" if op.paging == "after_key" else "offset"
-        client = self._client
+        engine = self._engine
 
         async def fetch(cursor: str | None) -> Page:
             page_query = query if cursor is None else {**query, cursor_name: cursor}
-            return await client._execute(
+            return await engine.execute(
                 op, path=path, query=page_query, options=options, read=read
             )
 

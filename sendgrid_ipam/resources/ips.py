@@ -24,8 +24,11 @@ from ..operations import OPERATIONS
 from ..reconcile import AddIpReconciler
 from ._base import Resource, region_flag
 
+IPAM_LEASE = "ipam"
+"""The write lease of AddIp: its check lists the IPs added account-wide."""
+
 if TYPE_CHECKING:
-    from ..client import RequestOptions
+    from ..engine import RequestOptions
 
 
 class IpsResource(Resource):
@@ -75,10 +78,15 @@ class IpsResource(Resource):
         """
         body = AddIpBody(is_auto_warmup, is_parent_assigned, subusers,
                          region, include_region)
-        client = self._client
-        return await client._execute(
+        engine = self._engine
+
+        def list_since(since: int) -> AsyncIterator[IpAddress]:
+            return self.list(start_added_at=since, **options)
+
+        return await engine.execute(
             OPERATIONS["AddIp"], body=unstructure(body), options=options,
-            reconciler=AddIpReconciler(self, body, client._wall_clock(), options),
+            reconciler=AddIpReconciler(list_since, body, engine.wall_clock()),
+            lease=IPAM_LEASE,
         )
 
     def list(
@@ -148,7 +156,7 @@ class IpsResource(Resource):
 
         Implements operationId GetIp.
         """
-        return await self._client._execute(
+        return await self._engine.execute(
             OPERATIONS["GetIp"], path=check_ip("ip", ip),
             query=region_flag(include_region), options=options,
         )
@@ -183,7 +191,7 @@ class IpsResource(Resource):
         Implements operationId UpdateIp.
         """
         body = UpdateIpBody(is_auto_warmup, is_parent_assigned, is_enabled)
-        return await self._client._execute(
+        return await self._engine.execute(
             OPERATIONS["UpdateIp"], path=check_ip("ip", ip), body=unstructure(body),
             options=options,
         )
@@ -270,7 +278,7 @@ class IpsResource(Resource):
         self, operation_id: str, ip: str, subusers: Iterable[str], options: RequestOptions
     ) -> SubuserAssignment:
         body = SubusersBody(subusers)
-        return await self._client._execute(
+        return await self._engine.execute(
             OPERATIONS[operation_id], path=check_ip("ip", ip), body=unstructure(body),
             options=options,
         )

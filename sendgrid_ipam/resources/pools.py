@@ -23,7 +23,7 @@ from ..reconcile import CreatePoolReconciler
 from ._base import Resource, region_flag
 
 if TYPE_CHECKING:
-    from ..client import RequestOptions
+    from ..engine import RequestOptions
 
 PoolId = str | int
 
@@ -93,9 +93,17 @@ class PoolsResource(Resource):
         Implements operationId CreateIpPool.
         """
         body = CreatePoolBody(name, ips)
-        return await self._client._execute(
+
+        def list_pools() -> AsyncIterator[IpPool]:
+            return self.list(**options)
+
+        def list_pool_ips(pool_id: str) -> AsyncIterator[PoolIp]:
+            return self.list_ips(pool_id, **options)
+
+        return await self._engine.execute(
             OPERATIONS["CreateIpPool"], body=unstructure(body), options=options,
-            reconciler=CreatePoolReconciler(self, body, options),
+            reconciler=CreatePoolReconciler(list_pools, list_pool_ips, body),
+            lease=f"pool:{body.name}",
         )
 
     async def get(
@@ -120,7 +128,7 @@ class PoolsResource(Resource):
 
         Implements operationId GetIpPool.
         """
-        return await self._client._execute(
+        return await self._engine.execute(
             OPERATIONS["GetIpPool"], path=pool_id,
             query=region_flag(include_region), options=options,
         )
@@ -149,7 +157,7 @@ class PoolsResource(Resource):
         Implements operationId UpdateIpPool.
         """
         body = RenamePoolBody(name)
-        return await self._client._execute(
+        return await self._engine.execute(
             OPERATIONS["UpdateIpPool"], path=pool_id, body=unstructure(body),
             options=options,
         )
@@ -174,7 +182,7 @@ class PoolsResource(Resource):
 
         Implements operationId DeleteIpPool.
         """
-        await self._client._execute(
+        await self._engine.execute(
             OPERATIONS["DeleteIpPool"], path=pool_id, options=options
         )
 
@@ -268,7 +276,7 @@ class PoolsResource(Resource):
         self, operation_id: str, pool_id: PoolId, ips: Iterable[str], options: RequestOptions
     ) -> IpPoolIps:
         body = PoolIpsBody(ips)
-        return await self._client._execute(
+        return await self._engine.execute(
             OPERATIONS[operation_id], path=pool_id, body=unstructure(body),
             options=options,
         )

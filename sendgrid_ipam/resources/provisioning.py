@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, Unpack
 
 from .._convert import unstructure
+from ..bulk import BulkResult, ProgressCallback, run_bulk
 from ..errors import ValidationError
 from ..models import (
     AccountIp,
@@ -22,8 +23,7 @@ from ..reconcile import AddAccountIpsReconciler
 from ._base import Resource
 
 if TYPE_CHECKING:
-    from ..bulk import BulkResult, ProgressCallback
-    from ..client import CallTrace, RequestOptions
+    from ..engine import CallTrace, RequestOptions
 
 
 class ProvisioningResource(Resource):
@@ -38,7 +38,8 @@ class ProvisioningResource(Resource):
         attempt the client notes the account's newest IP (one small GET), and after an
         ambiguous failure (5xx, timeout, connection lost) it lists the account down to that
         IP instead of resending. If the IPs are there, they are returned with
-        ``reconciled=True``. This assumes one writer per account at a time.
+        ``reconciled=True``. The call holds the account's write lease throughout, so other
+        writes to the account through the same coordinator wait their turn.
 
         Args:
             account_id: the customer's SendGrid account ID.
@@ -54,7 +55,7 @@ class ProvisioningResource(Resource):
 
         Implements operationId AddAccountIps.
         """
-        return await self._add_ips(account_id, count, region, None, options, None)
+        return await self._add_ips(account_id, count, region, None, None, options, None)
 
     async def _add_ips(
         self,
@@ -62,15 +63,22 @@ class ProvisioningResource(Resource):
         count: int,
         region: Region,
         known: frozenset[str] | None,
+        known_token: int | None,
         options: RequestOptions,
         trace: CallTrace | None,
     ) -> AccountIps:
+        """AddAccountIps; ``known`` are the account's newest IPs as of lease ``known_token``."""
         body = AddAccountIpsBody(count, region)
-        return await self._client._execute(
-            OPERATIONS["AddAccountIps"], path=_account(account_id), body=unstructure(body),
+        path = _account(account_id)
+
+        def list_ips(limit: int) -> AsyncIterator[AccountIp]:
+            return self.list_ips(path, limit=limit, **options)
+
+        return await self._engine.execute(
+            OPERATIONS["AddAccountIps"], path=path, body=unstructure(body),
             options=options, read=functools.partial(_read_added, body),
-            reconciler=AddAccountIpsReconciler(self, account_id, body, known, options),
-            trace=trace,
+            reconciler=AddAccountIpsReconciler(list_ips, path, body, known, known_token),
+            trace=trace, lease=account_lease(path),
         )
 
     def list_ips(
@@ -105,9 +113,10 @@ class ProvisioningResource(Resource):
         Implements operationId RemoveAccountIps.
         """
         body = RemoveAccountIpsBody(ips)
-        await self._client._execute(
-            OPERATIONS["RemoveAccountIps"], path=_account(account_id),
-            body=unstructure(body), options=options,
+        path = _account(account_id)
+        await self._engine.execute(
+            OPERATIONS["RemoveAccountIps"], path=path,
+            body=unstructure(body), options=options, lease=account_lease(path),
         )
 
     async def bulk_add_ips(
@@ -133,9 +142,7 @@ class ProvisioningResource(Resource):
         Returns:
             A `BulkResult` with every account's outcome.
         """
-        from ..bulk import run_bulk
-
-        return await run_bulk(self, requests, concurrency=concurrency,
+        return await run_bulk(self._add_ips, requests, concurrency=concurrency,
                               on_progress=on_progress, options=options)
 
 
@@ -153,6 +160,11 @@ def _read_added(body: AddAccountIpsBody, data: Any) -> AccountIps:
     if len(added.ips) != body.count or len(set(added.ips)) != body.count:
         raise ValueError(f"{body.count} IPs were asked and the reply lists {len(added.ips)}")
     return added
+
+
+def account_lease(account_id: str) -> str:
+    """The write lease of an account's IPs (AddAccountIps, RemoveAccountIps, bulk chunks)."""
+    return f"account:{account_id}"
 
 
 def _account(account_id: Any) -> str:

@@ -1,0 +1,96 @@
+"""The coordination interface: the state that the calls of one client (or of many) share.
+
+Three things are shared:
+
+- the **rate-limit gate**: requests wait while SendGrid has said an endpoint's window is
+  closed (a 429, or ``X-RateLimit-Remaining: 0``);
+- the **retry budget**: a client-wide allowance of retries, so a dead upstream is not hammered;
+- **write leases**: a write whose safety rests on reconciliation (the check "did my failed
+  write take effect?") holds a lease on what that check reads — an account, a pool name, the
+  IP Address Management account — for its whole span, so that no other writer's work can
+  look like its own.
+
+A lease has a *token* that grows by one each time its key is taken. A holder that knows the
+token it held last can tell whether anyone else wrote in between (a bulk run uses it to keep
+its marker across chunks). A lease may be *lost* (its time-to-live ran out in a long pause,
+or a shared store failed over); `Lease.check` raises `LeaseLostError` then, and the engine
+checks before every write it sends.
+
+Methods that may need a round trip to a shared store are async; the gate also has a cheap
+synchronous `Coordinator.gate_open` so that the in-process default costs nothing on the
+happy path, and the retry budget is synchronous (see `Coordinator.budget`).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+
+from ..errors import SendGridError
+from ..retry import RetryBudget
+
+__all__ = ["Coordinator", "Lease", "LeaseLostError"]
+
+
+class LeaseLostError(SendGridError):
+    """A write lease ran out or was taken over before the write was sent; nothing was sent."""
+
+
+class Lease(abc.ABC):
+    """One holder's claim on a key; obtained from `Coordinator.lease`."""
+
+    key: str
+    """What the lease covers (e.g. ``account:acct-1``)."""
+    token: int
+    """Grows by one each time the key is taken: the fencing token of this holding."""
+
+    @abc.abstractmethod
+    async def check(self) -> None:
+        """Raise `LeaseLostError` if this lease is no longer held (call before each write)."""
+
+
+class Coordinator(abc.ABC):
+    """The state calls share: rate-limit gate, retry budget and write leases."""
+
+    lease_ttl: float = 30.0
+    """Seconds a lease lives unless renewed (a holder renews it while it works)."""
+
+    # ---------------------------------------------------------------- rate-limit gate
+
+    @abc.abstractmethod
+    def gate_open(self, endpoint: str) -> bool:
+        """True when a request to ``endpoint`` may go now without awaiting (cheap)."""
+
+    @abc.abstractmethod
+    async def wait_at_gate(self, endpoint: str, *, within: float) -> float:
+        """Wait until ``endpoint`` may be called; returns the seconds waited.
+
+        Raises:
+            RateLimitError: the window stays closed longer than ``within`` seconds.
+        """
+
+    @abc.abstractmethod
+    def observe(self, endpoint: str, status: int, headers: Mapping[str, str]) -> None:
+        """Learn from a reply that carries rate-limit news (a 429 or no requests left)."""
+
+    # ---------------------------------------------------------------- retry budget
+
+    budget: RetryBudget
+    """The retry budget. Its methods are synchronous (tenacity's stop decision is): a shared
+    implementation keeps a local allowance that it reserves from the shared store in batches."""
+
+    # ---------------------------------------------------------------- write leases
+
+    @abc.abstractmethod
+    def lease(self, key: str, *, wait: float) -> AbstractAsyncContextManager[Lease]:
+        """Hold the lease on ``key`` for the ``async with`` block.
+
+        Waits its turn behind other holders, at most ``wait`` seconds.
+
+        Raises:
+            RequestTimeoutError: the lease was not obtained within ``wait`` (nothing sent).
+        """
+
+    async def aclose(self) -> None:  # noqa: B027 (optional: most coordinators hold nothing)
+        """Release what the coordinator holds (connections); the in-process one holds none."""

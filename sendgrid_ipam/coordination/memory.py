@@ -1,0 +1,146 @@
+"""The in-process coordinator: the default, shared by the calls of one client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+
+from ..errors import ErrorDetail, RateLimitError, RequestTimeoutError
+from ..ratelimit import RateLimit, RateLimitGate
+from ..retry import RetryBudget, logger
+from .base import Coordinator, Lease, LeaseLostError
+
+__all__ = ["MemoryCoordinator"]
+
+
+class _MemoryLease(Lease):
+    __slots__ = ("held", "key", "token")
+
+    def __init__(self, key: str, token: int) -> None:
+        self.key = key
+        self.token = token
+        self.held = True
+
+    async def check(self) -> None:
+        """In one process a lease is lost only once released."""
+        if not self.held:
+            raise LeaseLostError(f"the write lease on {self.key!r} is no longer held")
+
+    def __repr__(self) -> str:
+        return f"<lease {self.key!r} token={self.token} {'held' if self.held else 'released'}>"
+
+
+class _Key:
+    """One key's holder and its queue of waiters (first come, first served)."""
+
+    __slots__ = ("held", "waiters")
+
+    def __init__(self) -> None:
+        self.held = False
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+
+class MemoryCoordinator(Coordinator):
+    """Gate, retry budget and leases for the calls of one process.
+
+    Leases here never expire: a holder in this process always releases at the end of its
+    ``async with`` block (its call's deadline bounds how long that is). Keys with no holder
+    and no waiter are forgotten; only each key's last token is kept (one integer per key
+    ever written), so that tokens of one key grow by one per holding.
+
+    Args:
+        budget: the retry budget (default: a fresh `RetryBudget`).
+        clock, wall_clock, sleep: injected for tests that must not wait for real.
+    """
+
+    def __init__(
+        self,
+        *,
+        budget: RetryBudget | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.budget = budget or RetryBudget()
+        self.gate = RateLimitGate(clock=clock, wall_clock=wall_clock, sleep=sleep)
+        self._keys: dict[str, _Key] = {}
+        self._tokens: dict[str, int] = {}  # each key's last token
+
+    def __repr__(self) -> str:
+        return f"<MemoryCoordinator {self.budget!r} leases held={len(self._keys)}>"
+
+    # ---------------------------------------------------------------- gate
+
+    def gate_open(self, endpoint: str) -> bool:
+        """True while no reply has closed the gate (one gate for every endpoint, for now)."""
+        return not (self.gate.reopen_at and self.gate.is_closed())
+
+    async def wait_at_gate(self, endpoint: str, *, within: float) -> float:
+        """Wait for the gate to reopen, unless it stays closed longer than ``within``."""
+        gate = self.gate
+        closed_for = gate.closed_for()
+        if closed_for > within:
+            raise RateLimitError(
+                429, [ErrorDetail(f"rate-limit window closed for {closed_for:.1f}s more")],
+                "", {}, RateLimit(reset_at=gate.reopens_at()),
+            )
+        logger.debug("holding a request %.2fs for the rate-limit window", closed_for,
+                     extra={"sendgrid_ipam_event": "rate_limited", "wait": closed_for})
+        return await gate.wait()
+
+    def observe(self, endpoint: str, status: int, headers: Mapping[str, str]) -> None:
+        """Close the gate as the reply says."""
+        self.gate.observe(status, headers)
+
+    # ---------------------------------------------------------------- leases
+
+    @asynccontextmanager
+    async def lease(self, key: str, *, wait: float) -> AsyncIterator[Lease]:
+        """Hold ``key`` for the block, waiting (at most ``wait`` s) behind other holders."""
+        state = self._keys.get(key)
+        if state is None:
+            state = self._keys[key] = _Key()
+        if state.held or state.waiters:
+            await self._queue(key, state, wait)
+        else:
+            state.held = True
+        token = self._tokens[key] = self._tokens.get(key, 0) + 1
+        lease = _MemoryLease(key, token)
+        try:
+            yield lease
+        finally:
+            lease.held = False
+            self._hand_on(key, state)
+
+    async def _queue(self, key: str, state: _Key, wait: float) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        state.waiters.append(waiter)
+        try:
+            async with asyncio.timeout(max(wait, 0.0)):
+                await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self._hand_on(key, state)  # handed the lease just as we gave up: pass it on
+            else:
+                state.waiters.remove(waiter)
+                if not state.held and not state.waiters:
+                    del self._keys[key]
+            if isinstance(exc, TimeoutError):
+                raise RequestTimeoutError(
+                    f"the call's deadline was reached waiting for the write lease on {key!r} "
+                    "(another write to it is in flight)", request_sent=False,
+                ) from None
+            raise
+
+    def _hand_on(self, key: str, state: _Key) -> None:
+        """Give the key to the longest waiter still waiting, or free it."""
+        while state.waiters:
+            waiter = state.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # state.held stays True: ownership passes on
+                return
+        state.held = False
+        del self._keys[key]

@@ -1,0 +1,200 @@
+"""One prepared request, and how one attempt of it is sent and its reply read.
+
+Every failure becomes a `SendGridError`. aiohttp's exceptions are never chained into it:
+some (``ClientResponseError``) hold the request's headers, Authorization included, in their
+repr; the message of each is kept, with the API key scrubbed from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import attrs
+from yarl import URL
+
+from .. import _wire
+from ..errors import ClientStateError, RequestTimeoutError, SendGridError, TransportError
+from ..retry import RetryPolicy, logger
+from .body import ERROR_BODY_LIMIT, BodyTooLarge, inflate, read_body
+
+if TYPE_CHECKING:
+    from ..coordination import Lease
+    from .core import Engine
+
+__all__ = ["Attempt"]
+
+_DEBUG = logging.DEBUG
+
+
+class Attempt:
+    """Everything needed to send an attempt of one call's request."""
+
+    __slots__ = (
+        "capped", "data", "deadline", "endpoint", "engine", "headers", "lease", "method",
+        "policy", "read", "session", "timeout", "url",
+    )
+
+    def __init__(
+        self,
+        engine: Engine,
+        session: aiohttp.ClientSession,
+        endpoint: str,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str] | None,
+        data: bytes | None,
+        timeout: aiohttp.ClientTimeout | None,
+        read: Callable[[Any], Any],
+        deadline: float,
+        policy: RetryPolicy,
+        capped: bool,
+    ) -> None:
+        self.engine = engine
+        self.session = session
+        self.endpoint = endpoint
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.data = data
+        self.timeout = timeout
+        self.read = read
+        self.deadline = deadline
+        self.policy = policy
+        # Whether the deadline can cut an attempt short; retries set it, as time has passed.
+        self.capped = capped
+        self.lease: Lease | None = None  # a write's lease, checked before each send
+
+
+    async def send(self, number: int = 1) -> Any:
+        """Send attempt ``number`` and read its reply; raises a `SendGridError` on failure."""
+        engine = self.engine
+        if self.lease is not None:
+            await self.lease.check()  # fencing: a holder that lost its lease sends nothing
+        debug = logger.isEnabledFor(_DEBUG)
+        started = engine.clock() if debug else 0.0
+        slots = engine.slots
+        if slots.free and not slots.waiters:  # Slots.try_take(), inlined: runs on every call
+            slots.free -= 1
+        else:
+            await slots.take()
+        try:
+            status, headers, body, failure = await self._exchange()
+        finally:
+            if slots.waiters:
+                slots.give()
+            else:
+                slots.free += 1  # Slots.give(), inlined
+        if failure is None:
+            try:
+                data = self._reply(status, headers, body)
+            except SendGridError as exc:
+                failure = exc
+        if debug:
+            self._log(number, started, failure, status if failure is None else None)
+        if failure is not None:
+            try:
+                raise failure  # raised here, outside any except: it chains no aiohttp error
+            finally:
+                del failure  # this frame, held by the error's traceback, must not hold it
+        return data
+
+    async def _exchange(self) -> tuple[int, Mapping[str, str], bytes, SendGridError | None]:
+        """Send the request over the session: the reply's parts, or the failure."""
+        engine = self.engine
+        timeout = self.timeout
+        if self.capped or not engine.coordinator.gate_open(self.endpoint):
+            timeout = await self._bounded_timeout()
+        try:
+            async with (
+                self.session.request(
+                    self.method, self.url, headers=self.headers, data=self.data,
+                    **engine.request_kwargs,
+                )
+                if timeout is None
+                else self.session.request(
+                    self.method, self.url, headers=self.headers, data=self.data,
+                    timeout=timeout, **engine.request_kwargs,
+                )
+            ) as resp:
+                status, headers = resp.status, resp.headers
+                try:
+                    body = await read_body(
+                        resp, engine.max_reply_size if status < 300 else ERROR_BODY_LIMIT)
+                except BodyTooLarge as big:
+                    if status < 300:
+                        return status, headers, b"", engine.decode_error(
+                            f"the reply's body exceeds max_reply_size ({big.limit} bytes)",
+                            status, big.prefix)
+                    body = big.prefix  # an error reply: its status stands, its body cut
+                return status, headers, body, None
+        except aiohttp.ConnectionTimeoutError as exc:
+            failure: SendGridError = RequestTimeoutError(
+                f"connect timed out: {engine.scrub_text(str(exc))}", request_sent=False)
+        except aiohttp.ClientConnectorError as exc:
+            failure = TransportError(
+                f"cannot connect: {engine.scrub_text(str(exc))}", request_sent=False)
+        except TimeoutError:
+            failure = RequestTimeoutError("the request timed out")
+        except (aiohttp.ClientError, OSError) as exc:
+            # Also aiohttp's parser errors on a malformed status line or header.
+            failure = TransportError(f"{type(exc).__name__}: {engine.scrub_text(str(exc))}")
+        except RuntimeError as exc:
+            if not self.session.closed:
+                raise
+            failure = ClientStateError(f"the aiohttp session was closed: {exc}")
+        return 0, {}, b"", failure
+
+    def _reply(self, status: int, headers: Mapping[str, str], body: bytes) -> Any:
+        engine = self.engine
+        if status == 429 or headers.get("X-RateLimit-Remaining") == "0":
+            engine.coordinator.observe(self.endpoint, status, headers)
+        if engine.inflates and (encoding := headers.get("Content-Encoding")) and body:
+            try:
+                body = inflate(body, encoding, engine.max_reply_size)
+            except BodyTooLarge as big:
+                raise engine.decode_error(
+                    f"the reply's body inflates past max_reply_size ({big.limit} bytes)",
+                    status, big.prefix) from None
+            except ValueError as exc:
+                raise engine.decode_error(str(exc), status, b"") from None
+        if status >= 300:
+            body = engine.scrub(body)
+        try:
+            return self.read(_wire.read_reply(status, headers, body, engine.wall_clock))
+        except SendGridError:
+            raise
+        except Exception as exc:
+            message = f"reply does not match the spec ({type(exc).__name__})"
+        raise engine.decode_error(message, status, body)
+
+    def _log(self, number: int, started: float, failure: SendGridError | None,
+             status: int | None) -> None:
+        outcome: object = status
+        if failure is not None:
+            outcome = getattr(failure, "status", None) or type(failure).__name__
+        elapsed = (self.engine.clock() - started) * 1000.0
+        logger.debug(
+            "%s %s -> %s (attempt %d, %.1f ms)", self.method, self.url.path, outcome, number,
+            elapsed, extra={
+                "sendgrid_ipam_event": "request", "method": self.method,
+                "path": self.url.path, "status": outcome, "attempt": number,
+                "duration": elapsed / 1000.0,
+            },
+        )
+
+    async def _bounded_timeout(self) -> aiohttp.ClientTimeout | None:
+        """Wait at the gate if it is closed; the attempt's timeout, cut to the deadline."""
+        engine = self.engine
+        remaining = self.deadline - engine.clock()
+        if not engine.coordinator.gate_open(self.endpoint):
+            remaining -= await engine.coordinator.wait_at_gate(
+                self.endpoint, within=min(remaining, self.policy.max_rate_limit_wait))
+        timeout = self.timeout or engine.timeout
+        if timeout.total is None or remaining < timeout.total:
+            if remaining <= 0:
+                raise RequestTimeoutError("the call's deadline was reached", request_sent=False)
+            return attrs.evolve(timeout, total=remaining)
+        return self.timeout
