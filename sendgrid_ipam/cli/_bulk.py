@@ -14,7 +14,7 @@ from ..bulk import AccountResult, BulkProgress, BulkResult
 from ..errors import SendGridError
 from ..models import ProvisionRequest
 from ._common import (
-    Settings,
+    current_secrets,
     format_error,
     one_line,
     output_file,
@@ -156,12 +156,6 @@ class _Outcome:
                        + (f" (see {report})" if report else " (see --report)"))
 
 
-def _secrets(ctx: click.Context) -> frozenset[str]:
-    settings = ctx.find_object(Settings)
-    key = settings.api_key.strip() if settings and settings.api_key else ""
-    return frozenset({key} - {""})
-
-
 def _finish(ctx: click.Context, outcome: _Outcome, report: Path | None) -> None:
     """Write the report, print the summary, and exit with the run's status.
 
@@ -233,7 +227,7 @@ def bulk_add_ips(
                 requests, concurrency=concurrency, on_progress=on_progress))
     if result is None:
         results, unknown = tracker.results()
-        outcome = _Outcome(results, True, frozenset(unknown), _secrets(ctx))
+        outcome = _Outcome(results, True, frozenset(unknown), current_secrets())
     else:
-        outcome = _Outcome(list(result.results), secrets=_secrets(ctx))
+        outcome = _Outcome(list(result.results), secrets=current_secrets())
     _finish(ctx, outcome, report)

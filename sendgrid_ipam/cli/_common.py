@@ -21,6 +21,7 @@ from ..retry import RetryPolicy
 __all__ = [
     "ENV_KEY",
         "Settings",
+    "current_secrets",
     "format_error",
     "one_line",
     "output_file",
@@ -109,6 +110,14 @@ class Settings:
                 max_attempts=self.max_attempts),
             timeout=DEFAULT_TIMEOUT if self.timeout is None else self.timeout,
         )
+
+
+def current_secrets() -> frozenset[str]:
+    """The API key of the running command, for `redact` (empty outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    settings = ctx.find_object(Settings) if ctx else None
+    key = settings.api_key.strip() if settings and settings.api_key else ""
+    return frozenset({key} - {""})
 
 
 def run_api(action: Callable[[SendGridIPAM], Awaitable[T]]) -> T:

@@ -151,3 +151,11 @@ def test_an_unexpected_exception_is_one_line_without_the_key(
     line = one_error_line(result)
     assert line.startswith("error: unexpected RuntimeError: bug with <redacted> in it xxx")
     assert len(line) < 600
+
+
+@pytest.mark.parametrize("table", [False, True])
+def test_a_reply_echoing_the_key_is_printed_redacted(fake: FakeSendGrid, table: bool) -> None:
+    result = api(fake, "pools", "create", KEY, *(["--table"] if table else []))  # checks KEY
+    assert result.exit_code == 0, result.stderr
+    assert "<redacted>" in result.stdout
+    assert [pool.name for pool in fake.pools()] == [KEY]
