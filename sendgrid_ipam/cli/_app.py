@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -14,7 +15,7 @@ import click
 from .._version import __version__
 from ..errors import ConfigurationError, SendGridError, ValidationError
 from ._bulk import bulk_add_ips
-from ._common import ENV_KEY, Settings, format_error, one_line, redact, secrets_in
+from ._common import ENV_KEY, EXIT_INTERRUPTED, Settings, format_error, one_line, redact, secrets_in
 from ._ips import ips
 from ._local import demo, fake_server
 from ._pools import pools
@@ -24,7 +25,6 @@ __all__ = ["cli"]
 
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 _MAX_ERROR = 500
 
 
@@ -88,7 +88,7 @@ class IpamGroup(click.Group):
             status = fail(format_error(exc), EXIT_USAGE)
         except SendGridError as exc:
             status = fail(format_error(exc), EXIT_API_ERROR)
-        except (click.Abort, KeyboardInterrupt):
+        except (click.Abort, KeyboardInterrupt, asyncio.CancelledError):
             status = fail("interrupted", EXIT_INTERRUPTED)
         except BrokenPipeError:
             # stdout's reader went away (| head): say nothing more, and stop Python's own

@@ -14,20 +14,19 @@ from ..bulk import AccountResult, BulkProgress, BulkResult
 from ..errors import SendGridError
 from ..models import ProvisionRequest
 from ._common import (
+    EXIT_INTERRUPTED,
     current_secrets,
     format_error,
     one_line,
-    output_file,
     redact,
     run_api,
-    write_atomically,
 )
 from ._csv import read_requests
+from ._files import output_file, write_atomically
 
 __all__ = ["bulk_add_ips", "read_requests"]
 
 _SHOWN_FAILURES = 10
-EXIT_INTERRUPTED = 130
 
 
 @attrs.define
@@ -68,7 +67,8 @@ class _Tracker:
         An account with a result is reported as it is (``interrupted`` only if it came up
         short without an error of its own); one without is built from its events: done if
         it obtained every IP, else interrupted. Its retries are unknown then (the library
-        tells them only with a result), so its attempts are counted as its requests.
+        tells attempts only with a result): it is among those returned, whose report says
+        ``attempts: null`` and whose summary counts no retries.
         """
         results: list[AccountResult] = []
         unknown: set[str] = set()

@@ -275,3 +275,18 @@ def test_report_that_cannot_be_written_after_the_run_goes_to_stdout(
         f"error: cannot write the report to {report_file}: No space left on device; "
         "it is printed on stdout instead")
     assert not report_file.exists()
+
+
+def test_report_through_a_symlink_replaces_its_target(fake: FakeSendGrid, tmp_path: Path) -> None:
+    csv_file = write_csv(tmp_path, "account_id,count,region\nacct-1,1,us\n")
+    (tmp_path / "reports").mkdir()
+    target = tmp_path / "reports" / "latest.json"
+    target.write_text("{}")
+    link = tmp_path / "report.json"
+    link.symlink_to(target)
+
+    result = api(fake, "bulk-add-ips", csv_file, "--report", str(link))
+
+    assert result.exit_code == 0, result.stderr
+    assert link.is_symlink()
+    assert json.loads(target.read_text())["accounts"][0]["ips"] == fake.account_ips("acct-1")
