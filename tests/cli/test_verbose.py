@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from sendgrid_ipam.testing import FakeSendGrid
+from sendgrid_ipam.testing import FakeSendGrid, Fault
 
 from . import KEY, running_fake
 
@@ -59,3 +59,15 @@ def test_vv_logs_failed_attempts_and_v_does_not_log_requests() -> None:
     assert quiet.returncode == 1
     assert request_lines(quiet.stderr) == []
     assert quiet.stderr.splitlines()[-1].startswith("error: 401 Unauthorized")
+
+
+def test_v_logs_retries_without_request_lines() -> None:
+    with running_fake(ipam_ips=1) as fake:
+        fake.script("ListIp", Fault.error(503))
+        done = run(fake, "-v", "--max-attempts", "2", "ips", "list")  # one backoff, <= 0.5 s
+        assert fake.count("ListIp") == 2
+
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 1
+    assert " INFO sendgrid_ipam: retrying ListIp after attempt 1" in done.stderr
+    assert request_lines(done.stderr) == []
