@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -12,7 +15,7 @@ import click
 from .._version import __version__
 from ..errors import ConfigurationError, SendGridError, ValidationError
 from ._bulk import bulk_add_ips
-from ._common import ENV_KEY, Settings, format_error, one_line, redact, secrets_in
+from ._common import ENV_KEY, EXIT_INTERRUPTED, Settings, format_error, one_line, redact, secrets_in
 from ._ips import ips
 from ._local import demo, fake_server
 from ._pools import pools
@@ -22,18 +25,34 @@ __all__ = ["cli"]
 
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+_MAX_ERROR = 500
 
 
 class _Redacting(logging.Formatter):
-    """Formats a record, then removes the API key from the text, wherever it came from."""
+    """Formats a record, then removes the API key from the text, wherever it came from.
 
-    def __init__(self, secrets: set[str]) -> None:
+    An exception logged with the record is one line (its type and message) unless
+    ``tracebacks``: a traceback is for -vv, when someone is debugging.
+    """
+
+    def __init__(self, secrets: set[str], *, tracebacks: bool) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self.secrets = secrets
+        self.tracebacks = tracebacks
+
+    def formatException(self, ei: Any) -> str:
+        if self.tracebacks:
+            return super().formatException(ei)
+        return one_line(f"({_describe(ei[1])})")
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record), self.secrets)
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception nobody expected, on one line and not too long."""
+    text = one_line(f"{type(exc).__name__}: {exc}".rstrip(": "))
+    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 3] + "..."
 
 
 class IpamGroup(click.Group):
@@ -69,10 +88,18 @@ class IpamGroup(click.Group):
             status = fail(format_error(exc), EXIT_USAGE)
         except SendGridError as exc:
             status = fail(format_error(exc), EXIT_API_ERROR)
-        except click.Abort:
+        except (click.Abort, KeyboardInterrupt, asyncio.CancelledError):
             status = fail("interrupted", EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # stdout's reader went away (| head): say nothing more, and stop Python's own
+            # complaint when it flushes stdout at exit.
+            with contextlib.suppress(OSError, ValueError):  # not a real file (CliRunner)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            status = EXIT_API_ERROR
         except OSError as exc:
             status = fail(str(exc), EXIT_API_ERROR)
+        except Exception as exc:  # a bug or a case nobody foresaw: still one line, no traceback
+            status = fail(f"unexpected {_describe(exc)}", EXIT_API_ERROR)
         if standalone_mode:
             sys.exit(status)
         return status
@@ -96,7 +123,7 @@ class IpamGroup(click.Group):
 @click.option("--on-behalf-of", metavar="SUBUSER",
               help="Act for this subuser (or 'account-id ID'): the On-Behalf-Of header.")
 @click.option("-v", "--verbose", count=True,
-              help="Log retries and reconciliations to stderr (-vv: debug).")
+              help="Log retries and reconciliations to stderr (-vv: every HTTP request too).")
 @click.version_option(__version__, "-V", "--version", prog_name="sendgrid-ipam")
 @click.pass_context
 def cli(
@@ -115,14 +142,15 @@ def cli(
     """
     ctx.obj = Settings(api_key, region, base_url, timeout, max_attempts, on_behalf_of)
     if verbose:
-        _log_to_stderr(ctx, logging.DEBUG if verbose > 1 else logging.INFO,
-                       {api_key.strip()} if api_key and api_key.strip() else set())
+        _log_to_stderr(ctx, verbose, {api_key.strip()} if api_key and api_key.strip() else set())
 
 
-def _log_to_stderr(ctx: click.Context, level: int, secrets: set[str]) -> None:
+def _log_to_stderr(ctx: click.Context, verbose: int, secrets: set[str]) -> None:
+    """-v: INFO (retries, reconciliations); -vv: DEBUG too (a line per HTTP request)."""
     logger = logging.getLogger("sendgrid_ipam")
+    level = logging.DEBUG if verbose > 1 else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Redacting(secrets))
+    handler.setFormatter(_Redacting(secrets, tracebacks=verbose > 1))
     previous = logger.level
     logger.addHandler(handler)
     logger.setLevel(level)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -12,140 +11,176 @@ import attrs
 import click
 
 from ..bulk import AccountResult, BulkProgress, BulkResult
-from ..errors import SendGridError, ValidationError
+from ..errors import SendGridError
 from ..models import ProvisionRequest
-from ._common import format_error, run_api
+from ._common import (
+    EXIT_INTERRUPTED,
+    current_secrets,
+    format_error,
+    one_line,
+    redact,
+    run_api,
+)
+from ._csv import read_requests
+from ._files import output_file, write_atomically
 
 __all__ = ["bulk_add_ips", "read_requests"]
 
-HEADER = ["account_id", "count", "region"]
 _SHOWN_FAILURES = 10
 
 
-def read_requests(path: Path) -> list[ProvisionRequest]:
-    """The CSV's rows as requests; a bad row is a usage error naming its line."""
+@attrs.define
+class _Account:
+    """One account as the progress events told it: IPs, requests, and the final result."""
 
-    def bad(line: int, why: str) -> click.UsageError:
-        return click.UsageError(f"{path}, line {line}: {why}")
-
-    requests: list[ProvisionRequest] = []
-    lines: dict[str, int] = {}
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as file:
-            reader = csv.reader(file)
-            header = [name.strip().lower() for name in next(reader, [])]
-            if header != HEADER:
-                raise bad(1, f"the header must be {','.join(HEADER)}, not {','.join(header)!r}")
-            for row in reader:
-                line = reader.line_num
-                if not any(cell.strip() for cell in row):
-                    continue
-                if len(row) != len(HEADER):
-                    raise bad(line, f"expected 3 fields ({','.join(HEADER)}), got {len(row)}")
-                account_id, count_text, region = (cell.strip() for cell in row)
-                try:
-                    count = int(count_text)
-                except ValueError:
-                    raise bad(line, f"count must be an integer, not {count_text!r}") from None
-                try:
-                    request = ProvisionRequest(account_id, count, region)  # type: ignore[arg-type]
-                except ValidationError as exc:
-                    raise bad(line, str(exc)) from None
-                if account_id in lines:
-                    raise bad(line, f"account {account_id!r} is already on line "
-                                    f"{lines[account_id]}; give each account once")
-                lines[account_id] = line
-                requests.append(request)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise click.UsageError(f"{path}: not a readable CSV file: {exc}") from None
-    if not requests:
-        raise click.UsageError(f"{path}: no accounts in the file")
-    return requests
+    ips: list[str] = attrs.Factory(list)
+    requests: int = 0
+    result: AccountResult | None = None
 
 
 @attrs.define
 class _Tracker:
-    """What the run obtained so far, from the progress events (kept for an interruption)."""
+    """What the run obtained so far, from the progress events (kept for an interruption).
+
+    Each event is one finished AddAccountIps request; ``result`` comes with an account's
+    last one, when the library could say the account is final.
+    """
 
     requests: list[ProvisionRequest]
-    ips: dict[str, list[str]] = attrs.Factory(dict)
-    final: dict[str, AccountResult] = attrs.Factory(dict)
+    accounts: dict[str, _Account] = attrs.Factory(dict)
 
     def record(self, event: BulkProgress) -> None:
-        self.ips.setdefault(event.account_id, []).extend(event.new_ips)
+        account = self.accounts.setdefault(event.account_id, _Account())
+        account.ips.extend(event.new_ips)
+        account.requests += 1
         if event.result is not None:
-            self.final[event.account_id] = event.result
+            account.result = event.result
 
-    def results(self) -> list[AccountResult]:
-        """Every account: its final result, or what it obtained before the interruption."""
-        return [
-            self.final.get(r.account_id) or AccountResult(
-                r.account_id, r.region, r.count, tuple(self.ips.get(r.account_id, ())),
-                error=KeyboardInterrupt(),
-            )
-            for r in self.requests
-        ]
+    @property
+    def final(self) -> int:
+        """Accounts whose result is known."""
+        return sum(a.result is not None for a in self.accounts.values())
 
+    def results(self) -> tuple[list[AccountResult], set[str]]:
+        """After an interruption: every account's outcome, and those of unknown attempts.
 
-def _error_text(error: BaseException | None) -> str | None:
-    if error is None:
-        return None
-    if isinstance(error, SendGridError):
-        return format_error(error)
-    if isinstance(error, KeyboardInterrupt):
-        return "interrupted"
-    return f"{type(error).__name__}: {error}"
-
-
-def _totals(results: list[AccountResult]) -> dict[str, int]:
-    return {
-        "accounts": len(results),
-        "accounts_ok": sum(r.ok for r in results),
-        "accounts_failed": sum(not r.ok for r in results),
-        "ips_requested": sum(r.requested for r in results),
-        "ips_added": sum(len(r.ips) for r in results),
-        "retries": sum(max(0, r.attempts - r.requests) for r in results),
-        "reconciled": sum(r.reconciled for r in results),
-    }
+        An account with a result is reported as it is (``interrupted`` only if it came up
+        short without an error of its own); one without is built from its events: done if
+        it obtained every IP, else interrupted. Its retries are unknown then (the library
+        tells attempts only with a result): it is among those returned, whose report says
+        ``attempts: null`` and whose summary counts no retries.
+        """
+        results: list[AccountResult] = []
+        unknown: set[str] = set()
+        for r in self.requests:
+            account = self.accounts.get(r.account_id, _Account())
+            result = account.result
+            if result is None:
+                result = AccountResult(r.account_id, r.region, r.count, tuple(account.ips),
+                                       attempts=account.requests, requests=account.requests)
+                if account.requests:
+                    unknown.add(r.account_id)
+            if result.error is None and len(result.ips) < result.requested:
+                result = attrs.evolve(result, error=KeyboardInterrupt())
+            results.append(result)
+        return results, unknown
 
 
-def _write_report(path: Path, results: list[AccountResult], interrupted: bool) -> None:
-    report: dict[str, Any] = {
-        "summary": {**_totals(results), "interrupted": interrupted},
-        "accounts": [
-            {
-                "account_id": r.account_id,
-                "region": r.region,
-                "requested": r.requested,
-                "ips": list(r.ips),
-                "ok": r.ok,
-                "error": _error_text(r.error),
-                "attempts": r.attempts,
-                "requests": r.requests,
-                "reconciled": r.reconciled,
-            }
-            for r in results
-        ],
-    }
-    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+@attrs.frozen
+class _Outcome:
+    """A run's outcome as the command reports it; text it prints never holds ``secrets``."""
+
+    results: list[AccountResult]
+    interrupted: bool = False
+    unknown_attempts: frozenset[str] = frozenset()
+    secrets: frozenset[str] = frozenset()
+
+    def error_text(self, error: BaseException | None) -> str | None:
+        if error is None:
+            return None
+        if isinstance(error, KeyboardInterrupt):
+            return "interrupted"
+        text = format_error(error) if isinstance(error, SendGridError) else one_line(
+            f"{type(error).__name__}: {error}")
+        return redact(text, self.secrets)
+
+    def totals(self) -> dict[str, int]:
+        results = self.results
+        return {
+            "accounts": len(results),
+            "accounts_ok": sum(r.ok for r in results),
+            "accounts_failed": sum(not r.ok for r in results),
+            "accounts_interrupted": sum(isinstance(r.error, KeyboardInterrupt) for r in results),
+            "ips_requested": sum(r.requested for r in results),
+            "ips_added": sum(len(r.ips) for r in results),
+            "retries": sum(max(0, r.attempts - r.requests) for r in results),
+            "reconciled": sum(r.reconciled for r in results),
+        }
+
+    def report(self) -> str:
+        """The JSON report: a summary, then every account (``attempts`` null if unknown)."""
+        report: dict[str, Any] = {
+            "summary": {**self.totals(), "interrupted": self.interrupted},
+            "accounts": [
+                {
+                    "account_id": r.account_id,
+                    "region": r.region,
+                    "requested": r.requested,
+                    "ips": list(r.ips),
+                    "ok": r.ok,
+                    "error": self.error_text(r.error),
+                    "attempts": None if r.account_id in self.unknown_attempts else r.attempts,
+                    "requests": r.requests,
+                    "reconciled": r.reconciled,
+                }
+                for r in self.results
+            ],
+        }
+        return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+
+    def print_summary(self, report: Path | None) -> None:
+        t = self.totals()
+        interrupted = (f", {t['accounts_interrupted']} of them interrupted"
+                       if t["accounts_interrupted"] else "")
+        click.echo(f"accounts: {t['accounts']} ({t['accounts_ok']} ok, "
+                   f"{t['accounts_failed']} failed{interrupted})")
+        click.echo(f"IPs: {t['ips_requested']} asked, {t['ips_added']} obtained")
+        click.echo(f"retries: {t['retries']}, reconciled: {t['reconciled']}")
+        failed = [r for r in self.results if not r.ok]
+        for r in failed[:_SHOWN_FAILURES]:
+            why = self.error_text(r.error) or "fewer IPs than asked"
+            click.echo(f"failed: {r.account_id}: {len(r.ips)} of {r.requested} IPs: {why}")
+        if len(failed) > _SHOWN_FAILURES:
+            more = len(failed) - _SHOWN_FAILURES
+            click.echo(f"... and {more} more failed account(s)"
+                       + (f" (see {report})" if report else " (see --report)"))
 
 
-def _print_summary(results: list[AccountResult], report: Path | None) -> None:
-    t = _totals(results)
-    click.echo(f"accounts: {t['accounts']} ({t['accounts_ok']} ok, "
-               f"{t['accounts_failed']} failed)")
-    click.echo(f"IPs: {t['ips_requested']} asked, {t['ips_added']} obtained")
-    click.echo(f"retries: {t['retries']}, reconciled: {t['reconciled']}")
-    failed = [r for r in results if not r.ok]
-    for r in failed[:_SHOWN_FAILURES]:
-        why = _error_text(r.error) or "fewer IPs than asked"
-        click.echo(f"failed: {r.account_id}: {len(r.ips)} of {r.requested} IPs: {why}")
-    if len(failed) > _SHOWN_FAILURES:
-        more = len(failed) - _SHOWN_FAILURES
-        click.echo(f"... and {more} more failed account(s)"
-                   + (f" (see {report})" if report else " (see --report)"))
+def _finish(ctx: click.Context, outcome: _Outcome, report: Path | None) -> None:
+    """Write the report, print the summary, and exit with the run's status.
+
+    A report that cannot be written after all (the disk filled up, the directory went away)
+    is printed on stdout instead: the IPs are bought, so what was bought must not be lost.
+    """
+    text = outcome.report()
+    failure: str | None = None
     if report is not None:
+        try:
+            write_atomically(report, text)
+        except OSError as exc:
+            failure = f"cannot write the report to {report}: {exc.strerror or exc}"
+    outcome.print_summary(None if failure else report)
+    if report is not None and failure is None:
         click.echo(f"report: {report}")
+    if failure is not None:
+        click.echo(text, nl=False)
+        click.echo(f"error: {failure}; it is printed on stdout instead", err=True)
+    if outcome.interrupted:
+        click.echo("error: interrupted; the writes in flight were allowed to finish and "
+                   "every IP obtained is counted above", err=True)
+        ctx.exit(EXIT_INTERRUPTED)
+    if failure is not None or outcome.totals()["accounts_failed"]:
+        ctx.exit(1)
 
 
 @click.command("bulk-add-ips", short_help="Provision IPs for the accounts of a CSV file.")
@@ -153,16 +188,20 @@ def _print_summary(results: list[AccountResult], report: Path | None) -> None:
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--concurrency", type=click.IntRange(min=1), default=32, show_default=True,
               help="Accounts provisioned at the same time.")
-@click.option("--report", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              metavar="FILE.json", help="Write every account's outcome to this JSON file.")
+@click.option("--report", type=click.Path(path_type=Path), callback=output_file,
+              metavar="FILE.json",
+              help="Write every account's outcome to this JSON file (its directory is checked "
+                   "before anything is sent).")
 @click.pass_context
 def bulk_add_ips(
     ctx: click.Context, csv_file: Path, concurrency: int, report: Path | None
 ) -> None:
-    """Provision IPs for every account of a CSV file (header: account_id,count,region).
+    """Provision IPs for every account of a CSV file.
 
-    A count above 10 is split into requests of 10, one at a time per account. Prints a
-    summary; exits 1 if any account did not get every IP it asked for.
+    The header names the columns account_id, count and region, in any order. A count above
+    10 is split into requests of 10, one at a time per account. Prints a summary; exits 1
+    if any account did not get every IP it asked for, 130 after Ctrl-C (the writes in
+    flight finish first, and are reported).
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -178,7 +217,7 @@ def bulk_add_ips(
         def on_progress(event: BulkProgress) -> None:
             tracker.record(event)
             progress.update(task, advance=len(event.new_ips),
-                            description=f"{len(tracker.final)}/{len(requests)} accounts")
+                            description=f"{tracker.final}/{len(requests)} accounts")
 
         result: BulkResult | None = None
         # On Ctrl-C, bulk_add_ips lets the writes in flight finish and reports every IP they
@@ -187,16 +226,8 @@ def bulk_add_ips(
             result = run_api(lambda sg: sg.provisioning.bulk_add_ips(
                 requests, concurrency=concurrency, on_progress=on_progress))
     if result is None:
-        results = tracker.results()
-        if report is not None:
-            _write_report(report, results, interrupted=True)
-        _print_summary(results, report)
-        click.echo("error: interrupted; the writes in flight were allowed to finish and "
-                   "every IP obtained is counted above", err=True)
-        ctx.exit(130)
-    results = list(result.results)
-    if report is not None:
-        _write_report(report, results, interrupted=False)
-    _print_summary(results, report)
-    if result.failed:
-        ctx.exit(1)
+        results, unknown = tracker.results()
+        outcome = _Outcome(results, True, frozenset(unknown), current_secrets())
+    else:
+        outcome = _Outcome(list(result.results), secrets=current_secrets())
+    _finish(ctx, outcome, report)

@@ -17,7 +17,9 @@ from ..retry import RetryPolicy
 
 __all__ = [
     "ENV_KEY",
+    "EXIT_INTERRUPTED",
     "Settings",
+    "current_secrets",
     "format_error",
     "one_line",
     "redact",
@@ -29,6 +31,7 @@ __all__ = [
 T = TypeVar("T")
 
 ENV_KEY = "SENDGRID_API_KEY"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 _DETAIL_LIMIT = 300
 
 table_option = click.option(
@@ -60,6 +63,14 @@ class Settings:
                 max_attempts=self.max_attempts),
             timeout=DEFAULT_TIMEOUT if self.timeout is None else self.timeout,
         )
+
+
+def current_secrets() -> frozenset[str]:
+    """The API key of the running command, for `redact` (empty outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    settings = ctx.find_object(Settings) if ctx else None
+    key = settings.api_key.strip() if settings and settings.api_key else ""
+    return frozenset({key} - {""})
 
 
 def run_api(action: Callable[[SendGridIPAM], Awaitable[T]]) -> T:

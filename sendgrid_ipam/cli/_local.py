@@ -20,7 +20,7 @@ def _fault_options(command: F) -> F:
     for name in reversed(_FAULTS):
         command = click.option(
             f"--fault-{name.replace('_', '-')}", name, type=click.FloatRange(0, 1), default=0.0,
-            metavar="RATE", help=f"Probability of a {name.replace('_', ' ')} fault per request.",
+            metavar="RATE", help=f"Per-request probability of {name.replace('_', ' ')} faults.",
         )(command)
     return command
 

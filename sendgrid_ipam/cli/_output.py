@@ -11,14 +11,17 @@ import click
 
 from .._convert import converter
 from ..client import SendGridIPAM
-from ._common import run_api
+from ._common import current_secrets, redact, run_api
 
 __all__ = ["confirm", "show_list", "show_one"]
 
 
 def to_json(item: Any) -> str:
-    """A model (or a plain value) as one line of JSON with the spec's field names."""
-    return json.dumps(converter.unstructure(item), ensure_ascii=False)
+    """A model (or a plain value) as one line of JSON with the spec's field names.
+
+    A server that echoes the API key into a reply does not get it printed.
+    """
+    return redact(json.dumps(converter.unstructure(item), ensure_ascii=False), current_secrets())
 
 
 def show_one(table: bool, call: Callable[[SendGridIPAM], Awaitable[Any]]) -> None:
@@ -81,6 +84,7 @@ def _print_table(columns: list[str], rows: list[list[str]]) -> None:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")  # wrap long values: never cut data off
+    secrets = current_secrets()
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(redact(cell, secrets) for cell in row))
     Console(highlight=False).print(table)

@@ -36,12 +36,13 @@ def list_(table: bool, **filters: Any) -> None:
 
 @pools.command()
 @click.argument("name")
-@click.option("--ip", "ips", multiple=True, metavar="IP",
-              help="Put this IP in the pool (repeatable, up to 100).")
+@click.argument("ips", metavar="[IP]...", nargs=-1)
+# The style before IPs were arguments everywhere; still accepted, no longer shown.
+@click.option("--ip", "ip_options", multiple=True, metavar="IP", hidden=True)
 @table_option
-def create(name: str, ips: tuple[str, ...], table: bool) -> None:
-    """Create a pool (CreateIpPool)."""
-    show_one(table, lambda sg: sg.pools.create(name, ips=ips))
+def create(name: str, ips: tuple[str, ...], ip_options: tuple[str, ...], table: bool) -> None:
+    """Create a pool, with up to 100 IPs in it (CreateIpPool)."""
+    show_one(table, lambda sg: sg.pools.create(name, ips=ips + ip_options))
 
 
 @pools.command()

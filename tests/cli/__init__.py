@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from aiohttp import web
 from click.testing import CliRunner, Result
 
 from sendgrid_ipam import RetryPolicy
@@ -28,8 +29,8 @@ KEY = "SG.cli-secret-do-not-print"
 
 
 @contextlib.contextmanager
-def running_fake(**options: Any) -> Iterator[FakeSendGrid]:
-    """A FakeSendGrid (api_key KEY) served from a background thread's event loop."""
+def background_loop() -> Iterator[Callable[[Coroutine[Any, Any, Any]], Any]]:
+    """An event loop in a background thread; yields ``call(coro)``, which runs it there."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="fake-sendgrid", daemon=True)
     thread.start()
@@ -37,22 +38,50 @@ def running_fake(**options: Any) -> Iterator[FakeSendGrid]:
     def call(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=10)
 
-    async def make() -> FakeSendGrid:
-        return FakeSendGrid(**{"api_key": KEY, **options})
-
     try:
-        fake = call(make())
-        call(fake.start())
-        try:
-            yield fake
-        finally:
-            call(fake.close())
+        yield call
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
+
+
+@contextlib.contextmanager
+def running_fake(**options: Any) -> Iterator[FakeSendGrid]:
+    """A FakeSendGrid (api_key KEY) served from a background thread's event loop."""
+
+    async def make() -> FakeSendGrid:
+        return FakeSendGrid(**{"api_key": KEY, **options})
+
+    with background_loop() as call:
+        fake = call(make())
+        call(fake.start())
+        try:
+            yield fake
+        finally:
+            call(fake.close())
+
+
+@contextlib.contextmanager
+def running_app(app: web.Application) -> Iterator[str]:
+    """``app`` served on 127.0.0.1 from a background thread; yields its URL."""
+    runner = web.AppRunner(app)
+
+    async def start() -> str:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    with background_loop() as call:
+        url = call(start())
+        try:
+            yield url
+        finally:
+            call(runner.cleanup())
 
 
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,10 +6,11 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from aiohttp import web
 
 from sendgrid_ipam.testing import FakeSendGrid, Fault
 
-from . import KEY, api, invoke, no_backoff, one_error_line, running_fake
+from . import KEY, api, invoke, no_backoff, one_error_line, running_app, running_fake
 
 
 @pytest.fixture
@@ -106,3 +107,55 @@ def test_no_arguments_prints_help() -> None:
     assert result.exit_code == 2
     assert "Usage: sendgrid-ipam" in result.stderr
     assert "provisioning" in result.stderr
+
+
+def nested_json_app(depth: int = 100_000) -> web.Application:
+    """A server whose every reply is ``[`` nested ``depth`` times, a 200."""
+
+    async def reply(request: web.Request) -> web.Response:
+        return web.Response(text="[" * depth, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", reply)
+    return app
+
+
+@pytest.mark.parametrize("args", [
+    ["ips", "list"],
+    ["pools", "create", "marketing"],
+    ["provisioning", "add-ips", "acct-1", "--count", "1", "--region", "us"],
+])
+def test_a_hostile_reply_is_one_line_never_a_traceback(
+    args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_backoff(monkeypatch)
+    with running_app(nested_json_app()) as url:
+        result = invoke("--api-key", KEY, "--base-url", url, "--max-attempts", "1",
+                        "--timeout", "5", *args)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert len(one_error_line(result)) < 600
+
+
+def test_an_unexpected_exception_is_one_line_without_the_key(
+    fake: FakeSendGrid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sendgrid_ipam.cli import _output
+
+    def broken(item: object) -> str:
+        raise RuntimeError(f"bug\nwith {KEY} in it " + "x" * 2000)
+
+    monkeypatch.setattr(_output, "to_json", broken)
+    result = api(fake, "ips", "list")
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert line.startswith("error: unexpected RuntimeError: bug with <redacted> in it xxx")
+    assert len(line) < 600
+
+
+@pytest.mark.parametrize("table", [False, True])
+def test_a_reply_echoing_the_key_is_printed_redacted(fake: FakeSendGrid, table: bool) -> None:
+    result = api(fake, "pools", "create", KEY, *(["--table"] if table else []))  # checks KEY
+    assert result.exit_code == 0, result.stderr
+    assert "<redacted>" in result.stdout
+    assert [pool.name for pool in fake.pools()] == [KEY]
