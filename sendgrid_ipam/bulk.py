@@ -220,7 +220,8 @@ async def run_bulk(
                 while not call.done():  # however often we are cancelled, see the write through
                     with contextlib.suppress(asyncio.CancelledError):
                         await asyncio.wait([call])
-                report(BulkProgress(request.account_id, run.absorb(call, trace)))
+                new_ips = run.absorb(call, trace)  # no write follows: the account is final
+                report(BulkProgress(request.account_id, new_ips, run.result()))
                 raise
             new_ips = run.absorb(call, trace)
             if run.error is None and run.requests < writes:

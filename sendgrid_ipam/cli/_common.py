@@ -127,6 +127,8 @@ def format_error(exc: SendGridError) -> str:
         text = f"{_status_text(exc.status)}: {details}" if details else _status_text(exc.status)
     else:
         text = str(exc) or type(exc).__name__
+        if len(text) > _DETAIL_LIMIT:  # a reply's raw text can be long; the IPs below never are cut
+            text = text[:_DETAIL_LIMIT] + "..."
     if isinstance(exc, AmbiguousResultError) and exc.found:
         text += f"; found {len(exc.found)}: {', '.join(map(str, exc.found))}"
     where = [exc.operation] if exc.operation else []
