@@ -22,7 +22,7 @@ from .body import ERROR_BODY_LIMIT, BodyTooLarge, inflate, read_body
 
 if TYPE_CHECKING:
     from ..coordination import Lease
-    from .core import Engine
+    from .state import EngineState
 
 __all__ = ["Attempt"]
 
@@ -39,7 +39,7 @@ class Attempt:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineState,
         session: aiohttp.ClientSession,
         endpoint: str,
         method: str,

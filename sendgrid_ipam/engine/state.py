@@ -1,0 +1,116 @@
+"""`EngineState`: what every part of the request path reads — settings, the session, the
+slots, the coordinator — and how the API key is kept out of what the engine raises."""
+
+from __future__ import annotations
+
+import inspect
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from ..coordination import Coordinator
+from ..errors import DecodeError
+from ..retry import RetryPolicy
+from .body import ERROR_BODY_LIMIT
+from .slots import Slots
+
+__all__ = ["EngineState"]
+
+_JSON = {"Content-Type": "application/json"}
+_REDACTED = "<redacted>"
+
+# Whether aiohttp takes ``auto_decompress`` per request (newer releases): a session the user
+# passes in keeps its own setting otherwise.
+_PER_REQUEST_DECOMPRESS = "auto_decompress" in inspect.signature(
+    aiohttp.ClientSession._request).parameters
+
+
+class EngineState:
+    """The engine's settings and shared parts; `Engine` adds the request path."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        global_base: str,
+        headers: dict[str, str],
+        timeout: aiohttp.ClientTimeout,
+        policy: RetryPolicy,
+        coordinator: Coordinator,
+        max_connections: int,
+        max_reply_size: int,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+        seed: int | None,
+    ) -> None:
+        self.base_url = base_url
+        self.global_base = global_base
+        self.headers = headers
+        self.timeout = timeout
+        self.policy = policy
+        self.coordinator = coordinator
+        self.budget = coordinator.budget
+        self.max_reply_size = max_reply_size
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.sleep = sleep
+        self.rng = random.Random(seed)
+        self.slots = Slots(max_connections)
+        self.session: aiohttp.ClientSession | None = None
+        self.closed = False
+        # What each request passes to aiohttp besides the session's own defaults: on a
+        # session we own, the headers and timeout are the session's, so requests pass
+        # nothing (aiohttp then merges no headers and arms no extra timer per request).
+        self.get_headers: dict[str, str] | None = None
+        self.body_headers: dict[str, str] = _JSON
+        self.request_timeout: aiohttp.ClientTimeout | None = None
+        self.request_kwargs: dict[str, Any] = {"allow_redirects": False}
+        self.inflates = True  # the engine inflates compressed bodies itself, bounded
+        self.urls: dict[tuple[str, object], URL] = {}  # see url()
+        self._secret = api_key.encode()
+        self._secret_text = api_key
+
+    # ---------------------------------------------------------------- session
+
+    def use_session(self, session: aiohttp.ClientSession, *, owned: bool) -> None:
+        """Send through ``session``; one not ``owned`` keeps its own headers and settings."""
+        if not owned:
+            self.get_headers = self.headers
+            self.body_headers = {**self.headers, **_JSON}
+            self.request_timeout = self.timeout
+            if _PER_REQUEST_DECOMPRESS:
+                self.request_kwargs = {"allow_redirects": False, "auto_decompress": False}
+            else:
+                self.inflates = False  # aiohttp inflates: only the read size is bounded
+        self.session = session
+
+    # ---------------------------------------------------------------- secrets
+
+    def scrub(self, body: bytes) -> bytes:
+        """``body`` with the API key replaced, in case a server or proxy echoed it."""
+        return body.replace(self._secret, _REDACTED.encode()) if self._secret in body else body
+
+    def scrub_text(self, text: str) -> str:
+        """``text`` with the API key replaced."""
+        secret = self._secret_text
+        return text.replace(secret, _REDACTED) if secret in text else text
+
+    def scrub_headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        """Reply headers with the API key replaced wherever one was echoed."""
+        secret = self._secret_text
+        if not any(secret in value for value in headers.values()):
+            return headers
+        return CIMultiDict((name, value.replace(secret, _REDACTED))
+                           for name, value in headers.items())
+
+    def decode_error(self, message: str, status: int, body: bytes) -> DecodeError:
+        """A `DecodeError` whose ``.body`` is a bounded, key-free prefix of ``body``."""
+        text = self.scrub(body[:ERROR_BODY_LIMIT]).decode("utf-8", "replace")
+        return DecodeError(message, status=status, body=text)
+

@@ -1,0 +1,92 @@
+"""Write leases: one holder per key, first come first served, bounded waits, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sendgrid_ipam import RequestTimeoutError
+from sendgrid_ipam.coordination import Coordinator, LeaseLostError
+
+
+async def test_one_holder_at_a_time_in_arrival_order(coordinator: Coordinator) -> None:
+    order: list[int] = []
+    inside = 0
+
+    async def writer(n: int) -> None:
+        nonlocal inside
+        async with coordinator.lease("account:a", wait=5.0):
+            inside += 1
+            assert inside == 1, "two holders of one key at once"
+            order.append(n)
+            await asyncio.sleep(0)
+            inside -= 1
+
+    await asyncio.gather(*(writer(n) for n in range(20)))
+    assert order == list(range(20))
+
+
+async def test_keys_are_independent(coordinator: Coordinator) -> None:
+    async with coordinator.lease("account:a", wait=1.0):
+        async with coordinator.lease("account:b", wait=1.0) as other:
+            assert other.key == "account:b"
+
+
+async def test_tokens_grow_by_one_per_holding_of_a_key(coordinator: Coordinator) -> None:
+    async with coordinator.lease("pool:x", wait=1.0) as first:
+        pass
+    async with coordinator.lease("pool:y", wait=1.0):
+        pass  # another key's holdings do not count
+    async with coordinator.lease("pool:x", wait=1.0) as second:
+        pass
+    assert second.token == first.token + 1
+
+
+async def test_a_released_lease_is_lost(coordinator: Coordinator) -> None:
+    async with coordinator.lease("account:a", wait=1.0) as lease:
+        await lease.check()
+    with pytest.raises(LeaseLostError):
+        await lease.check()
+
+
+async def test_a_wait_longer_than_allowed_raises_with_nothing_sent(
+    coordinator: Coordinator,
+) -> None:
+    async with coordinator.lease("account:a", wait=1.0):
+        with pytest.raises(RequestTimeoutError) as caught:
+            async with coordinator.lease("account:a", wait=0.02):
+                pytest.fail("entered a held lease")
+    assert caught.value.request_sent is False
+    assert "account:a" in str(caught.value)
+    async with coordinator.lease("account:a", wait=0.02):
+        pass  # the timed-out waiter left the queue
+
+
+async def test_a_cancelled_waiter_leaves_the_queue_and_passes_the_lease_on(
+    coordinator: Coordinator,
+) -> None:
+    got: list[str] = []
+
+    async def wait_for(name: str) -> None:
+        async with coordinator.lease("account:a", wait=5.0):
+            got.append(name)
+
+    async with coordinator.lease("account:a", wait=1.0):
+        cancelled = asyncio.ensure_future(wait_for("cancelled"))
+        patient = asyncio.ensure_future(wait_for("patient"))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.sleep(0)
+    await patient
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert got == ["patient"]
+
+
+async def test_a_holder_that_raises_releases(coordinator: Coordinator) -> None:
+    with pytest.raises(ZeroDivisionError):
+        async with coordinator.lease("account:a", wait=1.0):
+            _ = 1 / 0
+    async with coordinator.lease("account:a", wait=0.02):
+        pass
