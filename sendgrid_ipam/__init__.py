@@ -11,6 +11,7 @@
 from ._version import __version__
 from .bulk import AccountResult, BulkProgress, BulkResult, ProgressCallback
 from .client import RequestOptions, SendGridIPAM
+from .coordination import Coordinator, Lease, LeaseLostError, MemoryCoordinator
 from .errors import (
     AmbiguousResultError,
     APIError,
@@ -66,11 +67,15 @@ __all__ = [
     "BulkResult",
     "ClientStateError",
     "ConfigurationError",
+    "Coordinator",
     "DecodeError",
     "ErrorDetail",
     "IpAddress",
     "IpPool",
     "IpPoolIps",
+    "Lease",
+    "LeaseLostError",
+    "MemoryCoordinator",
     "NotFoundError",
     "PaginationError",
     "PermissionDeniedError",

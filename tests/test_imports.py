@@ -103,4 +103,5 @@ def test_the_check_finds_a_cycle_when_resources_import_the_client_again(tmp_path
     base.write_text(base.read_text() + "\nfrom typing import TYPE_CHECKING\n"
                     "if TYPE_CHECKING:\n    from ..client import SendGridIPAM\n")
     cycle = find_cycle(import_graph(copy))
-    assert cycle is not None and "sendgrid_ipam.client" in cycle
+    assert cycle is not None
+    assert "sendgrid_ipam.client" in cycle

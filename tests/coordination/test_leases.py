@@ -28,9 +28,11 @@ async def test_one_holder_at_a_time_in_arrival_order(coordinator: Coordinator) -
 
 
 async def test_keys_are_independent(coordinator: Coordinator) -> None:
-    async with coordinator.lease("account:a", wait=1.0):
-        async with coordinator.lease("account:b", wait=1.0) as other:
-            assert other.key == "account:b"
+    async with (
+        coordinator.lease("account:a", wait=1.0),
+        coordinator.lease("account:b", wait=1.0) as other,
+    ):
+        assert other.key == "account:b"
 
 
 async def test_tokens_grow_by_one_per_holding_of_a_key(coordinator: Coordinator) -> None:
