@@ -9,7 +9,7 @@
 
 Late-landing writes, as behind a gateway that times out while the backend still finishes: the
 failure is answered at once and the write lands `delay` seconds later (at random rates too,
-with ``FaultRates(late=0.1, late_delay=(0.5, 3.0))``)::
+with ``FaultRates(late=0.1, late_delay_max=3.0)``)::
 
         fake.script("AddAccountIps", Fault.late(504, delay=0.2))  # or Fault.late_drop(0.2)
         ...  # the client meets a 504; the account holds nothing new yet

@@ -77,7 +77,8 @@ def _fault_rates(args: argparse.Namespace) -> FaultRates | None:
         **rates,
         statuses=args.fault_statuses or (500, 502, 503, 504),
         slow_delay=args.slow_delay,
-        late_delay=args.late_delay,
+        late_delay_min=args.late_delay[0],
+        late_delay_max=args.late_delay[1],
         operations=args.fault_operations,
     )
 

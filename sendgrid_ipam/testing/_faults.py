@@ -150,18 +150,6 @@ def _statuses(_: object, __: attrs.Attribute[tuple[int, ...]], value: tuple[int,
         raise ValueError(f"statuses must be error statuses (400-599), not {value}")
 
 
-def _delay_range(value: Iterable[float]) -> tuple[float, float]:
-    low, high = value
-    return float(low), float(high)
-
-
-def _check_delay_range(
-    _: object, __: attrs.Attribute[tuple[float, float]], value: tuple[float, float]
-) -> None:
-    if not 0.0 <= value[0] <= value[1]:
-        raise ValueError(f"late_delay must be (low, high) with 0 <= low <= high, not {value}")
-
-
 def _operation_ids(value: Iterable[str] | None) -> frozenset[str] | None:
     if value is None:
         return None
@@ -181,7 +169,8 @@ class FaultRates:
             an even chance) or drops the connection (one time in three), and lands later.
         statuses: the statuses ERROR, APPLIED_ERROR, HTML and late faults choose from.
         slow_delay: seconds a SLOW fault waits.
-        late_delay: (low, high): a late write lands after a delay drawn uniformly from it.
+        late_delay_min, late_delay_max: a late write lands after a delay drawn uniformly
+            between these (seconds).
         operations: the operationIds that get random faults; None for all.
     """
 
@@ -196,14 +185,15 @@ class FaultRates:
         default=(500, 502, 503, 504), converter=_to_tuple, validator=_statuses
     )
     slow_delay: float = attrs.field(default=0.05, validator=attrs.validators.ge(0.0))
-    late_delay: tuple[float, float] = attrs.field(
-        default=(0.5, 3.0), converter=_delay_range, validator=_check_delay_range
-    )
+    late_delay_min: float = attrs.field(default=0.5, validator=attrs.validators.ge(0.0))
+    late_delay_max: float = attrs.field(default=3.0, validator=attrs.validators.ge(0.0))
     operations: frozenset[str] | None = attrs.field(default=None, converter=_operation_ids)
 
     def __attrs_post_init__(self) -> None:
         if sum(rate for rate, _ in self._makers()) > 1.0 + 1e-9:
             raise ValueError("the fault rates add up to more than 1")
+        if self.late_delay_min > self.late_delay_max:
+            raise ValueError("late_delay_min must not exceed late_delay_max")
 
     def _makers(self) -> list[tuple[float, Callable[[random.Random], Fault]]]:
         return [
@@ -217,7 +207,7 @@ class FaultRates:
         ]
 
     def _late_fault(self, rng: random.Random) -> Fault:
-        delay = rng.uniform(*self.late_delay)
+        delay = rng.uniform(self.late_delay_min, self.late_delay_max)
         shape = rng.randrange(3)
         if shape == 2:
             return Fault.late_drop(delay)

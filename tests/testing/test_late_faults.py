@@ -149,7 +149,7 @@ async def test_closing_the_fake_lands_pending_writes_at_once() -> None:
 
 
 async def _late_run(seed: int) -> tuple[list[tuple[int | None, str | None]], FakeSendGrid]:
-    rates = FaultRates(late=0.6, statuses=(502, 504), late_delay=(0.01, 0.05))
+    rates = FaultRates(late=0.6, statuses=(502, 504), late_delay_min=0.01, late_delay_max=0.05)
     async with FakeSendGrid(faults=rates, seed=seed) as fake, spec_client(fake) as api:
         for _ in range(30):
             with contextlib.suppress(aiohttp.ServerDisconnectedError):
@@ -184,8 +184,8 @@ def test_late_faults_are_checked_when_built() -> None:
         Fault(FaultKind.ERROR, 502, applied=True, lands_late=True)
     with pytest.raises(ValueError, match="delay"):
         Fault.late(502, delay=-1)
-    with pytest.raises(ValueError, match="late_delay"):
-        FaultRates(late=0.1, late_delay=(2.0, 1.0))
+    with pytest.raises(ValueError, match="late_delay_min"):
+        FaultRates(late=0.1, late_delay_min=2.0, late_delay_max=1.0)
     with pytest.raises(ValueError, match="more than 1"):
         FaultRates(late=0.6, error=0.6)
     assert [Fault.late().name, Fault.late(html=True).name, Fault.late_drop().name] == [
@@ -198,4 +198,4 @@ def test_the_standalone_server_takes_late_rates_and_delays() -> None:
     args = build_parser().parse_args(["--fault-late", "0.2", "--late-delay", "0.1", "0.4"])
     rates = _fault_rates(args)
     assert rates is not None
-    assert (rates.late, rates.late_delay) == (0.2, (0.1, 0.4))
+    assert (rates.late, rates.late_delay_min, rates.late_delay_max) == (0.2, 0.1, 0.4)
