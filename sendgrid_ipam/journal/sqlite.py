@@ -7,10 +7,10 @@ trades the machine-crash guarantee for speed and keeps the process-death one.
 
 The connection lives in one dedicated thread (a single-worker executor), so the event loop never
 waits for the disk. A commit costs an fsync (a few milliseconds on common disks), so records
-are committed in groups: each call queues its record, and the thread writes everything queued so
-far in one transaction, one savepoint per record (a refused record rolls back only itself),
-then commits and answers every call of the group. Many tasks writing at once thus share one
-fsync, and each call still returns only once its own record is durable.
+are committed in groups: each call queues its record, and the thread writes everything queued
+so far in one transaction (a refused record is refused before it writes anything, so it does
+not spoil the others), then commits and answers every call of the group. Many tasks writing
+at once thus share one fsync, and each call still returns only once its own record is durable.
 """
 
 from __future__ import annotations
@@ -101,13 +101,14 @@ class _Queued:
     loop: asyncio.AbstractEventLoop
 
 
-def _answer(future: asyncio.Future[Any], result: Any) -> None:
-    if future.done():  # its caller was cancelled: the record is written all the same
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
+def _answer_all(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, result in pairs:
+        if future.done():  # its caller was cancelled: the record is written all the same
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 def _ips_from(text: str | None) -> tuple[str, ...] | None:
@@ -236,9 +237,12 @@ class SQLiteJournal(Journal):
                     self._draining = False
                     return
             results = self._commit(group)
+            answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
             for queued, result in zip(group, results, strict=True):
+                answers.setdefault(queued.loop, []).append((queued.future, result))
+            for loop, pairs in answers.items():  # one wake-up of each loop per group
                 with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                    queued.loop.call_soon_threadsafe(_answer, queued.future, result)
+                    loop.call_soon_threadsafe(_answer_all, pairs)
 
     def _commit(self, group: list[_Queued]) -> list[Any]:
         connection = self._connection
@@ -248,15 +252,14 @@ class SQLiteJournal(Journal):
         try:
             connection.execute("BEGIN IMMEDIATE")
             for queued in group:
-                connection.execute("SAVEPOINT record")
+                # a job raises before it writes (check_record decides first), so a refused
+                # record leaves nothing to roll back and the others of the group go on
                 try:
                     results.append(queued.job(connection))
                 except sqlite3.Error:
                     raise
-                except Exception as error:  # this record is refused; the others go on
-                    connection.execute("ROLLBACK TO record")
+                except Exception as error:
                     results.append(error)
-                connection.execute("RELEASE record")
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             with contextlib.suppress(sqlite3.Error):
@@ -340,12 +343,61 @@ class SQLiteJournal(Journal):
     def _store(
         self, connection: sqlite3.Connection, run_id: str, account_id: str, record: Record
     ) -> AccountState | None:
-        state = self._read_account(connection, run_id, account_id)
+        state = self._state_for(connection, run_id, account_id, record)
         if check_record(run_id, account_id, state, record):
             self._write(connection, (run_id, account_id), record)
         if isinstance(record, Begin):
             return state or AccountState(run_id, account_id, record.region, record.count)
         return None
+
+    def _state_for(
+        self, connection: sqlite3.Connection, run_id: str, account_id: str, record: Record
+    ) -> AccountState | None:
+        """The account's state as far as `check_record` needs it for `record`: the whole of
+        it for a `Begin` (which returns it), else the account's row plus the chunk or the
+        extra IPs the record touches. Each record thus costs one or two indexed reads."""
+        key = (run_id, account_id)
+        if isinstance(record, Begin):
+            return self._read(connection, "run_id = ? AND account_id = ?", key).get(account_id)
+        row = connection.execute(
+            "SELECT region, count, marker_known, marker, finished, final_ips FROM accounts"
+            " WHERE run_id = ? AND account_id = ?",
+            key,
+        ).fetchone()
+        if row is None:
+            return None
+        region, count, known, marker, finished, final = row
+        chunks: tuple[ChunkState, ...] = ()
+        extra: tuple[str, ...] = ()
+        if isinstance(record, Intent | Outcome):
+            found = connection.execute(
+                "SELECT size, ips FROM chunks WHERE run_id = ? AND account_id = ? AND number = ?",
+                (*key, record.chunk),
+            ).fetchone()
+            if found is not None:
+                chunks = (ChunkState(record.chunk, found[0], _ips_from(found[1])),)
+        elif isinstance(record, Excess | Released):
+            kind = "excess" if isinstance(record, Excess) else "released"
+            extra = tuple(
+                ip
+                for (ip,) in connection.execute(
+                    "SELECT ip FROM extra_ips WHERE run_id = ? AND account_id = ? AND kind = ?",
+                    (*key, kind),
+                )
+            )
+        return AccountState(
+            run_id,
+            account_id,
+            region,
+            count,
+            marker_known=bool(known),
+            marker=marker,
+            chunks=chunks,
+            finished=bool(finished),
+            final_ips=_ips_from(final) or (),
+            excess=extra if isinstance(record, Excess) else (),
+            released=extra if isinstance(record, Released) else (),
+        )
 
     @staticmethod
     def _write(connection: sqlite3.Connection, key: tuple[str, str], record: Record) -> None:
@@ -387,12 +439,6 @@ class SQLiteJournal(Journal):
                 " VALUES (?, ?, ?, ?)",
                 [(*key, kind, ip) for ip in record.ips],
             )
-
-    def _read_account(
-        self, connection: sqlite3.Connection, run_id: str, account_id: str
-    ) -> AccountState | None:
-        states = self._read(connection, "run_id = ? AND account_id = ?", (run_id, account_id))
-        return states.get(account_id)
 
     def _read_run(self, connection: sqlite3.Connection, run_id: str) -> dict[str, AccountState]:
         return self._read(connection, "run_id = ?", (run_id,))
