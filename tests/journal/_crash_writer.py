@@ -1,6 +1,6 @@
 """The child of the crash test: writes a run to a journal, one line on stdout per record.
 
-    python tests/journal/_crash_writer.py PATH RUN_ID ACCOUNTS
+    python tests/journal/_crash_writer.py PATH RUN_ID ACCOUNTS SYNCHRONOUS
 
 Each of 8 tasks takes accounts in turn and, resuming from what the journal holds, records
 its target, marker, one chunk's intent and outcome, and its finish. A line ``<account>
@@ -51,18 +51,19 @@ async def account(journal: Journal, run_id: str, index: int) -> None:
     say(name, "finish")
 
 
-async def main(path: str, run_id: str, accounts: int) -> None:
+async def main(path: str, run_id: str, accounts: int, synchronous: str) -> None:
     queue = iter(range(accounts))
 
     async def worker(journal: Journal) -> None:
         for index in queue:
             await account(journal, run_id, index)
 
-    async with SQLiteJournal(path) as journal:
+    assert synchronous in ("full", "normal")
+    async with SQLiteJournal(path, synchronous=synchronous) as journal:
         say("open")
         await asyncio.gather(*(worker(journal) for _ in range(TASKS)))
     say("done")
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]))

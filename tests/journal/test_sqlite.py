@@ -151,6 +151,9 @@ def test_open_journal_maps_paths_and_journals() -> None:
     assert open_journal(by_path) is by_path
     with pytest.raises(JournalError, match="'redis'"):
         open_journal("redis://localhost:6379/0")
+    with pytest.raises(ValidationError) as caught:
+        SQLiteJournal("run.journal", synchronous="off")  # type: ignore[arg-type]
+    assert caught.value.field == "synchronous"
     for bad in (None, 42, b"run.journal", ""):
         with pytest.raises(ValidationError) as caught:
             open_journal(bad)  # type: ignore[arg-type]
