@@ -17,6 +17,7 @@ implementation of the same interface.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from .base import (
     AccountState,
@@ -38,11 +39,10 @@ __all__ = [
     "open_journal",
 ]
 
-# URL schemes of journals kept elsewhere than in a local file, e.g. "redis" -> a factory that
-# takes the URL and returns an unopened Journal. Empty until such a backend exists; a string
-# with one of these schemes is never taken for a file name.
-_URL_SCHEMES: dict[str, object] = {}
-_RESERVED_SCHEMES = ("redis://", "rediss://", "unix://")
+_URL_BACKENDS: dict[str, Callable[[str], Journal]] = {}
+"""Journal factories by URL scheme: the hook for journals kept elsewhere than in a local file
+(a Redis journal shared by several workers registers "redis" and "rediss" here). A target
+with "://" is never taken for a file name."""
 
 
 def open_journal(target: str | os.PathLike[str] | Journal) -> Journal:
@@ -50,8 +50,8 @@ def open_journal(target: str | os.PathLike[str] | Journal) -> Journal:
     journal.open()``), which raises `JournalError` if it cannot be opened or written.
 
     Args:
-        target: a `Journal` (returned as it is), or the path of an SQLite journal file.
-            URLs of shared journals ("redis://...") are reserved for a later backend.
+        target: a `Journal` (returned as it is), the path of an SQLite journal file, or the
+            URL of a journal backend (none in this version; "redis://..." later).
 
     Raises:
         ValidationError: `target` is neither a journal nor a path.
@@ -59,8 +59,10 @@ def open_journal(target: str | os.PathLike[str] | Journal) -> Journal:
     """
     if isinstance(target, Journal):
         return target
-    if isinstance(target, str) and target.lower().startswith(_RESERVED_SCHEMES):
-        # the hook for shared backends: map the scheme to its implementation here
-        scheme = target.split(":", 1)[0]
-        raise JournalError(f"no journal backend for {scheme!r} URLs in this version")
+    if isinstance(target, str) and "://" in target:
+        scheme = target.split("://", 1)[0].lower()
+        factory = _URL_BACKENDS.get(scheme)
+        if factory is None:
+            raise JournalError(f"no journal backend for {scheme!r} URLs in this version")
+        return factory(target)
     return SQLiteJournal(target)

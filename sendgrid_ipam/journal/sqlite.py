@@ -184,12 +184,16 @@ class SQLiteJournal(Journal):
 
     async def _open(self) -> None:
         executor = ThreadPoolExecutor(1, thread_name_prefix="sendgrid-ipam-journal")
+        # open at once, so that a second open() does not start a second thread; records
+        # queued meanwhile wait behind the connection in the thread's queue
+        self._executor = executor
         try:
             await asyncio.get_running_loop().run_in_executor(executor, self._connect)
         except BaseException:
+            if self._executor is executor:
+                self._executor = None
             executor.shutdown(wait=False)
             raise
-        self._executor = executor
 
     async def _close(self) -> None:
         executor, self._executor = self._executor, None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +20,7 @@ from sendgrid_ipam.journal import (
     SQLiteJournal,
     open_journal,
 )
+from sendgrid_ipam.journal import sqlite as sqlite_module
 
 RUN = "run-1"
 
@@ -34,6 +38,14 @@ async def _refused_at_open(path: str | Path, match: str) -> None:
 def _raw(path: Path) -> Iterator[sqlite3.Connection]:
     with closing(sqlite3.connect(path, isolation_level=None)) as connection:
         yield connection
+
+
+async def _journal_file(tmp_path: Path) -> Path:
+    """A closed journal file holding one account."""
+    path = tmp_path / "run.journal"
+    async with SQLiteJournal(path) as journal:
+        await journal.begin_account(RUN, "acct-1", region="us", count=1)
+    return path
 
 
 async def test_a_missing_directory_is_refused_at_open(tmp_path: Path) -> None:
@@ -63,9 +75,7 @@ async def test_another_programs_sqlite_database_is_refused(tmp_path: Path) -> No
 
 
 async def test_a_journal_of_another_schema_version_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "run.journal"
-    async with SQLiteJournal(path) as journal:
-        await journal.begin_account(RUN, "acct-1", region="us", count=1)
+    path = await _journal_file(tmp_path)
     with _raw(path) as connection:
         connection.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     expected = f"version 2, and this sendgrid-ipam reads version {SCHEMA_VERSION}$"
@@ -81,9 +91,7 @@ async def test_an_in_memory_database_is_refused_as_not_durable() -> None:
     reason="file permissions do not stop root",
 )
 async def test_a_read_only_journal_is_refused_at_open(tmp_path: Path) -> None:
-    path = tmp_path / "run.journal"
-    async with SQLiteJournal(path):
-        pass
+    path = await _journal_file(tmp_path)
     path.chmod(0o444)
     try:
         await _refused_at_open(path, "readonly|read-only|unable to open")
@@ -92,9 +100,7 @@ async def test_a_read_only_journal_is_refused_at_open(tmp_path: Path) -> None:
 
 
 async def test_a_journal_another_process_holds_locked_is_refused_at_open(tmp_path: Path) -> None:
-    path = tmp_path / "run.journal"
-    async with SQLiteJournal(path):
-        pass
+    path = await _journal_file(tmp_path)
     with _raw(path) as other:
         other.execute("BEGIN EXCLUSIVE")
         journal = SQLiteJournal(path, busy_timeout=0.05)
@@ -102,7 +108,7 @@ async def test_a_journal_another_process_holds_locked_is_refused_at_open(tmp_pat
             await journal.open()
         other.execute("ROLLBACK")
     async with SQLiteJournal(path) as journal:
-        assert await journal.load(RUN) == {}
+        assert list(await journal.load(RUN)) == ["acct-1"]
 
 
 async def test_a_write_that_fails_raises_journal_error_and_stores_nothing(tmp_path: Path) -> None:
@@ -120,9 +126,7 @@ async def test_a_write_that_fails_raises_journal_error_and_stores_nothing(tmp_pa
 
 
 async def test_unreadable_data_in_the_file_is_a_journal_error(tmp_path: Path) -> None:
-    path = tmp_path / "run.journal"
-    async with SQLiteJournal(path) as journal:
-        await journal.begin_account(RUN, "acct-1", region="us", count=2)
+    path = await _journal_file(tmp_path)
     with _raw(path) as connection:
         connection.execute("UPDATE accounts SET final_ips = '{broken'")
     async with SQLiteJournal(path) as journal:
@@ -158,3 +162,38 @@ def test_open_journal_maps_paths_and_journals() -> None:
         with pytest.raises(ValidationError) as caught:
             open_journal(bad)  # type: ignore[arg-type]
         assert caught.value.field == "path"
+
+
+async def test_opening_twice_at_once_makes_one_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[ThreadPoolExecutor] = []
+
+    def executor(*args: Any, **kwargs: Any) -> ThreadPoolExecutor:
+        made.append(ThreadPoolExecutor(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(sqlite_module, "ThreadPoolExecutor", executor)
+    journal = SQLiteJournal(tmp_path / "run.journal")
+    first, second, state = await asyncio.gather(
+        journal.open(),
+        journal.open(),
+        journal.begin_account(RUN, "acct-1", region="us", count=1),
+    )
+    assert first is second is journal
+    assert len(made) == 1
+    # a record sent while the journal was opening waited for it, and was written
+    assert state.count == 1
+    await journal.close()
+
+
+async def test_records_sent_while_an_open_fails_fail_too(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "missing" / "run.journal")
+    opened, state = await asyncio.gather(
+        journal.open(),
+        journal.begin_account(RUN, "acct-1", region="us", count=1),
+        return_exceptions=True,
+    )
+    assert isinstance(opened, JournalError)
+    assert isinstance(state, JournalError)
+    assert not journal.is_open
