@@ -240,7 +240,11 @@ class SQLiteJournal(Journal):
                 if not group:
                     self._draining = False
                     return
-            results = self._commit(group)
+            try:
+                results = self._commit(group)
+            except Exception as error:  # not the disk's doing: answer every caller, never hang
+                message = f"the journal {self.path} failed: {error!r}"
+                results = [JournalError(message) for _ in group]
             answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
             for queued, result in zip(group, results, strict=True):
                 answers.setdefault(queued.loop, []).append((queued.future, result))

@@ -197,3 +197,24 @@ async def test_records_sent_while_an_open_fails_fail_too(tmp_path: Path) -> None
     assert isinstance(opened, JournalError)
     assert isinstance(state, JournalError)
     assert not journal.is_open
+
+
+async def test_a_fault_in_the_thread_answers_every_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with SQLiteJournal(tmp_path / "run.journal") as journal:
+        commit = SQLiteJournal._commit
+
+        def broken(self: SQLiteJournal, group: list[Any]) -> list[Any]:
+            raise MemoryError("no room")
+
+        monkeypatch.setattr(SQLiteJournal, "_commit", broken)
+        results = await asyncio.gather(
+            *(journal.begin_account(RUN, f"a{n}", region="us", count=1) for n in range(5)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(result, JournalError) for result in results)
+        assert "no room" in str(results[0])
+        monkeypatch.setattr(SQLiteJournal, "_commit", commit)
+        await journal.begin_account(RUN, "a0", region="us", count=1)  # the thread goes on
+        assert list(await journal.load(RUN)) == ["a0"]
