@@ -7,6 +7,14 @@
         ...  # point a client at fake.url with fake.api_key
         assert fake.count("AddAccountIps", applied=True) == 1
 
+Late-landing writes, as behind a gateway that times out while the backend still finishes: the
+failure is answered at once and the write lands `delay` seconds later (at random rates too,
+with ``FaultRates(late=0.1, late_delay_max=3.0)``)::
+
+        fake.script("AddAccountIps", Fault.late(504, delay=0.2))  # or Fault.late_drop(0.2)
+        ...  # the client meets a 504; the account holds nothing new yet
+        await fake.settle()  # every late write has landed (fake.pending_late == 0)
+
 Also: ``python -m sendgrid_ipam.testing --port 4010`` serves one from the command line, and the
 pytest plugin (installed with the package) gives the ``fake_sendgrid`` and ``sendgrid_client``
 fixtures.

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from ._faults import FaultRates
 from ._serve import serve
 
-_RATES = ("error", "applied_error", "applied_drop", "slow", "html", "malformed")
+_RATES = ("error", "applied_error", "applied_drop", "slow", "html", "malformed", "late")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--slow-delay", type=float, default=0.05, help="seconds of slow faults")
     parser.add_argument(
+        "--late-delay",
+        type=float,
+        nargs=2,
+        default=(0.5, 3.0),
+        metavar=("MIN", "MAX"),
+        help="late writes land after MIN..MAX seconds (default 0.5 3)",
+    )
+    parser.add_argument(
         "--fault-operation",
         dest="fault_operations",
         action="append",
@@ -69,6 +77,8 @@ def _fault_rates(args: argparse.Namespace) -> FaultRates | None:
         **rates,
         statuses=args.fault_statuses or (500, 502, 503, 504),
         slow_delay=args.slow_delay,
+        late_delay_min=args.late_delay[0],
+        late_delay_max=args.late_delay[1],
         operations=args.fault_operations,
     )
 

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ._faults import Fault, FaultKind, FaultPlan, FaultRates
 from ._ipam import ip_details
+from ._late import LateWrites
 from ._log import LogFilter, RequestRecord, select
 from ._operations import OPERATIONS, Operation
 from ._ratelimit import RateLimiter, RateState
@@ -75,6 +76,12 @@ class FakeSendGrid:
     Each request is checked in this order: authentication (401), rate limit (429), injected
     fault, then the operation itself (400/404 for bad input, else its success status).
 
+    A late fault (`Fault.late`, `Fault.late_drop`, `FaultRates.late`) answers its failure at
+    once and carries the write out `delay` seconds later, as the backend behind a gateway
+    that timed out; until then the state, list replies and ``applied`` in the log do not show
+    it. `pending_late` counts those writes, ``await settle()`` waits until they have landed,
+    `land_late_writes()` lands them now, and closing the fake lands any still pending.
+
     Args:
         api_key: the only key accepted in ``Authorization: Bearer <key>``.
         accounts: ids of the partner accounts that exist (others get 404).
@@ -121,6 +128,7 @@ class FakeSendGrid:
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._closing: asyncio.Event | None = None
+        self._late = LateWrites()
         for account_id in [accounts] if isinstance(accounts, str) else accounts:
             self.add_account(account_id)
         self._seed_ipam(ipam_ips)
@@ -253,6 +261,19 @@ class FakeSendGrid:
         """Drop every scripted fault (random rates stay)."""
         self._faults.clear()
 
+    @property
+    def pending_late(self) -> int:
+        """How many late writes were answered but have not landed yet."""
+        return len(self._late)
+
+    async def settle(self) -> None:
+        """Wait until every pending late write has landed (returns at once if none is)."""
+        await self._late.settle()
+
+    def land_late_writes(self) -> int:
+        """Carry out every pending late write now, oldest first; returns how many landed."""
+        return self._late.land_all()
+
     def rate_limit_window(self, seconds: float) -> float:
         """Answer 429 to every request for `seconds` from now; returns when that ends."""
         return self._limiter.block(seconds)
@@ -282,7 +303,11 @@ class FakeSendGrid:
                 return await handler(request)
             return self._unrouted(request, error.status)
 
+        async def land_late_writes(_: web.Application) -> None:
+            self._late.land_all()
+
         app = web.Application(middlewares=[unrouted])
+        app.on_cleanup.append(land_late_writes)
         for operation in OPERATIONS:
             app.router.add_route(
                 operation.method,
@@ -317,6 +342,7 @@ class FakeSendGrid:
         fault: Fault | None = None
         applied = False
         reply: Reply | None
+        call: Call | None = None
         if token is None or not hmac.compare_digest(token, self._key):
             rate = self._limiter.peek(token or b"")
             reply = status_reply(operation.api, 401)
@@ -331,6 +357,8 @@ class FakeSendGrid:
                 call = Call(request.match_info, request.query, body, received)
                 reply, applied = await self._answer(operation, call, fault)
         self._record(request, operation, received, reply, applied=applied, fault=fault)
+        if fault is not None and fault.lands_late and call is not None:
+            self._schedule_late(operation, call, fault.delay)
         if reply is None:
             if request.transport is not None:
                 request.transport.close()
@@ -357,6 +385,20 @@ class FakeSendGrid:
         if fault.kind is FaultKind.HTML:
             return html_reply(fault.status), applied
         return status_reply(operation.api, fault.status), applied
+
+    def _schedule_late(self, operation: Operation, call: Call, delay: float) -> None:
+        index = len(self.log) - 1
+        record = self.log[index]
+
+        def land() -> None:
+            now = self._clock()
+            handled = self._handle(operation, attrs.evolve(call, now=now))
+            # reset_log() may have dropped the record meanwhile: then there is none to update
+            if index < len(self.log) and self.log[index] is record:
+                landed = attrs.evolve(record, applied=handled.status < 300, landed_at=now)
+                self.log[index] = landed
+
+        self._late.schedule(delay, land)
 
     def _handle(self, operation: Operation, call: Call) -> Reply:
         try:

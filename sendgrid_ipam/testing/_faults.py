@@ -2,7 +2,10 @@
 
 A fault is "applied" when the operation changes the state before the failure is answered:
 the case a client cannot tell from an ordinary failure, and must reconcile before it resends.
-Only write operations can be applied; for a read, an applied fault acts as its plain twin.
+A fault "lands late" when the failure is answered at once but the operation changes the state
+`delay` seconds afterwards: a gateway that timed out while the backend still finished, so no
+check made right after the failure can see the write. Only write operations can be applied or
+land late; for a read, such a fault acts as its plain twin.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ class FaultKind(enum.Enum):
 _CAN_BE_APPLIED = frozenset({FaultKind.ERROR, FaultKind.DROP, FaultKind.HTML})
 
 
+def _check_lands_late(fault: Fault, _: attrs.Attribute[bool], lands_late: bool) -> None:
+    if lands_late and (fault.applied or fault.kind not in _CAN_BE_APPLIED):
+        raise ValueError(
+            f"only an error, html or drop fault that is not applied can land late, not {fault.name}"
+        )
+
+
 def _check_status(fault: Fault, _: attrs.Attribute[int | None], status: int | None) -> None:
     needs_status = fault.kind in (FaultKind.ERROR, FaultKind.HTML)
     if needs_status != (status is not None) or (status is not None and not 400 <= status <= 599):
@@ -51,13 +61,16 @@ class Fault:
         kind: what goes wrong.
         status: the status answered by ERROR and HTML faults.
         applied: whether a write operation takes effect before the failure.
-        delay: seconds a SLOW fault waits.
+        delay: seconds a SLOW fault waits, or after which a late write lands.
+        lands_late: whether a write operation takes effect `delay` seconds after the failure
+            was answered (ERROR, HTML and DROP faults that are not applied).
     """
 
     kind: FaultKind
     status: int | None = attrs.field(default=None, validator=_check_status)
     applied: bool = False
     delay: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    lands_late: bool = attrs.field(default=False, validator=_check_lands_late)
 
     @classmethod
     def error(cls, status: int = 500) -> Fault:
@@ -90,19 +103,37 @@ class Fault:
         return cls(FaultKind.HTML, status, applied=applied)
 
     @classmethod
+    def late(cls, status: int = 504, *, delay: float = 1.0, html: bool = False) -> Fault:
+        """Answer `status` at once (the API's error body, or an HTML page if `html`) without
+        applying the operation, then apply it `delay` seconds later."""
+        return cls(
+            FaultKind.HTML if html else FaultKind.ERROR, status, delay=delay, lands_late=True
+        )
+
+    @classmethod
+    def late_drop(cls, delay: float = 1.0) -> Fault:
+        """Close the connection without a reply or applying the operation, then apply it
+        `delay` seconds later."""
+        return cls(FaultKind.DROP, delay=delay, lands_late=True)
+
+    @classmethod
     def malformed(cls) -> Fault:
         """Apply the operation and answer its status with the JSON body cut short."""
         return cls(FaultKind.MALFORMED, applied=True)
 
     @property
     def name(self) -> str:
-        """The name recorded in the request log: "error", "applied_error", "drop", ..."""
+        """The name recorded in the request log: "error", "applied_error", "late_drop", ..."""
+        if self.lands_late:
+            return f"late_{self.kind.value}"
         applied = self.applied and self.kind in _CAN_BE_APPLIED
         return f"applied_{self.kind.value}" if applied else self.kind.value
 
     def for_read(self) -> Fault:
-        """The fault as a read operation meets it: never applied."""
-        return attrs.evolve(self, applied=False) if self.kind in _CAN_BE_APPLIED else self
+        """The fault as a read operation meets it: never applied, never landing late."""
+        if self.kind not in _CAN_BE_APPLIED:
+            return self
+        return attrs.evolve(self, applied=False, lands_late=False, delay=0.0)
 
 
 def _rate(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -133,10 +164,13 @@ class FaultRates:
     """Probabilities of random faults per request, drawn from the fake's seeded generator.
 
     Attributes:
-        error, applied_error, applied_drop, slow, html, malformed: each a probability; their
-            sum must not exceed 1.
-        statuses: the statuses ERROR, APPLIED_ERROR and HTML faults choose from.
+        error, applied_error, applied_drop, slow, html, malformed, late: each a probability;
+            their sum must not exceed 1. A late fault answers an error status (JSON or HTML,
+            an even chance) or drops the connection (one time in three), and lands later.
+        statuses: the statuses ERROR, APPLIED_ERROR, HTML and late faults choose from.
         slow_delay: seconds a SLOW fault waits.
+        late_delay_min, late_delay_max: a late write lands after a delay drawn uniformly
+            between these (seconds).
         operations: the operationIds that get random faults; None for all.
     """
 
@@ -146,15 +180,20 @@ class FaultRates:
     slow: float = attrs.field(default=0.0, validator=_rate)
     html: float = attrs.field(default=0.0, validator=_rate)
     malformed: float = attrs.field(default=0.0, validator=_rate)
+    late: float = attrs.field(default=0.0, validator=_rate)
     statuses: tuple[int, ...] = attrs.field(
         default=(500, 502, 503, 504), converter=_to_tuple, validator=_statuses
     )
     slow_delay: float = attrs.field(default=0.05, validator=attrs.validators.ge(0.0))
+    late_delay_min: float = attrs.field(default=0.5, validator=attrs.validators.ge(0.0))
+    late_delay_max: float = attrs.field(default=3.0, validator=attrs.validators.ge(0.0))
     operations: frozenset[str] | None = attrs.field(default=None, converter=_operation_ids)
 
     def __attrs_post_init__(self) -> None:
         if sum(rate for rate, _ in self._makers()) > 1.0 + 1e-9:
             raise ValueError("the fault rates add up to more than 1")
+        if self.late_delay_min > self.late_delay_max:
+            raise ValueError("late_delay_min must not exceed late_delay_max")
 
     def _makers(self) -> list[tuple[float, Callable[[random.Random], Fault]]]:
         return [
@@ -164,7 +203,15 @@ class FaultRates:
             (self.slow, lambda _: Fault.slow(self.slow_delay)),
             (self.html, lambda rng: Fault.html(rng.choice(self.statuses))),
             (self.malformed, lambda _: Fault.malformed()),
+            (self.late, self._late_fault),  # last, so that adding it moved no other draw
         ]
+
+    def _late_fault(self, rng: random.Random) -> Fault:
+        delay = rng.uniform(self.late_delay_min, self.late_delay_max)
+        shape = rng.randrange(3)
+        if shape == 2:
+            return Fault.late_drop(delay)
+        return Fault.late(rng.choice(self.statuses), delay=delay, html=shape == 1)
 
     def covers(self, operation_id: str) -> bool:
         """Whether calls of this operation may get random faults."""

@@ -18,13 +18,17 @@ class RequestRecord:
         path: the path as sent on the wire (percent-encoding kept).
         query: the query parameters (the first value of a repeated one).
         status: the status answered; None when the connection was dropped instead.
-        applied: whether the request changed the fake's state.
+        applied: whether the request changed the fake's state (for a late write: once it
+            landed, and only if it took effect then).
         fault: the injected fault's name ("error", "applied_error", "drop", "applied_drop",
-            "slow", "html", "applied_html", "malformed"), or None.
+            "slow", "html", "applied_html", "malformed", "late_error", "late_html",
+            "late_drop"), or None.
         account_id: the partner account in the path (IP Provisioning), else None.
         on_behalf_of: the On-Behalf-Of header, else None. The Authorization header is never kept.
         received_at: the fake's clock when the request arrived.
         answered_at: the fake's clock when the reply was sent or the connection dropped.
+        landed_at: the fake's clock when a late write was carried out; None before it landed,
+            and for every other request.
     """
 
     operation_id: str | None
@@ -38,6 +42,7 @@ class RequestRecord:
     on_behalf_of: str | None
     received_at: float
     answered_at: float
+    landed_at: float | None = None
 
 
 class LogFilter(TypedDict, total=False):

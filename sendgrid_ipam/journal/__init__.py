@@ -1,0 +1,68 @@
+"""Journals: the durable memory of provisioning runs, so that a rerun resumes instead of rebuying.
+
+    from sendgrid_ipam.journal import open_journal
+
+    async with open_journal("run.journal") as journal:
+        state = await journal.begin_account("run-1", "acct-1", region="us", count=25)
+        await journal.record_marker("run-1", "acct-1", None)  # the account had no IPs
+        await journal.record_intent("run-1", "acct-1", chunk=0, size=10)
+        ...  # AddAccountIps
+        await journal.record_outcome("run-1", "acct-1", chunk=0, ips=added.ips)
+
+`Journal` (base.py) is the interface; `SQLiteJournal` (sqlite.py) the default implementation,
+one SQLite file. A journal shared by several worker processes (Redis) is a second
+implementation of the same interface.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from .base import (
+    AccountState,
+    ChunkState,
+    Journal,
+    JournalError,
+    JournalMismatchError,
+)
+from .sqlite import SCHEMA_VERSION, SQLiteJournal
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AccountState",
+    "ChunkState",
+    "Journal",
+    "JournalError",
+    "JournalMismatchError",
+    "SQLiteJournal",
+    "open_journal",
+]
+
+_URL_BACKENDS: dict[str, Callable[[str], Journal]] = {}
+"""Journal factories by URL scheme: the hook for journals kept elsewhere than in a local file
+(a Redis journal shared by several workers registers "redis" and "rediss" here). A target
+with "://" is never taken for a file name."""
+
+
+def open_journal(target: str | os.PathLike[str] | Journal) -> Journal:
+    """The journal `target` names, not opened yet: open it with ``async with`` (or ``await
+    journal.open()``), which raises `JournalError` if it cannot be opened or written.
+
+    Args:
+        target: a `Journal` (returned as it is), the path of an SQLite journal file, or the
+            URL of a journal backend (none in this version; "redis://..." later).
+
+    Raises:
+        ValidationError: `target` is neither a journal nor a path.
+        JournalError: a URL of a journal backend this version does not have.
+    """
+    if isinstance(target, Journal):
+        return target
+    if isinstance(target, str) and "://" in target:
+        scheme = target.split("://", 1)[0].lower()
+        factory = _URL_BACKENDS.get(scheme)
+        if factory is None:
+            raise JournalError(f"no journal backend for {scheme!r} URLs in this version")
+        return factory(target)
+    return SQLiteJournal(target)

@@ -1,0 +1,477 @@
+"""The `Journal` interface: what a provisioning run has done, kept where a crash cannot lose it.
+
+A bulk run spends money on every write, and a process can die between any two instructions.
+The journal is the run's memory across such deaths: per run (``run_id``) and partner account it
+keeps, each record durable before the call that wrote it returns,
+
+- the target, ``(region, count)``: a rerun with another target for the account is refused;
+- the marker, the account's newest IP before the run's first write (None: it had none). IPs
+  listed above the marker are the run's; without a marker a rerun could not tell them apart;
+- the intent of each chunk (its number and size) before its POST, and its outcome (the IPs)
+  after it. An intent with no outcome is a write that may or may not have landed;
+- the wall-clock moments of ambiguous failures, which the audit waits out;
+- finished accounts with their final IPs, excess IPs an audit found, and IPs it released.
+
+Backends implement the storage and nothing else: the public methods here validate every value
+(a `ValidationError` naming the field) and the rules of what may follow what live in
+`check_record`, so that SQLite (one process) and a shared store such as Redis (several worker
+processes) agree on every decision. A backend applies a record atomically: it reads the
+account's state, calls `check_record`, and stores the record only if that says it is new.
+"""
+
+from __future__ import annotations
+
+import abc
+import ipaddress
+import math
+import re
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Self, TypeAlias
+
+import attrs
+
+from ..errors import SendGridError, ValidationError
+
+__all__ = [
+    "AccountState",
+    "Ambiguous",
+    "Begin",
+    "ChunkState",
+    "Excess",
+    "Finish",
+    "Intent",
+    "Journal",
+    "JournalError",
+    "JournalMismatchError",
+    "Marker",
+    "Outcome",
+    "Record",
+    "Released",
+    "check_record",
+]
+
+_MAX_ID = 256
+_MAX_REGION = 32
+# IPv4, the API's addresses, checked fast: a run validates thousands of them
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
+class JournalError(SendGridError):
+    """The journal cannot be opened, read or written, or a record breaks the journal's order
+    (an outcome with no intent, a record for an account that was never begun, ...)."""
+
+
+class JournalMismatchError(JournalError):
+    """A record contradicts one stored before: another target for the account, another marker,
+    another size or other IPs for a chunk, other final IPs, or a write after the finish."""
+
+
+@attrs.frozen
+class ChunkState:
+    """One chunk of an account's run: its size, and its IPs once its outcome is recorded.
+
+    Attributes:
+        number: the chunk's number within the account's run.
+        size: how many IPs its request asked for.
+        ips: the IPs it obtained; None while only the intent is recorded (the request may
+            or may not have landed).
+    """
+
+    number: int
+    size: int
+    ips: tuple[str, ...] | None = None
+
+
+@attrs.frozen
+class AccountState:
+    """Everything a journal holds about one account in one run.
+
+    Attributes:
+        run_id, account_id: whose state this is.
+        region, count: the run's target for the account.
+        marker_known: whether the marker was recorded (`marker` means nothing until it is).
+        marker: the newest IP before the run's first write; None if the account had none.
+        chunks: the chunks with an intent, by number.
+        ambiguous_at: wall-clock times (Unix seconds) of ambiguous write failures, oldest first.
+        finished: whether the account was finished.
+        final_ips: the IPs the run obtained for it, once finished (else empty).
+        excess: IPs an audit found beyond what the run reported.
+        released: IPs released again (of `excess`).
+    """
+
+    run_id: str
+    account_id: str
+    region: str
+    count: int
+    marker_known: bool = False
+    marker: str | None = None
+    chunks: tuple[ChunkState, ...] = ()
+    ambiguous_at: tuple[float, ...] = ()
+    finished: bool = False
+    final_ips: tuple[str, ...] = ()
+    excess: tuple[str, ...] = ()
+    released: tuple[str, ...] = ()
+
+    @property
+    def obtained(self) -> tuple[str, ...]:
+        """The IPs of every recorded outcome, in chunk order (each IP once)."""
+        ips = (ip for chunk in self.chunks for ip in chunk.ips or ())
+        return tuple(dict.fromkeys(ips))
+
+    @property
+    def open_chunks(self) -> tuple[ChunkState, ...]:
+        """Chunks with an intent and no outcome: writes that may or may not have landed."""
+        return tuple(chunk for chunk in self.chunks if chunk.ips is None)
+
+    @property
+    def last_ambiguous_at(self) -> float | None:
+        """The latest ambiguous failure, or None if there was none."""
+        return max(self.ambiguous_at, default=None)
+
+    def chunk(self, number: int) -> ChunkState | None:
+        """The chunk of that number, or None."""
+        for chunk in self.chunks:
+            if chunk.number == number:
+                return chunk
+        return None
+
+
+# records: what the public methods hand a backend, validated
+@attrs.frozen
+class Begin:
+    """The run's target for an account (`Journal.begin_account`)."""
+
+    region: str
+    count: int
+
+
+@attrs.frozen
+class Marker:
+    """The newest IP before the run's first write; None: the account had none."""
+
+    marker: str | None
+
+
+@attrs.frozen
+class Intent:
+    """A chunk about to be sent."""
+
+    chunk: int
+    size: int
+
+
+@attrs.frozen
+class Outcome:
+    """The IPs a chunk obtained."""
+
+    chunk: int
+    ips: tuple[str, ...]
+
+
+@attrs.frozen
+class Ambiguous:
+    """An ambiguous write failure at `at` (Unix seconds)."""
+
+    at: float
+
+
+@attrs.frozen
+class Finish:
+    """The account is done: the IPs the run obtained for it."""
+
+    ips: tuple[str, ...]
+
+
+@attrs.frozen
+class Excess:
+    """IPs an audit found beyond what the run reported."""
+
+    ips: tuple[str, ...]
+
+
+@attrs.frozen
+class Released:
+    """IPs released again after an audit."""
+
+    ips: tuple[str, ...]
+
+
+Record: TypeAlias = Begin | Marker | Intent | Outcome | Ambiguous | Finish | Excess | Released
+
+
+def check_record(run_id: str, account_id: str, state: AccountState | None, record: Record) -> bool:
+    """Whether `record` adds anything to `state` (False: it repeats what is stored).
+
+    Repeating a record is harmless, so that a step retried after a crash may write it again.
+
+    Raises:
+        JournalMismatchError: the record contradicts the state.
+        JournalError: the record breaks the order (no `Begin` yet, an outcome with no intent).
+    """
+    where = f"account {account_id!r} in run {run_id!r}"
+    if isinstance(record, Begin):
+        if state is None:
+            return True
+        if (state.region, state.count) != (record.region, record.count):
+            raise JournalMismatchError(
+                f"{where} was begun with {state.count} IPs in {state.region!r}; "
+                f"this asks {record.count} in {record.region!r}"
+            )
+        return False
+    if state is None:
+        raise JournalError(f"{where} has no target: begin_account() first")
+    if isinstance(record, Ambiguous):
+        return True
+    if isinstance(record, Excess | Released):
+        held = state.excess if isinstance(record, Excess) else state.released
+        return not set(record.ips) <= set(held)
+    if isinstance(record, Finish) and state.finished:
+        if set(record.ips) != set(state.final_ips):
+            raise JournalMismatchError(f"{where} is finished already, with other IPs")
+        return False
+    new = _check_progress(where, state, record)
+    if new and state.finished:
+        raise JournalMismatchError(f"{where} is finished already")
+    return new
+
+
+def _check_progress(
+    where: str, state: AccountState, record: Marker | Intent | Outcome | Finish
+) -> bool:
+    if isinstance(record, Finish):
+        return True
+    if isinstance(record, Marker):
+        if not state.marker_known:
+            return True
+        if state.marker != record.marker:
+            raise JournalMismatchError(
+                f"{where} has the marker {state.marker!r}, not {record.marker!r}"
+            )
+        return False
+    chunk = state.chunk(record.chunk)
+    if isinstance(record, Intent):
+        if chunk is None:
+            return True
+        if chunk.size != record.size:
+            raise JournalMismatchError(
+                f"chunk {record.chunk} of {where} has the size {chunk.size}, not {record.size}"
+            )
+        return False
+    if chunk is None:
+        raise JournalError(f"chunk {record.chunk} of {where} has no intent: record_intent() first")
+    if chunk.ips is None:
+        return True
+    if set(chunk.ips) != set(record.ips):
+        raise JournalMismatchError(f"chunk {record.chunk} of {where} has other IPs recorded")
+    return False
+
+
+# validation
+def _text(field: str, value: object, limit: int) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(field, f"must be a non-empty string, not {value!r}")
+    if len(value) > limit or not value.isprintable():
+        raise ValidationError(field, f"must be at most {limit} printable characters")
+    return value
+
+
+def _integer(field: str, value: object, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValidationError(field, f"must be an integer of at least {minimum}, not {value!r}")
+    return value
+
+
+def _ip(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be an IP address string, not {value!r}")
+    if _IPV4.fullmatch(value):
+        return value
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValidationError(field, f"must be an IP address, not {value!r}") from None
+    return value
+
+
+def _ips(field: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise ValidationError(field, f"must be a sequence of IP addresses, not {value!r}")
+    return tuple(dict.fromkeys(_ip(f"{field}[{index}]", ip) for index, ip in enumerate(value)))
+
+
+class Journal(abc.ABC):
+    """Durable state of provisioning runs; use as ``async with journal:``.
+
+    Every ``record_*``, `begin_account` and `finish_account` call returns only once its record
+    is durable: a process killed after the call returned keeps it. Calls from many tasks may
+    overlap. Repeating a record is harmless; contradicting one raises `JournalMismatchError`.
+
+    Subclasses implement `_open`, `_close`, `_apply` and `_load`.
+    """
+
+    # lifecycle
+    @property
+    @abc.abstractmethod
+    def is_open(self) -> bool:
+        """Whether the journal is open (opened, and not closed since)."""
+
+    async def open(self) -> Self:
+        """Open the journal (at once if it is open); returns it.
+
+        Raises:
+            JournalError: it cannot be opened or written (a missing directory, a read-only
+                file, a file that is not a journal, a journal of another schema version).
+        """
+        if not self.is_open:
+            await self._open()
+        return self
+
+    async def close(self) -> None:
+        """Close the journal once every record awaited so far is durable. Safe to call twice."""
+        await self._close()
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # records
+    async def begin_account(
+        self, run_id: str, account_id: str, *, region: str, count: int
+    ) -> AccountState:
+        """Record the run's target for an account (once), and return the account's state.
+
+        Args:
+            run_id: the run.
+            account_id: the partner account.
+            region: the region its IPs are bought in.
+            count: how many IPs the run obtains for it.
+
+        Raises:
+            ValidationError: a value of the wrong type or form.
+            JournalMismatchError: another target was recorded for the account in this run.
+            JournalError: the journal cannot be written.
+        """
+        record = Begin(_text("region", region, _MAX_REGION), _integer("count", count, 1))
+        key = self._key(run_id, account_id)
+        state = await self._apply(*key, record)
+        assert state is not None
+        return state
+
+    async def record_marker(self, run_id: str, account_id: str, marker: str | None) -> None:
+        """Record the account's newest IP before the run's first write (None: it had none).
+
+        Raises:
+            ValidationError, JournalError: as `begin_account`.
+            JournalMismatchError: another marker was recorded, or the account is finished.
+        """
+        record = Marker(None if marker is None else _ip("marker", marker))
+        await self._apply(*self._key(run_id, account_id), record)
+
+    async def record_intent(self, run_id: str, account_id: str, chunk: int, size: int) -> None:
+        """Record that chunk number `chunk`, asking `size` IPs, is about to be sent.
+
+        Raises:
+            ValidationError, JournalError: as `begin_account`.
+            JournalMismatchError: the chunk was recorded with another size, or the account
+                is finished.
+        """
+        record = Intent(_integer("chunk", chunk, 0), _integer("size", size, 1))
+        await self._apply(*self._key(run_id, account_id), record)
+
+    async def record_outcome(
+        self, run_id: str, account_id: str, chunk: int, ips: Sequence[str]
+    ) -> None:
+        """Record the IPs chunk number `chunk` obtained (none, if it was found to buy none).
+
+        Raises:
+            ValidationError, JournalError: as `begin_account`; JournalError also when the
+                chunk has no intent.
+            JournalMismatchError: other IPs were recorded for the chunk, or the account is
+                finished.
+        """
+        record = Outcome(_integer("chunk", chunk, 0), _ips("ips", ips))
+        await self._apply(*self._key(run_id, account_id), record)
+
+    async def record_ambiguous(self, run_id: str, account_id: str, at: float | None = None) -> None:
+        """Record an ambiguous write failure of the account at `at` (Unix seconds; default now).
+
+        Raises:
+            ValidationError, JournalError: as `begin_account`.
+        """
+        moment = time.time() if at is None else at
+        if isinstance(moment, bool) or not isinstance(moment, int | float):
+            raise ValidationError("at", f"must be a number of seconds, not {moment!r}")
+        if not math.isfinite(moment) or moment < 0:
+            raise ValidationError("at", f"must be a finite time of at least 0, not {moment!r}")
+        await self._apply(*self._key(run_id, account_id), Ambiguous(float(moment)))
+
+    async def finish_account(self, run_id: str, account_id: str, ips: Sequence[str]) -> None:
+        """Record that the account is done, with the IPs the run obtained for it.
+
+        Raises:
+            ValidationError, JournalError: as `begin_account`.
+            JournalMismatchError: it was finished before with other IPs.
+        """
+        record = Finish(_ips("ips", ips))
+        await self._apply(*self._key(run_id, account_id), record)
+
+    async def record_excess(self, run_id: str, account_id: str, ips: Sequence[str]) -> None:
+        """Add IPs an audit found beyond what the run reported for the account.
+
+        Raises:
+            ValidationError, JournalError: as `begin_account`.
+        """
+        await self._apply(*self._key(run_id, account_id), Excess(_ips("ips", ips)))
+
+    async def record_released(self, run_id: str, account_id: str, ips: Sequence[str]) -> None:
+        """Add IPs that were released from the account after an audit.
+
+        Raises:
+            ValidationError, JournalError: as `begin_account`.
+        """
+        await self._apply(*self._key(run_id, account_id), Released(_ips("ips", ips)))
+
+    async def load(self, run_id: str) -> Mapping[str, AccountState]:
+        """Every account's state in the run, by account id (empty for an unknown run).
+
+        Raises:
+            ValidationError: a run id of the wrong type or form.
+            JournalError: the journal cannot be read.
+        """
+        return await self._load(_text("run_id", run_id, _MAX_ID))
+
+    @staticmethod
+    def _key(run_id: str, account_id: str) -> tuple[str, str]:
+        return _text("run_id", run_id, _MAX_ID), _text("account_id", account_id, _MAX_ID)
+
+    # what a backend implements
+    @abc.abstractmethod
+    async def _open(self) -> None:
+        """Open the storage; raise `JournalError` if it cannot be opened or written."""
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Close the storage once pending records are durable; nothing if not open."""
+
+    @abc.abstractmethod
+    async def _apply(self, run_id: str, account_id: str, record: Record) -> AccountState | None:
+        """Store `record` durably and atomically if `check_record` says it is new.
+
+        Returns the account's state after it for a `Begin` (None is allowed otherwise).
+        Raises what `check_record` raises, or `JournalError` if the store fails or the
+        journal is not open.
+        """
+
+    @abc.abstractmethod
+    async def _load(self, run_id: str) -> Mapping[str, AccountState]:
+        """Every account's state in the run."""

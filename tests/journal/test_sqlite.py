@@ -1,0 +1,220 @@
+"""SQLiteJournal's own failure modes: files it must refuse at open, and writes that fail."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sendgrid_ipam.errors import ValidationError
+from sendgrid_ipam.journal import (
+    SCHEMA_VERSION,
+    JournalError,
+    SQLiteJournal,
+    open_journal,
+)
+from sendgrid_ipam.journal import sqlite as sqlite_module
+
+RUN = "run-1"
+
+
+async def _refused_at_open(path: str | Path, match: str) -> None:
+    journal = SQLiteJournal(path)
+    with pytest.raises(JournalError, match=match):
+        await journal.open()
+    assert not journal.is_open
+    with pytest.raises(JournalError, match="not open"):
+        await journal.begin_account(RUN, "acct-1", region="us", count=1)
+
+
+@contextmanager
+def _raw(path: Path) -> Iterator[sqlite3.Connection]:
+    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        yield connection
+
+
+async def _journal_file(tmp_path: Path) -> Path:
+    """A closed journal file holding one account."""
+    path = tmp_path / "run.journal"
+    async with SQLiteJournal(path) as journal:
+        await journal.begin_account(RUN, "acct-1", region="us", count=1)
+    return path
+
+
+async def test_a_missing_directory_is_refused_at_open(tmp_path: Path) -> None:
+    await _refused_at_open(tmp_path / "no-such-dir" / "run.journal", "does not exist")
+    assert not (tmp_path / "no-such-dir").exists()
+
+
+async def test_a_directory_is_refused_at_open(tmp_path: Path) -> None:
+    await _refused_at_open(tmp_path, "unable to open")
+
+
+@pytest.mark.parametrize("content", [b"hello", b"not a database at all\n" * 50])
+async def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+    await _refused_at_open(path, "not a database")
+    assert path.read_bytes() == content
+
+
+async def test_another_programs_sqlite_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with _raw(path) as connection:
+        connection.execute("CREATE TABLE meta (key TEXT, value TEXT)")
+    await _refused_at_open(path, "not a sendgrid-ipam journal")
+
+
+async def test_a_journal_of_another_schema_version_is_refused(tmp_path: Path) -> None:
+    path = await _journal_file(tmp_path)
+    with _raw(path) as connection:
+        connection.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    expected = f"version 2, and this sendgrid-ipam reads version {SCHEMA_VERSION}$"
+    await _refused_at_open(path, expected)
+
+
+async def test_an_in_memory_database_is_refused_as_not_durable() -> None:
+    await _refused_at_open(":memory:", "WAL")
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="file permissions do not stop root",
+)
+async def test_a_read_only_journal_is_refused_at_open(tmp_path: Path) -> None:
+    path = await _journal_file(tmp_path)
+    path.chmod(0o444)
+    try:
+        await _refused_at_open(path, "readonly|read-only|unable to open")
+    finally:
+        path.chmod(0o644)
+
+
+async def test_a_journal_another_process_holds_locked_is_refused_at_open(tmp_path: Path) -> None:
+    path = await _journal_file(tmp_path)
+    with _raw(path) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        journal = SQLiteJournal(path, busy_timeout=0.05)
+        with pytest.raises(JournalError, match="locked"):
+            await journal.open()
+        other.execute("ROLLBACK")
+    async with SQLiteJournal(path) as journal:
+        assert list(await journal.load(RUN)) == ["acct-1"]
+
+
+async def test_a_write_that_fails_raises_journal_error_and_stores_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "run.journal"
+    async with SQLiteJournal(path, busy_timeout=0.05) as journal:
+        await journal.begin_account(RUN, "acct-1", region="us", count=2)
+        with _raw(path) as other:
+            other.execute("BEGIN EXCLUSIVE")
+            with pytest.raises(JournalError, match=r"could not be written.*locked"):
+                await journal.record_intent(RUN, "acct-1", 0, 2)
+            other.execute("ROLLBACK")
+        assert (await journal.load(RUN))["acct-1"].chunks == ()
+        await journal.record_intent(RUN, "acct-1", 0, 2)  # the journal goes on afterwards
+        assert len((await journal.load(RUN))["acct-1"].chunks) == 1
+
+
+async def test_unreadable_data_in_the_file_is_a_journal_error(tmp_path: Path) -> None:
+    path = await _journal_file(tmp_path)
+    with _raw(path) as connection:
+        connection.execute("UPDATE accounts SET final_ips = '{broken'")
+    async with SQLiteJournal(path) as journal:
+        with pytest.raises(JournalError, match="unreadable"):
+            await journal.load(RUN)
+
+
+async def test_the_file_is_in_wal_mode_with_a_versioned_schema(tmp_path: Path) -> None:
+    path = tmp_path / "run.journal"
+    async with SQLiteJournal(path) as journal:
+        await journal.begin_account(RUN, "acct-1", region="us", count=1)
+        assert repr(journal) == f"<SQLiteJournal {str(path)!r} open>"
+    with _raw(path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
+    assert meta["schema_version"] == str(SCHEMA_VERSION)
+    assert meta["format"] == "sendgrid-ipam journal"
+
+
+def test_open_journal_maps_paths_and_journals() -> None:
+    assert isinstance(open_journal("run.journal"), SQLiteJournal)
+    by_path = open_journal(Path("runs") / "a.journal")
+    assert isinstance(by_path, SQLiteJournal)
+    assert by_path.path == os.path.join("runs", "a.journal")
+    assert not by_path.is_open  # nothing touches the disk before it is opened
+    assert open_journal(by_path) is by_path
+    with pytest.raises(JournalError, match="'redis'"):
+        open_journal("redis://localhost:6379/0")
+    with pytest.raises(ValidationError) as caught:
+        SQLiteJournal("run.journal", synchronous="off")  # type: ignore[arg-type]
+    assert caught.value.field == "synchronous"
+    for bad in (None, 42, b"run.journal", ""):
+        with pytest.raises(ValidationError) as caught:
+            open_journal(bad)  # type: ignore[arg-type]
+        assert caught.value.field == "path"
+
+
+async def test_opening_twice_at_once_makes_one_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[ThreadPoolExecutor] = []
+
+    def executor(*args: Any, **kwargs: Any) -> ThreadPoolExecutor:
+        made.append(ThreadPoolExecutor(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(sqlite_module, "ThreadPoolExecutor", executor)
+    journal = SQLiteJournal(tmp_path / "run.journal")
+    first, second, state = await asyncio.gather(
+        journal.open(),
+        journal.open(),
+        journal.begin_account(RUN, "acct-1", region="us", count=1),
+    )
+    assert first is second is journal
+    assert len(made) == 1
+    # a record sent while the journal was opening waited for it, and was written
+    assert state.count == 1
+    await journal.close()
+
+
+async def test_records_sent_while_an_open_fails_fail_too(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "missing" / "run.journal")
+    opened, state = await asyncio.gather(
+        journal.open(),
+        journal.begin_account(RUN, "acct-1", region="us", count=1),
+        return_exceptions=True,
+    )
+    assert isinstance(opened, JournalError)
+    assert isinstance(state, JournalError)
+    assert not journal.is_open
+
+
+async def test_a_fault_in_the_thread_answers_every_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with SQLiteJournal(tmp_path / "run.journal") as journal:
+        commit = SQLiteJournal._commit
+
+        def broken(self: SQLiteJournal, group: list[Any]) -> list[Any]:
+            raise MemoryError("no room")
+
+        monkeypatch.setattr(SQLiteJournal, "_commit", broken)
+        results = await asyncio.gather(
+            *(journal.begin_account(RUN, f"a{n}", region="us", count=1) for n in range(5)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(result, JournalError) for result in results)
+        assert "no room" in str(results[0])
+        monkeypatch.setattr(SQLiteJournal, "_commit", commit)
+        await journal.begin_account(RUN, "a0", region="us", count=1)  # the thread goes on
+        assert list(await journal.load(RUN)) == ["a0"]
