@@ -148,7 +148,7 @@ _SCAN = _DECODER.scan_once  # type: ignore[attr-defined]
 # while a value that deep can still be repr'd, compared or structured without recursing
 # anywhere near Python's limit.
 MAX_DEPTH = 32
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # D800-DFFF, high or low
 _RAW_BODY_LIMIT = 64 * 1024  # bytes of a bad reply's body kept on its exception
 
 
