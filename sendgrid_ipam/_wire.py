@@ -177,13 +177,27 @@ def load_json(body: bytes | str) -> Any:
     overflow or memory errors of the decoder become ValueError too.
     """
     try:
-        text = _decode(body) if isinstance(body, bytes) else body
-        value = _parse(text)
+        if isinstance(body, bytes):
+            try:
+                text = body.decode()
+            except UnicodeDecodeError:
+                text = body.decode(json.detect_encoding(body))  # JSON's UTF-16 and UTF-32
+        else:
+            text = body
+        try:
+            value, end = _SCAN(text, 0)
+        except StopIteration:  # leading space, a BOM, or the error to raise
+            value, end = _DECODER.decode(text.removeprefix("\ufeff")), len(text)
+        if end != len(text):
+            value = _DECODER.decode(text)  # trailing space is fine; trailing data raises
     except ValueError:
         raise
     except (RecursionError, MemoryError, OverflowError, TypeError) as exc:
         raise ValueError(f"not readable as JSON ({type(exc).__name__})") from None
-    if text.count("[") + text.count("{") > MAX_DEPTH and _too_deep(value):
+    # Deeper than MAX_DEPTH takes that many '[' or '{': most replies are ruled out by a count.
+    if len(text) > 2 * MAX_DEPTH and text.count("[") + text.count("{") > MAX_DEPTH and (
+        _too_deep(value)
+    ):
         raise ValueError(f"JSON nested more than {MAX_DEPTH} levels deep")
     if "\\u" in text and _SURROGATE_ESCAPE.search(text):
         try:
@@ -193,33 +207,18 @@ def load_json(body: bytes | str) -> Any:
     return value
 
 
-def _decode(body: bytes) -> str:
-    try:
-        return body.decode()
-    except UnicodeDecodeError:
-        return body.decode(json.detect_encoding(body))  # JSON's UTF-16 and UTF-32 forms
-
-
-def _parse(text: str) -> Any:
-    try:
-        value, end = _SCAN(text, 0)
-    except StopIteration:
-        # Leading space, a BOM, or the error to raise.
-        return _DECODER.decode(text.removeprefix("\ufeff"))
-    if end != len(text):
-        return _DECODER.decode(text)  # trailing space is fine; trailing data raises
-    return value
+_CONTAINERS = (dict, list)  # what the JSON reader makes that can hold more
 
 
 def _too_deep(value: Any) -> bool:
     # Level by level, without recursion: the value may be as deep as the decoder allowed.
-    level = [value] if type(value) is dict or type(value) is list else []
+    level = [value] if type(value) in _CONTAINERS else []
     for _ in range(MAX_DEPTH):
         level = [
             item
             for container in level
             for item in (container.values() if type(container) is dict else container)
-            if type(item) is dict or type(item) is list
+            if type(item) in _CONTAINERS
         ]
         if not level:
             return False
