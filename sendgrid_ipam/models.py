@@ -192,10 +192,10 @@ def check_ip(field: str, value: object) -> str:
 def _pool_name(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str):
         raise _fail(attribute, f"must be a string, not {type(value).__name__}")
-    if value and (problem := text_problem(value)) is not None:
-        raise _fail(attribute, problem)
     if not 2 <= len(value) <= 64:
         raise _fail(attribute, f"must be from 2 to 64 characters long, got {len(value)}")
+    if (problem := text_problem(value)) is not None:
+        raise _fail(attribute, problem)
     if value[0] in " .":
         raise _fail(attribute, "must not begin with a space or a period")
 
