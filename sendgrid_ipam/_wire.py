@@ -60,7 +60,7 @@ def _as_text(name: str, value: object) -> str:
     try:
         return str(value)
     except ValueError:  # int -> str beyond sys.get_int_max_str_digits()
-        raise ValidationError(name, f"must be a short enough value, not {shown(value)}") from None
+        raise ValidationError(name, f"is too large a number to send: {shown(value)}") from None
 
 
 def encode_segment(name: str, value: object) -> str:

@@ -5,7 +5,6 @@ Every gate test runs on an injected clock: nothing sleeps for real.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 
 import pytest
@@ -22,6 +21,7 @@ from sendgrid_ipam import (
 )
 from sendgrid_ipam.ratelimit import RateLimitGate
 from tests.conftest import IP, OPS, FakeTime, RecordingResponses
+from tests.test_ratelimit import Clock, gate_with
 
 NOW = 1_800_000_000.0
 OVERFLOWING_DATE = "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"
@@ -66,7 +66,7 @@ def test_no_header_makes_read_reply_or_the_gate_fail(status: int, value: str) ->
     headers = {"Retry-After": value, "Date": value, "X-RateLimit-Reset": value,
                "X-RateLimit-Limit": value, "X-RateLimit-Remaining": "0"}
     clock = Clock()
-    gate = clock.gate()
+    gate = gate_with(clock)
     gate.observe(status, headers)
     assert gate.closed_for() <= gate.max_closure
     if status < 300:
@@ -96,26 +96,6 @@ async def test_a_successful_write_with_overflowing_dates_returns_its_result(
 # ---------------------------------------------------------------- the gate's clamp
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.mono = 50.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.mono
-
-    def wall(self) -> float:
-        return NOW + self.mono - 50.0
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.mono += seconds
-        await asyncio.sleep(0)
-
-    def gate(self, **kwargs: float) -> RateLimitGate:
-        return RateLimitGate(clock=self.clock, wall_clock=self.wall, sleep=self.sleep, **kwargs)
-
-
 LOCKOUTS = {
     "Retry-After 1e12": {"Retry-After": "1e12"},
     "Retry-After years ahead": {"Retry-After": date(NOW + 5 * 365 * 86_400)},
@@ -132,7 +112,7 @@ async def test_no_reply_closes_the_gate_longer_than_max_closure(
     headers: dict[str, str], status: int
 ) -> None:
     clock = Clock()
-    gate = clock.gate()
+    gate = gate_with(clock)
     gate.observe(status, {**headers, "X-RateLimit-Remaining": "0"})
     assert gate.closed_for() == 60.0
     assert await gate.wait() == 60.0
@@ -143,7 +123,7 @@ async def test_no_reply_closes_the_gate_longer_than_max_closure(
 @pytest.mark.parametrize("headers", LOCKOUTS.values(), ids=LOCKOUTS.keys())
 async def test_max_closure_is_configurable(headers: dict[str, str]) -> None:
     clock = Clock()
-    gate = clock.gate(max_closure=5)
+    gate = gate_with(clock, max_closure=5)
     gate.observe(429, headers)
     assert await gate.wait() == 5.0
     assert not gate.is_closed()
@@ -151,7 +131,7 @@ async def test_max_closure_is_configurable(headers: dict[str, str]) -> None:
 
 async def test_a_probe_that_meets_the_limit_again_closes_the_gate_for_at_most_as_long() -> None:
     clock = Clock()
-    gate = clock.gate()
+    gate = gate_with(clock)
     for _ in range(3):
         gate.observe(429, {"Retry-After": "1e12"})
         assert gate.closed_for() == 60.0
@@ -161,7 +141,7 @@ async def test_a_probe_that_meets_the_limit_again_closes_the_gate_for_at_most_as
 
 def test_shorter_closures_are_untouched() -> None:
     clock = Clock()
-    gate = clock.gate()
+    gate = gate_with(clock)
     gate.observe(429, {"Retry-After": "59"})
     assert gate.closed_for() == 59.0
     gate.close_for(1e12)
@@ -174,7 +154,7 @@ def test_shorter_closures_are_untouched() -> None:
 ])
 def test_a_date_wildly_off_leaves_a_correct_reset_alone(date_header: str) -> None:
     clock = Clock()
-    gate = clock.gate()
+    gate = gate_with(clock)
     limits = gate.observe(429, {"X-RateLimit-Reset": str(int(NOW) + 30), "Date": date_header})
     assert limits is not None
     assert limits.reset_at == NOW + 30
@@ -184,7 +164,7 @@ def test_a_date_wildly_off_leaves_a_correct_reset_alone(date_header: str) -> Non
 def test_a_date_hours_off_still_corrects_the_local_clock() -> None:
     """A local clock set to the wrong time zone: the server's Date is trusted (within a day)."""
     clock = Clock()
-    gate = clock.gate()
+    gate = gate_with(clock)
     server_now = NOW - 3 * 3_600
     gate.observe(429, {"X-RateLimit-Reset": str(int(server_now) + 30), "Date": date(server_now)})
     assert gate.closed_for() == 30.0
