@@ -184,6 +184,8 @@ def load_json(body: bytes | str) -> Any:
                 text = body.decode(json.detect_encoding(body))  # JSON's UTF-16 and UTF-32
         else:
             text = body
+            if not text.isascii():
+                text.encode()  # text given as str may hold a raw lone surrogate: refuse it
         try:
             value, end = _SCAN(text, 0)
         except StopIteration:  # leading space, a BOM, or the error to raise

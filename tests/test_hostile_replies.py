@@ -164,6 +164,12 @@ def test_legitimate_json_is_still_read(body: bytes, value: Any) -> None:
     assert read(200, body) == value
 
 
+def test_text_with_a_raw_lone_surrogate_is_refused() -> None:
+    with pytest.raises(ValueError, match="surrogate"):
+        _wire.load_json('{"message": "\ud800"}')
+    assert _wire.parse_error_details('{"errors": [{"message": "a\udc80"}]}') == []
+
+
 def test_error_details_of_a_readable_body_are_kept() -> None:
     assert _wire.parse_error_details(b'{"errors":[{"message":"\\ud83d\\ude00"}]}') == [
         ErrorDetail("\U0001f600")
