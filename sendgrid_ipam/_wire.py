@@ -6,6 +6,7 @@ Everything here is a pure function of its arguments, so it is tested without a n
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,6 +18,7 @@ from .errors import (
     ErrorDetail,
     ValidationError,
     error_class_for,
+    shown,
 )
 from .ratelimit import RateLimit
 
@@ -26,8 +28,10 @@ __all__ = [
     "dump_json",
     "encode_query",
     "encode_segment",
+    "load_json",
     "parse_error_details",
     "read_reply",
+    "reply_text",
 ]
 
 USER_AGENT = f"sendgrid-ipam/{__version__}"
@@ -35,37 +39,70 @@ _DOT_SEGMENTS = frozenset({".", ".."})
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
 
 
+def _quoted(name: str, text: str) -> str:
+    """``text`` percent-encoded as UTF-8, or `ValidationError` naming the field.
+
+    The one place user text becomes URL bytes: a lone surrogate ("\\ud800") has no UTF-8
+    form, and would otherwise escape as UnicodeEncodeError.
+    """
+    try:
+        return quote(text, safe="")
+    except UnicodeError:
+        raise ValidationError(
+            name, "must be valid Unicode text (it holds a lone surrogate)"
+        ) from None
+
+
+def _as_text(name: str, value: object) -> str:
+    """A str, or an int as its decimal digits (bool and others are the caller's to refuse)."""
+    if type(value) is str:
+        return value
+    try:
+        return str(value)
+    except ValueError:  # int -> str beyond sys.get_int_max_str_digits()
+        raise ValidationError(name, f"is too large a number to send: {shown(value)}") from None
+
+
 def encode_segment(name: str, value: object) -> str:
     """Percent-encode one path segment so that no value can change which endpoint is called.
 
     '/', '?', '#', '%' and every other reserved character are encoded; the dot-segments
     '.' and '..' are refused, since URL normalisation may resolve them even when encoded.
+
+    Raises:
+        ValidationError: a value that is not a str or an int, is empty or a dot-segment,
+            holds a lone surrogate, or is an int too large to write out.
     """
     if type(value) is str and _UNRESERVED.fullmatch(value) and value not in _DOT_SEGMENTS:
         return value  # the common case (ids, IPs): nothing to encode
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValidationError(name, f"must be a string, not {type(value).__name__}")
-    text = str(value)
+    text = _as_text(name, value)
     if not text:
         raise ValidationError(name, "must not be empty")
     if text in _DOT_SEGMENTS:
         # Even percent-encoded, URL normalisation (RFC 3986, WHATWG) may resolve them.
         raise ValidationError(name, f"must not be {text!r}, which names no resource")
-    return quote(text, safe="")
+    return _quoted(name, text)
 
 
-def _query_value(value: object) -> str:
+def _query_value(name: str, value: object) -> str:
     if value is True:
         return "true"
     if value is False:
         return "false"
-    return str(value)
+    return _quoted(name, _as_text(name, value))
 
 
 def encode_query(params: Mapping[str, object]) -> str:
-    """The query string (without '?') for the parameters that are not None."""
+    """The query string (without '?') for the parameters that are not None.
+
+    Raises:
+        ValidationError: naming the parameter, for a value holding a lone surrogate or an
+            int too large to write out.
+    """
     return "&".join(
-        f"{quote(key, safe='')}={quote(_query_value(value), safe='')}"
+        f"{quote(key, safe='')}={_query_value(key, value)}"
         for key, value in params.items()
         if value is not None
     )
@@ -91,26 +128,103 @@ _C_ENCODER = (
         True,
     )
 )
-_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 reads as inf: no reply means that
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's json takes NaN and Infinity by default
+
+
+_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant)
+_SCAN = _DECODER.scan_once  # type: ignore[attr-defined]
+
+# SendGrid's replies nest four levels deep; 32 leaves room for any change of the beta API,
+# while a value that deep can still be repr'd, compared or structured without recursing
+# anywhere near Python's limit.
+MAX_DEPTH = 32
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # D800-DFFF, high or low
+_RAW_BODY_LIMIT = 64 * 1024  # bytes of a bad reply's body kept on its exception
 
 
 def dump_json(body: Any) -> bytes:
-    """A request body as compact JSON bytes (tuples become arrays)."""
-    if _C_ENCODER is not None:
-        return "".join(_C_ENCODER(body, 0)).encode()
-    return _ENCODER.encode(body).encode()
+    """A request body as compact JSON bytes (tuples become arrays).
 
-
-def load_json(body: bytes) -> Any:
-    """The JSON value of a reply body; raises ValueError when it is not JSON."""
+    Raises:
+        ValidationError: a body holding text with no UTF-8 form or an int too large to
+            write (the request models refuse both first, naming the field).
+    """
     try:
-        text = body.decode()
-        value, end = _SCAN(text, 0)
-    except (UnicodeDecodeError, StopIteration):
-        return json.loads(body)  # other encodings, leading space, or the error to raise
-    if end != len(text):
-        return json.loads(text)  # trailing space is fine; trailing data raises
+        if _C_ENCODER is not None:
+            return "".join(_C_ENCODER(body, 0)).encode()
+        return _ENCODER.encode(body).encode()
+    except ValueError as exc:  # UnicodeEncodeError, or int -> str beyond the digit limit
+        raise ValidationError("body", f"cannot be sent as JSON: {exc}") from None
+
+
+def load_json(body: bytes | str) -> Any:
+    """The JSON value of a reply body; raises ValueError, and only ValueError, if unreadable.
+
+    Refused besides malformed JSON: bytes that are not UTF-8 (or UTF-16/32), nesting deeper
+    than `MAX_DEPTH`, numbers out of range (``1e999``, ``NaN``, ``Infinity``, ints beyond
+    Python's digit limit) and strings holding a lone surrogate (``"\\ud800"``), which no
+    caller could print or send back. Whatever the input, nothing else escapes: recursion,
+    overflow or memory errors of the decoder become ValueError too.
+    """
+    try:
+        if isinstance(body, bytes):
+            try:
+                text = body.decode()
+            except UnicodeDecodeError:
+                text = body.decode(json.detect_encoding(body))  # JSON's UTF-16 and UTF-32
+        else:
+            text = body
+            if not text.isascii():
+                text.encode()  # text given as str may hold a raw lone surrogate: refuse it
+        try:
+            value, end = _SCAN(text, 0)
+        except StopIteration:  # leading space, a BOM, or the error to raise
+            value, end = _DECODER.decode(text.removeprefix("\ufeff")), len(text)
+        if end != len(text):
+            value = _DECODER.decode(text)  # trailing space is fine; trailing data raises
+    except ValueError:
+        raise
+    except (RecursionError, MemoryError, OverflowError, TypeError) as exc:
+        raise ValueError(f"not readable as JSON ({type(exc).__name__})") from None
+    # Deeper than MAX_DEPTH takes that many '[' or '{': most replies are ruled out by a count.
+    if len(text) > 2 * MAX_DEPTH and text.count("[") + text.count("{") > MAX_DEPTH and (
+        _too_deep(value)
+    ):
+        raise ValueError(f"JSON nested more than {MAX_DEPTH} levels deep")
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        try:
+            dump_json(value)  # only a lone surrogate makes it fail; a pair is a character
+        except ValidationError:
+            raise ValueError("a JSON string holds a lone surrogate") from None
     return value
+
+
+_CONTAINERS = (dict, list)  # what the JSON reader makes that can hold more
+
+
+def _too_deep(value: Any) -> bool:
+    # Level by level, without recursion: the value may be as deep as the decoder allowed.
+    level = [value] if type(value) in _CONTAINERS else []
+    for _ in range(MAX_DEPTH):
+        level = [
+            item
+            for container in level
+            for item in (container.values() if type(container) is dict else container)
+            if type(item) in _CONTAINERS
+        ]
+        if not level:
+            return False
+    return True
 
 
 def read_reply(
@@ -118,41 +232,47 @@ def read_reply(
 ) -> Any:
     """The decoded JSON of a successful reply (None when empty), or raise the right error.
 
-    A 2xx whose body is not JSON raises `DecodeError`; an error status raises the
-    `APIError` subclass for it, with the details parsed leniently and the raw text kept.
+    A 2xx whose body `load_json` cannot read raises `DecodeError`; an error status raises
+    the `APIError` subclass for it, with the details parsed leniently (none when the body
+    cannot be read) and the start of the raw text kept (see `reply_text`). Whatever the
+    body and headers, no other exception escapes.
     """
     if 200 <= status < 300:
         if not body:
             return None
         try:
             return load_json(body)
-        except ValueError:
+        except ValueError as exc:
             raise DecodeError(
-                "reply is not valid JSON", status=status, body=_text(body)
+                f"reply is not valid JSON ({exc})", status=status, body=reply_text(body)
             ) from None
-    text = _text(body)
     raise error_class_for(status)(
         status,
-        parse_error_details(text),
-        text,
+        parse_error_details(body),
+        reply_text(body),
         headers,
         RateLimit.from_headers(headers, now=wall_clock()),
     )
 
 
-def _text(body: bytes) -> str:
-    return body.decode("utf-8", errors="replace")
+def reply_text(body: bytes) -> str:
+    """The first 64 KiB of a reply body as text, for an exception's ``.body``.
+
+    Bytes that are not UTF-8 become U+FFFD, so the text can always be printed.
+    """
+    return body[:_RAW_BODY_LIMIT].decode("utf-8", errors="replace")
 
 
-def parse_error_details(text: str) -> list[ErrorDetail]:
+def parse_error_details(body: str | bytes) -> list[ErrorDetail]:
     """The error details of an error reply, whatever its shape; never raises.
 
     Understands IP Address Management's ``{"errors": [{"field", "message"}]}``, IP
     Provisioning's ``{"errors": [{"message", "field", "error_id"}]}`` and the
-    ``{"error": "..."}`` some endpoints answer; anything else (HTML, empty) gives [].
+    ``{"error": "..."}`` some endpoints answer; anything else (HTML, empty, JSON that
+    `load_json` refuses) gives [].
     """
     try:
-        data = json.loads(text)
+        data = load_json(body)
     except ValueError:
         return []
     if not isinstance(data, dict):

@@ -27,7 +27,7 @@ met and how long the client waited after it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -58,6 +58,23 @@ __all__ = [
 ]
 
 _RAW_TEXT_LIMIT = 2000
+_SHOWN_LIMIT = 80
+
+
+def shown(value: object) -> str:
+    """A short repr of a caller's value for an error message; never raises.
+
+    ``repr`` itself can fail: ``repr(10**5000)`` raises ValueError (Python's limit on int to
+    text conversion), and a user's object may raise anything. A huge value is also no use
+    in a message, so the text is cut to a few dozen characters.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except Exception:  # a failing __repr__ of a caller's object must not hide the real error
+        return f"a {type(value).__name__} that cannot be shown"
+    return text if len(text) <= _SHOWN_LIMIT else text[:_SHOWN_LIMIT] + "..."
 
 
 @attrs.frozen
@@ -135,11 +152,14 @@ class PaginationError(SendGridError):
 class AmbiguousResultError(SendGridError):
     """A write failed in a way that may have taken effect, and checking did not settle it.
 
-    ``.found`` holds what the check found (for example the IPs that appeared on the account),
-    ``.expected`` what was asked. Nothing was resent: resending could buy twice.
+    ``.found`` holds the IPs the check found (for example those that appeared on the
+    account), ``.expected`` what was asked. Nothing was resent: resending could buy twice.
     """
 
-    def __init__(self, message: str, *, found: Sequence[Any] = (), expected: Any = None) -> None:
+    found: tuple[str, ...]
+    """The IP addresses the check found (empty when it found none or could not check)."""
+
+    def __init__(self, message: str, *, found: Iterable[str] = (), expected: Any = None) -> None:
         super().__init__(message)
         self.found = tuple(found)
         self.expected = expected
@@ -180,7 +200,7 @@ class APIError(SendGridError):
     def _summary(self) -> str:
         if self.errors:
             parts = [f"{e.field}: {e.message}" if e.field else e.message for e in self.errors]
-            return f"HTTP {self.status}: " + "; ".join(parts)
+            return f"HTTP {self.status}: " + _clip("; ".join(parts))
         return f"HTTP {self.status}: {_clip(self.body)!r}" if self.body else f"HTTP {self.status}"
 
 
@@ -205,8 +225,18 @@ class RateLimitError(APIError):
 
     @property
     def retry_at(self) -> float | None:
-        """Unix time at which the window opens again, when the reply said."""
-        return None if self.rate_limit is None else self.rate_limit.reset_at
+        """Unix time at which to try again, when the reply said.
+
+        From ``Retry-After`` when the reply had a readable one (it is the server's answer to
+        this very request), else from ``X-RateLimit-Reset``; None when it had neither.
+        These are what the server said, unclamped: the client itself never holds its
+        requests longer than its ``max_rate_limit_wait``.
+        """
+        if self.rate_limit is None:
+            return None
+        if self.rate_limit.retry_at is not None:
+            return self.rate_limit.retry_at
+        return self.rate_limit.reset_at
 
 
 class ServerError(APIError):

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .errors import ValidationError
+from .errors import ValidationError, shown
 
 __all__ = [
     "AccountIp",
@@ -53,6 +53,33 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def text_problem(value: object, *, rule: str = "must be a non-empty string") -> str | None:
+    """Why ``value`` cannot be sent as text (None when it can): every text field's rule.
+
+    Text must be a non-empty str with a UTF-8 form: a lone surrogate ("\\ud800") has none,
+    and would otherwise fail as UnicodeEncodeError while the request is being built.
+    """
+    if not isinstance(value, str) or not value:
+        return f"{rule}, not {shown(value)}"
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return f"must be valid Unicode text, not {shown(value)} (it holds a lone surrogate)"
+    return None
+
+
+def id_problem(value: object) -> str | None:
+    """Why ``value`` cannot be sent as an id (a str, or an int written out in decimal)."""
+    if _is_int(value):
+        try:
+            str(value)
+        except ValueError:  # beyond sys.get_int_max_str_digits()
+            return f"must be an id, not {shown(value)}"
+        return None
+    return text_problem(value, rule="must be an id (a string or an int)")
+
+
 def int_between(low: int, high: int, *, optional: bool = False) -> _Validator:
     """An integer from ``low`` to ``high`` inclusive (None allowed when optional)."""
 
@@ -60,10 +87,10 @@ def int_between(low: int, high: int, *, optional: bool = False) -> _Validator:
         if value is None and optional:
             return
         if not _is_int(value):
-            raise _fail(attribute, f"must be an integer from {low} to {high}, not {value!r}")
+            raise _fail(attribute, f"must be an integer from {low} to {high}, not {shown(value)}")
         assert isinstance(value, int)
         if not low <= value <= high:
-            raise _fail(attribute, f"must be from {low} to {high}, got {value}")
+            raise _fail(attribute, f"must be from {low} to {high}, got {shown(value)}")
 
     return check
 
@@ -75,7 +102,7 @@ def _rule(test: Callable[[Any], bool], rule: str, optional: bool) -> _Validator:
         if value is None and optional:
             return
         if not test(value):
-            raise _fail(attribute, f"{rule}, not {value!r}")
+            raise _fail(attribute, f"{rule}, not {shown(value)}")
 
     return check
 
@@ -123,11 +150,11 @@ def string_list(
                 attribute, f"must hold from {min_items} to {max_items} {item}s, got {len(value)}"
             )
         for entry in value:
-            if not isinstance(entry, str) or not entry:
-                raise _fail(attribute, f"must hold non-empty strings, not {entry!r}")
+            if (problem := text_problem(entry, rule="must hold non-empty strings")) is not None:
+                raise _fail(attribute, problem)
             if ip_version is not None and not _is_ip(entry, ip_version):
                 kind = "an IPv4 address" if ip_version == 4 else "an IP address"
-                raise _fail(attribute, f"{entry!r} is not {kind}")
+                raise _fail(attribute, f"{shown(entry)} is not {kind}")
         if len(set(value)) != len(value):
             raise _fail(attribute, f"must not repeat a {item}")
 
@@ -141,6 +168,8 @@ _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 def _is_ip(text: str, version: int) -> bool:
     if _IPV4.fullmatch(text):  # the common case, without the ipaddress module's cost
         return version in (0, 4)
+    if "%" in text:
+        return False  # ipaddress takes IPv6 zone ids ("fe80::1%eth0"): no API IP has one
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
@@ -149,9 +178,14 @@ def _is_ip(text: str, version: int) -> bool:
 
 
 def check_ip(field: str, value: object) -> str:
-    """Validate an IP address given as a path parameter; returns it."""
+    """Validate an IP address given as a path parameter; returns it.
+
+    Raises:
+        ValidationError: naming ``field``, for anything but an IPv4 or IPv6 address without
+            a zone id.
+    """
     if not isinstance(value, str) or not _is_ip(value, 0):
-        raise ValidationError(field, f"must be an IP address, not {value!r}")
+        raise ValidationError(field, f"must be an IP address, not {shown(value)}")
     return value
 
 
@@ -160,13 +194,15 @@ def _pool_name(_: object, attribute: attrs.Attribute[Any], value: object) -> Non
         raise _fail(attribute, f"must be a string, not {type(value).__name__}")
     if not 2 <= len(value) <= 64:
         raise _fail(attribute, f"must be from 2 to 64 characters long, got {len(value)}")
+    if (problem := text_problem(value)) is not None:
+        raise _fail(attribute, problem)
     if value[0] in " .":
         raise _fail(attribute, "must not begin with a space or a period")
 
 
 def _account_id(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value:
-        raise _fail(attribute, f"must be a non-empty string, not {value!r}")
+    if (problem := text_problem(value)) is not None:
+        raise _fail(attribute, problem)
 
 
 # ---------------------------------------------------------------- request models
@@ -275,8 +311,8 @@ class ListIpQuery:
             check_ip("ip", self.ip)
         if self.pool is not None and self.is_parent_assigned is not None:
             raise ValidationError("pool", "cannot be used together with is_parent_assigned")
-        if self.pool is not None and (not isinstance(self.pool, str | int) or self.pool == ""):
-            raise ValidationError("pool", f"must be a pool id, not {self.pool!r}")
+        if self.pool is not None and (problem := id_problem(self.pool)) is not None:
+            raise ValidationError("pool", problem)
 
 
 @attrs.frozen

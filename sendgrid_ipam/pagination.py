@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from .errors import PaginationError
+from .errors import PaginationError, shown
 from .operations import Paging
 
 __all__ = ["Page", "page_reader", "paginate"]
@@ -41,11 +41,28 @@ def _after_key(data: dict[str, Any]) -> str | None:
     return None if key is None or key == "" else _cursor(key)
 
 
+_MAX_CURSOR = 2048  # characters; SendGrid's cursors are ids and IPs
+
+
 def _cursor(value: object) -> str:
-    # Cursors are opaque, but only text or a number can be sent back as a query value.
-    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
-        return str(value)
-    raise TypeError(f"a page cursor must be text or a number, not {value!r}")
+    """A cursor from the server as the text to send back; TypeError when it cannot be.
+
+    Cursors are opaque, but only text or a whole number can be sent back as a query value,
+    and only text that has a UTF-8 form and fits in a URL. The client reports the
+    TypeError as a `DecodeError` of the reply.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # (the JSON reader never makes an int too long to write out)
+    if not isinstance(value, str):
+        raise TypeError(f"a page cursor must be text or a number, not {shown(value)}")
+    if len(value) > _MAX_CURSOR:
+        raise TypeError(f"a page cursor must be at most {_MAX_CURSOR} characters long")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise TypeError(f"a page cursor must be valid Unicode, not {shown(value)}") from None
+    return value
 
 
 def _offset(data: dict[str, Any], count: int, page_size: int) -> str | None:
@@ -92,5 +109,5 @@ async def paginate(fetch: Callable[[str | None], Awaitable[Page]]) -> AsyncItera
         if cursor is None:
             return
         if cursor in seen:
-            raise PaginationError(f"the server repeated the page cursor {cursor!r}")
+            raise PaginationError(f"the server repeated the page cursor {shown(cursor)}")
         seen.add(cursor)

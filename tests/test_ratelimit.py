@@ -30,8 +30,10 @@ class Clock:
         await asyncio.sleep(0)
 
 
-def gate_with(clock: Clock) -> RateLimitGate:
-    return RateLimitGate(clock=clock.clock, wall_clock=clock.wall, sleep=clock.sleep)
+def gate_with(clock: Clock, *, max_closure: float = 60.0) -> RateLimitGate:
+    return RateLimitGate(
+        clock=clock.clock, wall_clock=clock.wall, sleep=clock.sleep, max_closure=max_closure
+    )
 
 
 def test_headers_parse_case_insensitively() -> None:
