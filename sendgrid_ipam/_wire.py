@@ -12,13 +12,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from ._text import shown
 from ._version import __version__
 from .errors import (
     DecodeError,
     ErrorDetail,
     ValidationError,
     error_class_for,
-    shown,
 )
 from .ratelimit import RateLimit
 

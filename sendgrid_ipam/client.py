@@ -19,6 +19,7 @@ import aiohttp
 from yarl import URL
 
 from . import _wire
+from ._text import shown
 from .coordination import Coordinator, MemoryCoordinator
 from .engine import Engine, RequestOptions, as_timeout, header_safe
 from .engine.body import DEFAULT_MAX_REPLY_SIZE
@@ -121,14 +122,14 @@ class SendGridIPAM:
             )
         if on_behalf_of is not None and not header_safe(on_behalf_of):
             raise ConfigurationError(
-                f"on_behalf_of must be non-empty text on one line, not {on_behalf_of!r}"
+                f"on_behalf_of must be non-empty text on one line, not {shown(on_behalf_of)}"
             )
         if region not in BASE_URLS:
             raise ConfigurationError(f"region must be 'global' or 'eu', not {region!r}")
         for name, value in (("max_connections", max_connections),
                             ("max_reply_size", max_reply_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigurationError(f"{name} must be an integer of at least 1: {value!r}")
+                raise ConfigurationError(f"{name} must be an integer of at least 1: {shown(value)}")
         if coordinator is not None and retry_budget is not None:
             raise ConfigurationError(
                 "pass retry_budget= or coordinator=, not both: the budget is the coordinator's")
@@ -142,7 +143,9 @@ class SendGridIPAM:
         self.retry = retry or RetryPolicy()
         self.max_connections = max_connections
         self.coordinator = coordinator or MemoryCoordinator(
-            budget=retry_budget, clock=clock, wall_clock=wall_clock, sleep=sleep)
+            budget=retry_budget, clock=clock, wall_clock=wall_clock, sleep=sleep,
+            # No one reply closes the gate for longer than a call would wait for it.
+            max_closure=max(self.retry.max_rate_limit_wait, 1.0))
         headers = _wire.base_headers(key, user_agent)
         # The engine inflates replies itself, within max_reply_size: ask only for what it reads.
         headers["Accept-Encoding"] = "gzip, deflate"

@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 import attrs
 
-from .errors import ValidationError, shown
+from ._text import shown
+from .errors import ValidationError
 
 __all__ = [
     "AccountIp",

@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 import attrs
 
-from .errors import PaginationError, shown
+from ._text import shown
+from .errors import PaginationError
 from .operations import Paging
 
 __all__ = ["Page", "page_reader", "paginate"]

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .errors import ConfigurationError, shown
+from ._text import shown
 
 __all__ = ["RateLimit", "RateLimitGate"]
 
@@ -167,7 +167,7 @@ class RateLimitGate:
         max_closure: the longest one reply may close the gate, in seconds (> 0).
 
     Raises:
-        ConfigurationError: ``max_closure`` is not a positive finite number.
+        ValueError: ``max_closure`` is not a positive finite number.
     """
 
     def __init__(
@@ -181,7 +181,7 @@ class RateLimitGate:
         if isinstance(max_closure, bool) or not isinstance(max_closure, int | float) or not (
             0 < max_closure <= sys.float_info.max  # (NaN fails both comparisons)
         ):
-            raise ConfigurationError(
+            raise ValueError(
                 f"max_closure must be a positive number of seconds, not {shown(max_closure)}"
             )
         self._clock = clock

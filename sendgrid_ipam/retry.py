@@ -33,6 +33,7 @@ from tenacity import DoSleep, RetryCallState, Retrying, retry_if_exception
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from ._text import shown
 from .errors import APIError, AttemptRecord, DecodeError, RateLimitError, TransportError
 
 __all__ = ["RETRYABLE_STATUSES", "RetryBudget", "RetryPolicy", "is_ambiguous", "is_retryable"]
@@ -44,14 +45,19 @@ T = TypeVar("T")
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
+_MAX_SECONDS = 10.0**9  # some 30 years: past it a value is a mistake (and `clock() + it` may fail)
+
+
 def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{attribute.name} must be a number of at least 0, not {value!r}")
+    if (not isinstance(value, int | float) or isinstance(value, bool)
+            or not 0 <= value <= _MAX_SECONDS):
+        raise ValueError(f"{attribute.name} must be a number of seconds from 0 to 1e9, "
+                         f"not {shown(value)}")
 
 
 def _attempts(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{attribute.name} must be an integer of at least 1, not {value!r}")
+        raise ValueError(f"{attribute.name} must be an integer of at least 1, not {shown(value)}")
 
 
 @attrs.frozen

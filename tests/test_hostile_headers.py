@@ -10,7 +10,6 @@ import email.utils
 import pytest
 
 from sendgrid_ipam import (
-    ConfigurationError,
     IpAddress,
     RateLimit,
     RateLimitError,
@@ -174,7 +173,7 @@ def test_a_date_hours_off_still_corrects_the_local_clock() -> None:
     "value", [0, -1, float("nan"), float("inf"), True, "60", pytest.param(10**5000, id="10**5000")]
 )
 def test_max_closure_must_be_a_positive_number(value: object) -> None:
-    with pytest.raises(ConfigurationError, match="max_closure"):
+    with pytest.raises(ValueError, match="max_closure"):
         RateLimitGate(max_closure=value)  # type: ignore[arg-type]
 
 

@@ -21,7 +21,7 @@ from sendgrid_ipam import (
     ValidationError,
     _wire,
 )
-from sendgrid_ipam.errors import shown
+from sendgrid_ipam._text import shown
 from sendgrid_ipam.models import check_ip
 from sendgrid_ipam.operations import Paging
 from sendgrid_ipam.pagination import page_reader

@@ -54,6 +54,8 @@ class MemoryCoordinator(Coordinator):
     Args:
         budget: the retry budget (default: a fresh `RetryBudget`).
         clock, wall_clock, sleep: injected for tests that must not wait for real.
+        max_closure: the longest one reply may close the gate, in seconds (then a request
+            goes through as a probe).
     """
 
     def __init__(
@@ -63,9 +65,11 @@ class MemoryCoordinator(Coordinator):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_closure: float = 60.0,
     ) -> None:
         self.budget = budget or RetryBudget()
-        self.gate = RateLimitGate(clock=clock, wall_clock=wall_clock, sleep=sleep)
+        self.gate = RateLimitGate(clock=clock, wall_clock=wall_clock, sleep=sleep,
+                                  max_closure=max_closure)
         self._keys: dict[str, _Key] = {}
         self._tokens: dict[str, int] = {}  # each key's last token
 

@@ -6,6 +6,7 @@ from typing import TypedDict
 
 import aiohttp
 
+from .._text import shown
 from ..errors import ValidationError
 from ..retry import RetryPolicy
 
@@ -43,7 +44,7 @@ def header_safe(value: object) -> bool:
 
 def _seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(name, f"must be a positive number of seconds, not {value!r}")
+        raise ValidationError(name, f"must be a positive number of seconds, not {shown(value)}")
     try:
         seconds = float(value)
     except OverflowError:
@@ -64,7 +65,7 @@ def check_options(options: RequestOptions) -> None:
     obo = options.get("on_behalf_of")
     if obo is not None and not header_safe(obo):
         raise ValidationError(
-            "on_behalf_of", f"must be non-empty text on one line, not {obo!r}"
+            "on_behalf_of", f"must be non-empty text on one line, not {shown(obo)}"
         )
     if "deadline" in options:
         _seconds("deadline", options["deadline"])

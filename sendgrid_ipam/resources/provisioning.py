@@ -17,6 +17,7 @@ from ..models import (
     ProvisionRequest,
     Region,
     RemoveAccountIpsBody,
+    text_problem,
 )
 from ..operations import OPERATIONS
 from ..reconcile import AddAccountIpsReconciler
@@ -168,6 +169,6 @@ def account_lease(account_id: str) -> str:
 
 
 def _account(account_id: Any) -> str:
-    if not isinstance(account_id, str) or not account_id:
-        raise ValidationError("account_id", f"must be a non-empty string, not {account_id!r}")
-    return account_id
+    if (problem := text_problem(account_id)) is not None:
+        raise ValidationError("account_id", problem)
+    return str(account_id)
