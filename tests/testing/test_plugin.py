@@ -156,7 +156,6 @@ def test_the_fixtures_are_documented_for_pytest_fixtures(tmp_path: Path) -> None
 
 def test_the_fixtures_have_real_type_annotations() -> None:
     import _sendgrid_ipam_pytest as plugin
-
     from sendgrid_ipam import SendGridIPAM
     from sendgrid_ipam.testing import FakeSendGrid
 
@@ -171,7 +170,6 @@ def test_the_fixtures_have_real_type_annotations() -> None:
 
 def test_the_old_module_path_gives_the_same_fixtures() -> None:
     import _sendgrid_ipam_pytest as plugin
-
     from sendgrid_ipam.testing import pytest_plugin
 
     assert pytest_plugin.fake_sendgrid is plugin.fake_sendgrid
