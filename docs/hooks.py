@@ -23,6 +23,7 @@ from typing import Any
 
 PUBLIC_MODULES = [
     "sendgrid_ipam",
+    "sendgrid_ipam.resources",  # not imported from the package, but what sg.ips etc. are
     "sendgrid_ipam.testing",
 ]
 """Modules whose every ``__all__`` name the reference must document."""

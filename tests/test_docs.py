@@ -95,17 +95,20 @@ def test_every_public_name_is_in_the_built_reference(tmp_path: Path) -> None:
     assert expected - documented == set()
 
 
-def test_a_name_left_out_of_the_reference_fails_the_strict_build(tmp_path: Path) -> None:
+def test_a_missing_name_or_a_broken_reference_fails_the_strict_build(tmp_path: Path) -> None:
     _needs_mkdocs()
     root = _copy_of_the_docs(tmp_path)
     page = root / "docs" / "reference" / "testing.md"
     text = page.read_text()
     assert "::: sendgrid_ipam.testing.serve\n" in text
     page.write_text(text.replace("::: sendgrid_ipam.testing.serve\n", ""))
+    guide = root / "docs" / "guides" / "bulk.md"
+    guide.write_text(guide.read_text() + "\nSee [the gone one][sendgrid_ipam.NoSuchName].\n")
     built = _build(root, tmp_path / "site")
     assert built.returncode != 0
     assert "missing from the API reference" in built.stderr, built.stderr
     assert "sendgrid_ipam.testing.serve" in built.stderr, built.stderr
+    assert "sendgrid_ipam.NoSuchName" in built.stderr, built.stderr
 
 
 def test_a_public_name_without_a_docstring_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
