@@ -58,6 +58,10 @@ class Coordinator(abc.ABC):
 
     # ---------------------------------------------------------------- rate-limit gate
 
+    quiet: bool = False
+    """True only while no gate can hold a request, so the engine may skip `gate_open`
+    (a fast path: an implementation that cannot know keeps it False)."""
+
     @abc.abstractmethod
     def gate_open(self, endpoint: str) -> bool:
         """True when a request to ``endpoint`` may go now without awaiting (cheap)."""

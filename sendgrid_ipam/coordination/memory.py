@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 
 from ..errors import ErrorDetail, RateLimitError, RequestTimeoutError
 from ..ratelimit import RateLimit, RateLimitGate
@@ -17,12 +17,24 @@ __all__ = ["MemoryCoordinator"]
 
 
 class _MemoryLease(Lease):
-    __slots__ = ("held", "key", "token")
+    """A lease of the in-process coordinator; also the ``async with`` that holds it."""
 
-    def __init__(self, key: str, token: int) -> None:
+    __slots__ = ("coordinator", "held", "key", "token", "wait")
+
+    def __init__(self, coordinator: MemoryCoordinator, key: str, wait: float) -> None:
+        self.coordinator = coordinator
         self.key = key
-        self.token = token
-        self.held = True
+        self.wait = wait
+        self.token = 0
+        self.held = False
+
+    async def __aenter__(self) -> Lease:
+        await self.coordinator._take(self)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.held = False
+        self.coordinator._hand_on(self.key)
 
     async def check(self) -> None:
         """In one process a lease is lost only once released."""
@@ -30,7 +42,7 @@ class _MemoryLease(Lease):
             raise LeaseLostError(f"the write lease on {self.key!r} is no longer held")
 
     def __repr__(self) -> str:
-        return f"<lease {self.key!r} token={self.token} {'held' if self.held else 'released'}>"
+        return f"<lease {self.key!r} token={self.token} {'held' if self.held else 'not held'}>"
 
 
 class _Key:
@@ -72,6 +84,7 @@ class MemoryCoordinator(Coordinator):
                                   max_closure=max_closure)
         self._keys: dict[str, _Key] = {}
         self._tokens: dict[str, int] = {}  # each key's last token
+        self.quiet = True
 
     def __repr__(self) -> str:
         return f"<MemoryCoordinator {self.budget!r} leases held={len(self._keys)}>"
@@ -80,7 +93,10 @@ class MemoryCoordinator(Coordinator):
 
     def gate_open(self, endpoint: str) -> bool:
         """True while no reply has closed the gate (one gate for every endpoint, for now)."""
-        return not (self.gate.reopen_at and self.gate.is_closed())
+        if self.gate.reopen_at and self.gate.is_closed():
+            return False
+        self.quiet = True
+        return True
 
     async def wait_at_gate(self, endpoint: str, *, within: float) -> float:
         """Wait for the gate to reopen, unless it stays closed longer than ``within``."""
@@ -98,26 +114,26 @@ class MemoryCoordinator(Coordinator):
     def observe(self, endpoint: str, status: int, headers: Mapping[str, str]) -> None:
         """Close the gate as the reply says."""
         self.gate.observe(status, headers)
+        if self.gate.reopen_at:
+            self.quiet = False
 
     # ---------------------------------------------------------------- leases
 
-    @asynccontextmanager
-    async def lease(self, key: str, *, wait: float) -> AsyncIterator[Lease]:
+    def lease(self, key: str, *, wait: float) -> AbstractAsyncContextManager[Lease]:
         """Hold ``key`` for the block, waiting (at most ``wait`` s) behind other holders."""
+        return _MemoryLease(self, key, wait)
+
+    async def _take(self, lease: _MemoryLease) -> None:
+        key = lease.key
         state = self._keys.get(key)
         if state is None:
             state = self._keys[key] = _Key()
         if state.held or state.waiters:
-            await self._queue(key, state, wait)
+            await self._queue(key, state, lease.wait)
         else:
             state.held = True
-        token = self._tokens[key] = self._tokens.get(key, 0) + 1
-        lease = _MemoryLease(key, token)
-        try:
-            yield lease
-        finally:
-            lease.held = False
-            self._hand_on(key, state)
+        lease.token = self._tokens[key] = self._tokens.get(key, 0) + 1
+        lease.held = True
 
     async def _queue(self, key: str, state: _Key, wait: float) -> None:
         waiter = asyncio.get_running_loop().create_future()
@@ -127,7 +143,7 @@ class MemoryCoordinator(Coordinator):
                 await waiter
         except BaseException as exc:
             if waiter.done() and not waiter.cancelled():
-                self._hand_on(key, state)  # handed the lease just as we gave up: pass it on
+                self._hand_on(key)  # handed the lease just as we gave up: pass it on
             else:
                 state.waiters.remove(waiter)
                 if not state.held and not state.waiters:
@@ -139,8 +155,9 @@ class MemoryCoordinator(Coordinator):
                 ) from None
             raise
 
-    def _hand_on(self, key: str, state: _Key) -> None:
+    def _hand_on(self, key: str) -> None:
         """Give the key to the longest waiter still waiting, or free it."""
+        state = self._keys[key]
         while state.waiters:
             waiter = state.waiters.popleft()
             if not waiter.done():

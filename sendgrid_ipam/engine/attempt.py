@@ -68,7 +68,7 @@ class Attempt:
         self.lease: Lease | None = None  # a write's lease, checked before each send
 
 
-    async def send(self, number: int = 1) -> Any:
+    async def send(self, number: int = 1) -> Any:  # noqa: PLR0915 (the hot path, inlined)
         """Send attempt ``number`` and read its reply; raises a `SendGridError` on failure."""
         engine = self.engine
         if self.lease is not None:
@@ -80,8 +80,51 @@ class Attempt:
             slots.free -= 1
         else:
             await slots.take()
+        failure: SendGridError | None = None
         try:
-            status, headers, body, failure = await self._exchange()
+            timeout = self.timeout
+            if self.capped or not (engine.coordinator.quiet
+                                    or engine.coordinator.gate_open(self.endpoint)):
+                timeout = await self._bounded_timeout()
+            try:
+                async with (
+                    self.session.request(
+                        self.method, self.url, headers=self.headers, data=self.data,
+                        **engine.request_kwargs,
+                    )
+                    if timeout is None
+                    else self.session.request(
+                        self.method, self.url, headers=self.headers, data=self.data,
+                        timeout=timeout, **engine.request_kwargs,
+                    )
+                ) as resp:
+                    status, headers = resp.status, resp.headers
+                    limit = engine.max_reply_size if status < 300 else ERROR_BODY_LIMIT
+                    length = resp.content_length
+                    try:
+                        body = (await resp.read() if length is not None and length <= limit
+                                else await read_body(resp, limit))  # read_body's fast path
+                    except BodyTooLarge as big:
+                        if status < 300:
+                            failure = engine.decode_error(
+                                f"the reply's body exceeds max_reply_size ({big.limit} bytes)",
+                                status, big.prefix)
+                        body = big.prefix  # an error reply: its status stands, its body cut
+            except aiohttp.ConnectionTimeoutError as exc:
+                failure = RequestTimeoutError(
+                    f"connect timed out: {engine.scrub_text(str(exc))}", request_sent=False)
+            except aiohttp.ClientConnectorError as exc:
+                failure = TransportError(
+                    f"cannot connect: {engine.scrub_text(str(exc))}", request_sent=False)
+            except TimeoutError:
+                failure = RequestTimeoutError("the request timed out")
+            except (aiohttp.ClientError, OSError) as exc:
+                # Also aiohttp's parser errors on a malformed status line or header.
+                failure = TransportError(f"{type(exc).__name__}: {engine.scrub_text(str(exc))}")
+            except RuntimeError as exc:
+                if not self.session.closed:
+                    raise
+                failure = ClientStateError(f"the aiohttp session was closed: {exc}")
         finally:
             if slots.waiters:
                 slots.give()
@@ -100,52 +143,6 @@ class Attempt:
             finally:
                 del failure  # this frame, held by the error's traceback, must not hold it
         return data
-
-    async def _exchange(self) -> tuple[int, Mapping[str, str], bytes, SendGridError | None]:
-        """Send the request over the session: the reply's parts, or the failure."""
-        engine = self.engine
-        timeout = self.timeout
-        if self.capped or not engine.coordinator.gate_open(self.endpoint):
-            timeout = await self._bounded_timeout()
-        try:
-            async with (
-                self.session.request(
-                    self.method, self.url, headers=self.headers, data=self.data,
-                    **engine.request_kwargs,
-                )
-                if timeout is None
-                else self.session.request(
-                    self.method, self.url, headers=self.headers, data=self.data,
-                    timeout=timeout, **engine.request_kwargs,
-                )
-            ) as resp:
-                status, headers = resp.status, resp.headers
-                try:
-                    body = await read_body(
-                        resp, engine.max_reply_size if status < 300 else ERROR_BODY_LIMIT)
-                except BodyTooLarge as big:
-                    if status < 300:
-                        return status, headers, b"", engine.decode_error(
-                            f"the reply's body exceeds max_reply_size ({big.limit} bytes)",
-                            status, big.prefix)
-                    body = big.prefix  # an error reply: its status stands, its body cut
-                return status, headers, body, None
-        except aiohttp.ConnectionTimeoutError as exc:
-            failure: SendGridError = RequestTimeoutError(
-                f"connect timed out: {engine.scrub_text(str(exc))}", request_sent=False)
-        except aiohttp.ClientConnectorError as exc:
-            failure = TransportError(
-                f"cannot connect: {engine.scrub_text(str(exc))}", request_sent=False)
-        except TimeoutError:
-            failure = RequestTimeoutError("the request timed out")
-        except (aiohttp.ClientError, OSError) as exc:
-            # Also aiohttp's parser errors on a malformed status line or header.
-            failure = TransportError(f"{type(exc).__name__}: {engine.scrub_text(str(exc))}")
-        except RuntimeError as exc:
-            if not self.session.closed:
-                raise
-            failure = ClientStateError(f"the aiohttp session was closed: {exc}")
-        return 0, {}, b"", failure
 
     def _reply(self, status: int, headers: Mapping[str, str], body: bytes) -> Any:
         engine = self.engine

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from yarl import URL
@@ -118,46 +119,38 @@ class Engine(EngineState):
     ) -> Any:
         """A write that holds a lease and/or is reconciled, all within its deadline."""
         context = _DEADLINE.set(attempt.deadline)
+        holding: AbstractAsyncContextManager[Lease] | None = None
+        lease: Lease | None = None
         try:
-            if key is None:
-                return await self._reconciled(op, attempt, reconciler, trace, None)
-            try:
+            if key is not None:
                 holding = self.coordinator.lease(key, wait=attempt.deadline - self.clock())
-                async with holding as lease:
-                    if trace is not None:
-                        trace.lease_token = lease.token
-                    attempt.lease = lease
-                    return await self._reconciled(op, attempt, reconciler, trace, lease)
-            except SendGridError as exc:
-                exc.operation = exc.operation or op.operation_id
-                raise
-        finally:
-            _DEADLINE.reset(context)
-
-    async def _reconciled(
-        self,
-        op: Operation,
-        attempt: Attempt,
-        reconciler: Reconciler | None,
-        trace: CallTrace | None,
-        lease: Lease | None,
-    ) -> Any:
-        if reconciler is not None and reconciler.prepares:
+                try:
+                    lease = attempt.lease = await holding.__aenter__()
+                except SendGridError as exc:
+                    exc.operation = op.operation_id
+                    raise
+                if trace is not None:
+                    trace.lease_token = lease.token
+            if reconciler is not None and reconciler.prepares:
+                try:
+                    await reconciler.prepare(None if lease is None else lease.token)
+                except SendGridError as exc:  # nothing was written: report this operation
+                    exc.operation = op.operation_id
+                    raise
             try:
-                await reconciler.prepare(None if lease is None else lease.token)
-            except SendGridError as exc:  # nothing was written: report the caller's operation
+                result = await attempt.send()
+            except SendGridError as exc:
                 exc.operation = op.operation_id
-                raise
-        try:
-            result = await attempt.send()
-        except SendGridError as exc:
-            exc.operation = op.operation_id
-            result = await Flow(op, attempt, reconciler, trace).after(exc)
-        else:
-            if trace is not None:
-                trace.attempts = 1
-        self.budget.on_success()
-        return result
+                result = await Flow(op, attempt, reconciler, trace).after(exc)
+            else:
+                if trace is not None:
+                    trace.attempts = 1
+            self.budget.on_success()
+            return result
+        finally:
+            if lease is not None and holding is not None:
+                await holding.__aexit__(None, None, None)
+            _DEADLINE.reset(context)
 
     def url(self, op: Operation, path: object, query: Mapping[str, object] | None) -> URL:
         """The request's URL; reused for the same operation and path when there is no query.
