@@ -44,6 +44,11 @@ class Lease(abc.ABC):
     """What the lease covers (e.g. ``account:acct-1``)."""
     token: int
     """Grows by one each time the key is taken: the fencing token of this holding."""
+    losable: bool = True
+    """Whether the lease can be lost while held (False: `check` need not be awaited)."""
+
+    def release_now(self) -> None:  # noqa: B027 (only for leases from try_lease)
+        """Release a lease taken with `Coordinator.try_lease` (no round trip needed)."""
 
     @abc.abstractmethod
     async def check(self) -> None:
@@ -95,6 +100,14 @@ class Coordinator(abc.ABC):
         Raises:
             RequestTimeoutError: the lease was not obtained within ``wait`` (nothing sent).
         """
+
+    def try_lease(self, key: str) -> Lease | None:
+        """The lease on ``key`` at once if it is free and can be taken without waiting or a
+        round trip (an uncontended in-process lease), else None: then use `lease`.
+
+        A lease taken this way is released with ``release_now``.
+        """
+        return None
 
     async def aclose(self) -> None:  # noqa: B027 (optional: most coordinators hold nothing)
         """Release what the coordinator holds (connections); the in-process one holds none."""

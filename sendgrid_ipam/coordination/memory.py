@@ -20,6 +20,7 @@ class _MemoryLease(Lease):
     """A lease of the in-process coordinator; also the ``async with`` that holds it."""
 
     __slots__ = ("coordinator", "held", "key", "token", "wait")
+    losable = False  # in one process, only its holder releases it
 
     def __init__(self, coordinator: MemoryCoordinator, key: str, wait: float) -> None:
         self.coordinator = coordinator
@@ -33,8 +34,13 @@ class _MemoryLease(Lease):
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self.held = False
-        self.coordinator._hand_on(self.key)
+        self.release_now()
+
+    def release_now(self) -> None:
+        """Release the lease (to the next waiter, if any)."""
+        if self.held:
+            self.held = False
+            self.coordinator._hand_on(self.key)
 
     async def check(self) -> None:
         """In one process a lease is lost only once released."""
@@ -122,6 +128,17 @@ class MemoryCoordinator(Coordinator):
     def lease(self, key: str, *, wait: float) -> AbstractAsyncContextManager[Lease]:
         """Hold ``key`` for the block, waiting (at most ``wait`` s) behind other holders."""
         return _MemoryLease(self, key, wait)
+
+    def try_lease(self, key: str) -> Lease | None:
+        """The lease on ``key`` if nobody holds it or waits for it (no await)."""
+        if key in self._keys:
+            return None
+        state = self._keys[key] = _Key()
+        state.held = True
+        lease = _MemoryLease(self, key, 0.0)
+        lease.token = self._tokens[key] = self._tokens.get(key, 0) + 1
+        lease.held = True
+        return lease
 
     async def _take(self, lease: _MemoryLease) -> None:
         key = lease.key

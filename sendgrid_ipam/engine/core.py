@@ -118,17 +118,22 @@ class Engine(EngineState):
         key: str | None,
     ) -> Any:
         """A write that holds a lease and/or is reconciled, all within its deadline."""
-        context = _DEADLINE.set(attempt.deadline)
+        # The checks' reads inherit this deadline (no fresh one per check).
+        context = None if reconciler is None else _DEADLINE.set(attempt.deadline)
         holding: AbstractAsyncContextManager[Lease] | None = None
         lease: Lease | None = None
         try:
             if key is not None:
-                holding = self.coordinator.lease(key, wait=attempt.deadline - self.clock())
-                try:
-                    lease = attempt.lease = await holding.__aenter__()
-                except SendGridError as exc:
-                    exc.operation = op.operation_id
-                    raise
+                lease = self.coordinator.try_lease(key)
+                if lease is None:
+                    holding = self.coordinator.lease(key, wait=attempt.deadline - self.clock())
+                    try:
+                        lease = await holding.__aenter__()
+                    except SendGridError as exc:
+                        exc.operation = op.operation_id
+                        raise
+                if lease.losable:
+                    attempt.lease = lease  # checked before each send (fencing)
                 if trace is not None:
                     trace.lease_token = lease.token
             if reconciler is not None and reconciler.prepares:
@@ -148,9 +153,12 @@ class Engine(EngineState):
             self.budget.on_success()
             return result
         finally:
-            if lease is not None and holding is not None:
+            if holding is not None:
                 await holding.__aexit__(None, None, None)
-            _DEADLINE.reset(context)
+            elif lease is not None:
+                lease.release_now()
+            if context is not None:
+                _DEADLINE.reset(context)
 
     def url(self, op: Operation, path: object, query: Mapping[str, object] | None) -> URL:
         """The request's URL; reused for the same operation and path when there is no query.

@@ -92,3 +92,23 @@ async def test_a_holder_that_raises_releases(coordinator: Coordinator) -> None:
             _ = 1 / 0
     async with coordinator.lease("account:a", wait=0.02):
         pass
+
+
+async def test_an_uncontended_lease_is_taken_at_once_and_still_excludes(
+    coordinator: Coordinator,
+) -> None:
+    taken = coordinator.try_lease("account:a")
+    if taken is None:
+        pytest.skip("this backend always takes leases through a round trip")
+    assert coordinator.try_lease("account:a") is None  # held: no second holder
+    waiter = asyncio.ensure_future(_hold(coordinator, "account:a"))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    taken.release_now()
+    token = await waiter
+    assert token == taken.token + 1
+
+
+async def _hold(coordinator: Coordinator, key: str) -> int:
+    async with coordinator.lease(key, wait=1.0) as lease:
+        return lease.token
