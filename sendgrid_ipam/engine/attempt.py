@@ -16,9 +16,15 @@ import attrs
 from yarl import URL
 
 from .. import _wire
-from ..errors import ClientStateError, RequestTimeoutError, SendGridError, TransportError
+from ..errors import (
+    ClientStateError,
+    DecodeError,
+    RequestTimeoutError,
+    SendGridError,
+    TransportError,
+)
 from ..retry import RetryPolicy, logger
-from .body import ERROR_BODY_LIMIT, BodyTooLarge, inflate, read_body
+from .body import ERROR_BODY_LIMIT, BodyTooLarge, inflate, read_body, read_prefix
 
 if TYPE_CHECKING:
     from ..coordination import Lease
@@ -120,15 +126,16 @@ class Attempt:
                 )
             ) as resp:
                 status, headers = resp.status, resp.headers
+                if status >= 300:  # an error reply: its status stands, its body cut
+                    body, cut = await read_prefix(resp)
+                    return status, headers, engine.scrub(body, cut=cut), None
                 try:
-                    body = await read_body(
-                        resp, engine.max_reply_size if status < 300 else ERROR_BODY_LIMIT)
+                    body = await read_body(resp, engine.max_reply_size)
                 except BodyTooLarge as big:
-                    if status < 300:
-                        return status, headers, b"", engine.decode_error(
-                            f"the reply's body exceeds max_reply_size ({big.limit} bytes)",
-                            status, big.prefix)
-                    body = big.prefix  # an error reply: its status stands, its body cut
+                    size = "" if big.declared is None else f" (Content-Length: {big.declared})"
+                    return status, headers, b"", engine.decode_error(
+                        f"the reply's body exceeds max_reply_size ({big.limit} bytes){size}",
+                        status, big.prefix)
                 return status, headers, body, None
         except aiohttp.ConnectionTimeoutError as exc:
             failure: SendGridError = RequestTimeoutError(
@@ -152,23 +159,38 @@ class Attempt:
         if status == 429 or headers.get("X-RateLimit-Remaining") == "0":
             engine.coordinator.observe(self.endpoint, status, headers)
         if engine.inflates and (encoding := headers.get("Content-Encoding")) and body:
-            try:
-                body = inflate(body, encoding, engine.max_reply_size)
-            except BodyTooLarge as big:
-                raise engine.decode_error(
-                    f"the reply's body inflates past max_reply_size ({big.limit} bytes)",
-                    status, big.prefix) from None
-            except ValueError as exc:
-                raise engine.decode_error(str(exc), status, b"") from None
+            body = self._inflate(status, body, encoding)
         if status >= 300:
-            body = engine.scrub(body)
+            headers = engine.scrub_headers(headers)
         try:
             return self.read(_wire.read_reply(status, headers, body, engine.wall_clock))
+        except DecodeError:  # read_reply's own keeps the whole body, unscrubbed
+            message = "reply is not valid JSON"
         except SendGridError:
             raise
         except Exception as exc:
             message = f"reply does not match the spec ({type(exc).__name__})"
         raise engine.decode_error(message, status, body)
+
+    def _inflate(self, status: int, body: bytes, encoding: str) -> bytes:
+        """A compressed body, inflated within the limit. An error reply keeps its status
+        with a bounded prefix, or no body if it cannot be inflated."""
+        engine = self.engine
+        if status >= 300:
+            try:
+                return engine.scrub(inflate(body, encoding, ERROR_BODY_LIMIT), cut=False)
+            except BodyTooLarge as big:
+                return engine.scrub(big.prefix, cut=True)
+            except ValueError:
+                return b""
+        try:
+            return inflate(body, encoding, engine.max_reply_size)
+        except BodyTooLarge as big:
+            raise engine.decode_error(
+                f"the reply's body inflates past max_reply_size ({big.limit} bytes)",
+                status, big.prefix) from None
+        except ValueError as exc:
+            raise engine.decode_error(str(exc), status, b"") from None
 
     def _log(self, number: int, started: float, failure: SendGridError | None,
              status: int | None) -> None:

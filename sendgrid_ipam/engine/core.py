@@ -29,7 +29,7 @@ from ..errors import ClientStateError, DecodeError, SendGridError
 from ..operations import Operation
 from ..retry import RetryPolicy
 from .attempt import Attempt
-from .body import ERROR_BODY_LIMIT
+from .body import ERROR_BODY_LIMIT, redact
 from .flow import CallTrace, Flow, Reconciler
 from .options import RequestOptions, as_timeout, check_options
 from .slots import Slots
@@ -118,9 +118,10 @@ class Engine:
 
     # ---------------------------------------------------------------- secrets
 
-    def scrub(self, body: bytes) -> bytes:
-        """``body`` with the API key replaced, in case a server or proxy echoed it."""
-        return body.replace(self._secret, _REDACTED.encode()) if self._secret in body else body
+    def scrub(self, body: bytes, *, cut: bool) -> bytes:
+        """``body`` with the API key replaced, in case a server or proxy echoed it (and,
+        if the body was ``cut`` short, any start of the key the cut left at its end)."""
+        return redact(body, self._secret, cut=cut)
 
     def scrub_text(self, text: str) -> str:
         """``text`` with the API key replaced."""
@@ -137,7 +138,8 @@ class Engine:
 
     def decode_error(self, message: str, status: int, body: bytes) -> DecodeError:
         """A `DecodeError` whose ``.body`` is a bounded, key-free prefix of ``body``."""
-        text = self.scrub(body[:ERROR_BODY_LIMIT]).decode("utf-8", "replace")
+        # Its body may be a prefix (too large to keep whole): treated as cut short.
+        text = self.scrub(body[:ERROR_BODY_LIMIT], cut=True).decode("utf-8", "replace")
         return DecodeError(message, status=status, body=text)
 
     # ---------------------------------------------------------------- the request path
