@@ -115,11 +115,11 @@ def inflate(body: bytes, encoding: str, limit: int) -> bytes:
 
 def redact(body: bytes, secret: bytes, *, cut: bool) -> bytes:
     """``body`` with ``secret`` replaced; if the body was ``cut`` short, a trailing start of
-    the secret (the cut fell inside it) is dropped too."""
+    the secret (the cut fell inside it) is dropped too (the prefix grows no longer)."""
     if secret in body:
         body = body.replace(secret, _REDACTED)
     if cut:
         for end in range(min(len(secret) - 1, len(body)), 0, -1):
             if body.endswith(secret[:end]):
-                return body[:-end] + _REDACTED
+                return body[:-end]
     return body
