@@ -106,3 +106,24 @@ def test_wherever_a_cut_falls_no_piece_of_the_key_is_left() -> None:
         left = [n for n in range(1, len(SECRET)) if out.endswith(SECRET[:n])]
         assert left == [], f"cut at {end}: {out!r}"
         assert out.startswith(body[:min(end, 13)])  # what came before the key is kept
+
+
+def test_every_run_of_six_characters_of_the_key_is_redacted() -> None:
+    body = b"a proxy cut it: Bearer " + SECRET[:20] + b"... and " + SECRET[-8:] + b" end"
+    assert redact(body, SECRET) == b"a proxy cut it: Bearer <redacted>... and <redacted> end"
+
+
+def test_text_is_redacted_as_bytes_are() -> None:
+    text = f"bad line: b'X-E: yyy{SECRET.decode()[:30]}...'"
+    assert redact(text, SECRET.decode(), piece=4) == "bad line: b'X-E: yyy<redacted>...'"
+
+
+def test_fewer_characters_than_a_piece_are_kept() -> None:
+    assert redact(b"SG.ab and qrstu", SECRET) == b"SG.ab and qrstu"
+
+
+def test_a_cut_body_never_grows() -> None:
+    body = b"x" * 100 + SECRET[5:12]  # a 7-character piece, cut: the marker is longer
+    out = redact(body, SECRET, cut=True)
+    assert len(out) <= len(body)
+    assert SECRET[5:11] not in out

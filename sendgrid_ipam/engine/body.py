@@ -12,6 +12,7 @@ prefix of `ERROR_BODY_LIMIT` bytes is read or kept.
 from __future__ import annotations
 
 import zlib
+from typing import AnyStr
 
 import aiohttp
 
@@ -113,13 +114,42 @@ def inflate(body: bytes, encoding: str, limit: int) -> bytes:
     raise ValueError(f"the reply's {encoding} body is corrupt")
 
 
-def redact(body: bytes, secret: bytes, *, cut: bool) -> bytes:
-    """``body`` with ``secret`` replaced; if the body was ``cut`` short, a trailing start of
-    the secret (the cut fell inside it) is dropped too (the prefix grows no longer)."""
-    if secret in body:
-        body = body.replace(secret, _REDACTED)
+def redact(data: AnyStr, secret: AnyStr, *, cut: bool = False, piece: int = 6) -> AnyStr:
+    """``data`` (a body, a header value, an error message) with no trace of ``secret``.
+
+    The secret is replaced wherever it appears whole, and so is every run of at least
+    ``piece`` of its characters in a row: a proxy or a parser that cut the echoed key short
+    (aiohttp shows 100 bytes of a bad header line, then "...") leaves only pieces of it.
+    If ``data`` was itself ``cut`` short, a start of the secret at its very end is dropped.
+    """
+    marker: AnyStr = _REDACTED if isinstance(secret, bytes) else _REDACTED.decode()
+    size = len(data)
     if cut:
-        for end in range(min(len(secret) - 1, len(body)), 0, -1):
-            if body.endswith(secret[:end]):
-                return body[:-end]
-    return body
+        for end in range(min(len(secret) - 1, size), 0, -1):
+            if data.endswith(secret[:end]):
+                data = data[:-end]
+                break
+    if secret in data:
+        data = data.replace(secret, marker)
+    piece = min(piece, len(secret))
+    pieces = {secret[i:i + piece] for i in range(len(secret) - piece + 1)}
+    if any(p in data for p in pieces):  # rare: only then the slower scan
+        data = _redact_pieces(data, pieces, piece, marker)
+    # A prefix stays within its bound, even if a marker is longer than what it replaced.
+    return data[:size] if cut else data
+
+
+def _redact_pieces(data: AnyStr, pieces: set[AnyStr], size: int, marker: AnyStr) -> AnyStr:
+    """``data`` with each run of overlapping ``pieces`` replaced by ``marker``."""
+    out: list[AnyStr] = []
+    kept = 0  # data[:kept] is dealt with
+    run_end = -1
+    for start in range(len(data) - size + 1):
+        if data[start:start + size] in pieces:
+            if start > run_end:  # a new run: keep what came before it
+                out.append(data[kept:start])
+                out.append(marker)
+            run_end = start + size
+            kept = run_end
+    out.append(data[kept:])
+    return data[:0].join(out)

@@ -40,7 +40,6 @@ T = TypeVar("T")
 
 _JSON = {"Content-Type": "application/json"}
 _URL_CACHE_SIZE = 1024
-_REDACTED = "<redacted>"
 
 # The deadline of the write a read is checking for, if any: the check's reads end with it.
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
@@ -124,16 +123,14 @@ class Engine:
         return redact(body, self._secret, cut=cut)
 
     def scrub_text(self, text: str) -> str:
-        """``text`` with the API key replaced."""
-        secret = self._secret_text
-        return text.replace(secret, _REDACTED) if secret in text else text
+        """``text`` (an aiohttp error's message: short, and often cut) with no piece of the
+        API key."""
+        return redact(text, self._secret_text, piece=4)
 
     def scrub_headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
-        """Reply headers with the API key replaced wherever one was echoed."""
+        """An error reply's headers with the API key replaced wherever one was echoed."""
         secret = self._secret_text
-        if not any(secret in value for value in headers.values()):
-            return headers
-        return CIMultiDict((name, value.replace(secret, _REDACTED))
+        return CIMultiDict((redact(name, secret), redact(value, secret))
                            for name, value in headers.items())
 
     def decode_error(self, message: str, status: int, body: bytes) -> DecodeError:

@@ -294,3 +294,62 @@ async def test_a_timeout_holds_no_key(session: aiohttp.ClientSession | None) -> 
             await sg.pools.get("1")
     assert len(caught.value.attempts) == 2
     assert_keyless(caught.value)
+
+
+def _echoing(make: Callable[[bytes], bytes]
+             ) -> Callable[[RawRequest, asyncio.StreamWriter], Awaitable[None]]:
+    """A server that echoes the request's Authorization header into the reply ``make``s."""
+    async def respond(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(make(request.headers["Authorization"].encode()))
+        await writer.drain()
+
+    return respond
+
+
+def _long_header(at: int) -> Callable[[bytes], bytes]:
+    # aiohttp quotes some 100 bytes of a header line it refuses, then "...": the echoed
+    # key placed across that cut leaves a piece of it in the message.
+    return lambda auth: (OK + b"\r\nX-E: " + b"y" * at + auth + b"y" * 9000
+                         + b"\r\nContent-Length: 2\r\n\r\n{}")
+
+
+ECHOED_INTO_BAD_REPLIES: dict[str, Callable[[bytes], bytes]] = {
+    "a bad status line": lambda auth: b"HTTP/1.1 OOPS " + auth + b"\r\n\r\n",
+    "a header with a NUL": lambda auth: (
+        OK + b"\r\nX-E: " + auth + b"\x00\r\nContent-Length: 2\r\n\r\n{}"),
+    "a header name": lambda auth: (
+        OK + b"\r\n" + auth.replace(b" ", b"\x01") + b": x\r\nContent-Length: 2\r\n\r\n{}"),
+    "a chunk size": lambda auth: (
+        OK + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + auth + b"\r\n{}\r\n0\r\n\r\n"),
+    "a Content-Length": lambda auth: OK + b"\r\nContent-Length: " + auth + b"\r\n\r\n{}",
+    **{f"a header line over 8 KB, cut {at} bytes in": _long_header(at)
+       for at in (40, 54, 61, 68, 75, 82)},
+}
+
+
+@pytest.mark.parametrize("make", ECHOED_INTO_BAD_REPLIES.values(),
+                         ids=ECHOED_INTO_BAD_REPLIES.keys())
+async def test_a_key_echoed_into_a_reply_aiohttp_refuses_is_redacted(
+    make: Callable[[bytes], bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="sendgrid_ipam")
+    async with RawServer(_echoing(make)) as raw, _client(raw.url, None) as sg:
+        with pytest.raises(TransportError) as caught:
+            await sg.pools.get("1")
+    assert_keyless(caught.value)
+    assert_logs_keyless(caplog.records)
+
+
+async def test_a_key_a_proxy_echoed_cut_short_is_redacted() -> None:
+    """A proxy that shows the first 30 characters of the header, and names a header after
+    the key: neither the piece in the body nor the name is kept."""
+    def make(auth: bytes) -> bytes:
+        key = auth.removeprefix(b"Bearer ")
+        body = b'{"errors": [{"message": "refused ' + auth[:30] + b'..."}]}'
+        return reply(b"HTTP/1.1 503 Service Unavailable", {key.decode(): "1"}, body)
+
+    async with RawServer(_echoing(make)) as raw, _client(raw.url, None) as sg:
+        with pytest.raises(ServerError) as caught:
+            await sg.pools.get("1")
+    assert caught.value.errors[0].message == "refused Bearer <redacted>..."
+    assert_keyless(caught.value)
