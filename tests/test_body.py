@@ -9,7 +9,9 @@ import zlib
 
 import pytest
 
-from sendgrid_ipam.engine.body import ERROR_BODY_LIMIT, BodyTooLarge, inflate, redact
+from multidict import CIMultiDict
+
+from sendgrid_ipam.engine.body import ERROR_BODY_LIMIT, BodyTooLarge, Secret, inflate, redact
 
 DATA = b'{"result": [' + b'{"ip": "192.0.2.1"}, ' * 200 + b"{}]}"
 
@@ -127,3 +129,13 @@ def test_a_cut_body_never_grows() -> None:
     out = redact(body, SECRET, cut=True)
     assert len(out) <= len(body)
     assert SECRET[5:11] not in out
+
+
+def test_a_secret_header_value_is_sent_as_is_and_shown_redacted() -> None:
+    value = Secret("Bearer " + SECRET.decode())
+    assert value == "Bearer " + SECRET.decode()
+    assert value.encode() == b"Bearer " + SECRET
+    for shown in (repr(value), repr({"Authorization": value}),
+                  repr(CIMultiDict(Authorization=value))):
+        assert SECRET.decode()[:6] not in shown
+        assert "<redacted>" in shown

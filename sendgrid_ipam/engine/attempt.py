@@ -101,8 +101,12 @@ class Attempt:
         if debug:
             self._log(number, started, failure, status if failure is None else None)
         if failure is not None:
+            # The error's traceback starts here: frames below (the reply's parsing) and this
+            # frame's reply hold what the server sent, an echoed key included, and error
+            # trackers show every frame's locals.
+            del headers, body
             try:
-                raise failure  # raised here, outside any except: it chains no aiohttp error
+                raise failure.with_traceback(None)  # outside any except: it chains nothing
             finally:
                 del failure  # this frame, held by the error's traceback, must not hold it
         return data

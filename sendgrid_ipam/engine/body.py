@@ -17,8 +17,8 @@ from typing import AnyStr
 import aiohttp
 
 __all__ = [
-    "DEFAULT_MAX_REPLY_SIZE", "ERROR_BODY_LIMIT", "BodyTooLarge", "inflate", "read_body",
-    "read_prefix", "redact",
+    "DEFAULT_MAX_REPLY_SIZE", "ERROR_BODY_LIMIT", "BodyTooLarge", "Secret", "inflate",
+    "read_body", "read_prefix", "redact",
 ]
 
 DEFAULT_MAX_REPLY_SIZE = 16 * 1024 * 1024
@@ -112,6 +112,16 @@ def inflate(body: bytes, encoding: str, limit: int) -> bytes:
             break  # cut short, or followed by something else: not a body to trust
         return out
     raise ValueError(f"the reply's {encoding} body is corrupt")
+
+
+class Secret(str):
+    """A header value that holds the API key: sent as it is, shown as ``'<redacted>'`` by
+    ``repr``, so no dict, multidict or traceback's locals that hold it can show it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<redacted>'"
 
 
 def redact(data: AnyStr, secret: AnyStr, *, cut: bool = False, piece: int = 6) -> AnyStr:

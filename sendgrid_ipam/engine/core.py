@@ -29,7 +29,7 @@ from ..errors import ClientStateError, DecodeError, SendGridError
 from ..operations import Operation
 from ..retry import RetryPolicy
 from .attempt import Attempt
-from .body import ERROR_BODY_LIMIT, redact
+from .body import ERROR_BODY_LIMIT, Secret, redact
 from .flow import CallTrace, Flow, Reconciler
 from .options import RequestOptions, as_timeout, check_options
 from .slots import Slots
@@ -76,6 +76,8 @@ class Engine:
     ) -> None:
         self.base_url = base_url
         self.global_base = global_base
+        if (authorization := headers.get("Authorization")) is not None:
+            headers["Authorization"] = Secret(authorization)  # its repr hides the key
         self.headers = headers
         self.timeout = timeout
         self.policy = policy

@@ -70,7 +70,10 @@ def _texts(value: object, seen: set[int], depth: int = 0) -> Iterator[str]:
 
 def assert_keyless(exc: BaseException) -> None:
     """No trace of the key anywhere a user (or their error tracker) can reach from ``exc``."""
-    texts = [*_texts(exc, set()), "".join(traceback.format_exception(exc))]
+    texts = [*_texts(exc, set()), "".join(traceback.format_exception(exc)),
+             # What error trackers send: every frame's local variables, as repr.
+             "".join(traceback.TracebackException.from_exception(
+                 exc, capture_locals=True).format())]
     chain = []
     link: BaseException | None = exc
     while link is not None and len(chain) < 20:
