@@ -8,7 +8,6 @@ import time
 import zlib
 
 import pytest
-
 from multidict import CIMultiDict
 
 from sendgrid_ipam.engine.body import ERROR_BODY_LIMIT, BodyTooLarge, Secret, inflate, redact
