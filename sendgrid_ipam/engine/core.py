@@ -25,7 +25,7 @@ from yarl import URL
 
 from .. import _wire
 from ..coordination import Coordinator, Lease
-from ..errors import ClientStateError, DecodeError, SendGridError
+from ..errors import ClientStateError, DecodeError, SendGridError, TransportError
 from ..operations import Operation
 from ..retry import RetryPolicy
 from .attempt import Attempt
@@ -242,6 +242,8 @@ class Engine:
                 await reconciler.prepare(None if lease is None else lease.token)
             except SendGridError as exc:  # nothing was written: report the caller's operation
                 exc.operation = op.operation_id
+                if isinstance(exc, TransportError):
+                    exc.request_sent = False  # the write's request, that is: never sent
                 raise
         try:
             result = await attempt.send()

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from sendgrid_ipam import (
     AmbiguousResultError,
+    RequestTimeoutError,
     RetryPolicy,
     SendGridError,
     SendGridIPAM,
@@ -132,6 +133,45 @@ async def test_a_check_fed_endless_cursors_ends_by_the_writes_deadline(
     assert log.count("POST") == 1, "a check that never ends resends nothing"
     assert log.count("GET") > 2, "the check did follow the cursors"
     assert len(log) == ended, "no request left after the call returned"
+
+
+def _ipam_ips(log: list[str], *, answers: bool) -> web.Application:
+    """ListIp: endless pages (each with a new after_key), or no answer at all; AddIp: 201."""
+    counter = itertools.count(1)
+
+    async def list_ips(request: web.Request) -> web.Response:
+        log.append(request.method)
+        if not answers:
+            await asyncio.Event().wait()
+        n = next(counter)
+        return web.json_response({"result": [{"ip": f"10.0.{n >> 8 & 255}.{n & 255}"}],
+                                  "_metadata": {"next_params": {"after_key": str(n)}}})
+
+    async def add_ip(request: web.Request) -> web.Response:
+        log.append(request.method)
+        return web.json_response({"ip": "192.0.2.9"}, status=201)
+
+    app = web.Application()
+    app.router.add_get("/v3/send_ips/ips", list_ips)
+    app.router.add_post("/v3/send_ips/ips", add_ip)
+    return app
+
+
+@pytest.mark.parametrize("answers", [True, False], ids=["endless cursors", "no answer"])
+async def test_a_write_whose_first_look_never_ends_is_not_sent(answers: bool) -> None:
+    """AddIp notes the IPs added lately before it writes: if that listing never ends, the
+    deadline ends it, the write is never sent, and the error says so (not ambiguous)."""
+    log: list[str] = []
+    async with serve_app(_ipam_ips(log, answers=answers)) as url, SendGridIPAM(
+            KEY, base_url=url) as sg:
+        error, elapsed = await _timed(sg.ips.add(
+            is_auto_warmup=False, is_parent_assigned=True, timeout=TIMEOUT, deadline=DEADLINE))
+    assert isinstance(error, RequestTimeoutError), repr(error)
+    assert error.request_sent is False
+    assert error.operation == "AddIp"
+    assert elapsed < DEADLINE + SLACK, f"took {elapsed:.2f} s"
+    assert "POST" not in log
+    assert log.count("GET") > (2 if answers else 0)
 
 
 @pytest.mark.parametrize(
