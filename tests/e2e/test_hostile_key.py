@@ -28,7 +28,7 @@ from sendgrid_ipam import (
     TransportError,
 )
 
-from .hostile_servers import RawRequest, RawServer, never, reply, reset
+from .hostile_servers import RawRequest, RawServer, Responder, never, reply, reset
 
 SECRET = "kX9vQ2mW7pL4tR8nB3cY6hJ1fD5sG0zA"  # no 6 characters of it repeat
 KEY = f"SG.canary.{SECRET}"
@@ -95,7 +95,7 @@ def assert_logs_keyless(records: list[logging.LogRecord]) -> None:
             assert not _pieces(text), f"a log record leaks the key: {text[:2000]}"
 
 
-def _writes(data: bytes) -> Callable[[RawRequest, asyncio.StreamWriter], Awaitable[None]]:
+def _writes(data: bytes) -> Responder:
     async def respond(_: RawRequest, writer: asyncio.StreamWriter) -> None:
         writer.write(data)
         await writer.drain()
@@ -104,7 +104,7 @@ def _writes(data: bytes) -> Callable[[RawRequest, asyncio.StreamWriter], Awaitab
 
 
 def _then(data: bytes, end: Callable[[asyncio.StreamWriter], None]
-          ) -> Callable[[RawRequest, asyncio.StreamWriter], Awaitable[None]]:
+          ) -> Responder:
     async def respond(_: RawRequest, writer: asyncio.StreamWriter) -> None:
         writer.write(data)
         await writer.drain()
@@ -115,7 +115,7 @@ def _then(data: bytes, end: Callable[[asyncio.StreamWriter], None]
 
 
 def _endless(first: bytes, each: bytes
-             ) -> Callable[[RawRequest, asyncio.StreamWriter], Awaitable[None]]:
+             ) -> Responder:
     async def respond(_: RawRequest, writer: asyncio.StreamWriter) -> None:
         writer.write(first)
         for n in range(0, 20_000, 500):  # far past any limit of aiohttp's; then it stalls
@@ -135,7 +135,7 @@ async def _reset_at_once(_: RawRequest, writer: asyncio.StreamWriter) -> None:
     reset(writer)
 
 
-HOSTILE: dict[str, Callable[[RawRequest, asyncio.StreamWriter], Awaitable[None]]] = {
+HOSTILE: dict[str, Responder] = {
     "bad status line": _writes(b"HTTP/1.1 OOPS\r\n\r\n"),
     "not HTTP at all": _writes(b"\x00\x01\x02 garbage\r\n\r\n"),
     "an HTTP/2 preface": _writes(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
@@ -194,7 +194,7 @@ def _client(url: str, session: aiohttp.ClientSession | None) -> SendGridIPAM:
 @pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
 @pytest.mark.parametrize("server", HOSTILE.values(), ids=HOSTILE.keys())
 async def test_no_error_from_a_hostile_reply_holds_the_key(
-    server: Callable[[RawRequest, asyncio.StreamWriter], Awaitable[None]],
+    server: Responder,
     call: Callable[[SendGridIPAM], Awaitable[Any]],
     session: aiohttp.ClientSession | None,
     caplog: pytest.LogCaptureFixture,
@@ -240,28 +240,24 @@ def _echo(status: bytes, **headers: str) -> Callable[[RawRequest, asyncio.Stream
     return respond
 
 
-ECHOES: dict[str, tuple[Callable[[RawRequest, asyncio.StreamWriter], Awaitable[None]],
-                        type[SendGridError]]] = {
-    "500": (_echo(b"HTTP/1.1 500 Internal Server Error"), ServerError),
-    "400": (_echo(b"HTTP/1.1 400 Bad Request"), BadRequestError),
-    "502 gzipped": (_echo(b"HTTP/1.1 502 Bad Gateway", **{"Content-Encoding": "gzip"}),
-                    ServerError),
-    "200 not JSON": (_writes(b""), DecodeError),  # replaced below: needs the request
-}
-
-
 async def _echo_200(request: RawRequest, writer: asyncio.StreamWriter) -> None:
     writer.write(reply(OK, {"X-Echo": request.headers["Authorization"]},
                        f"<html>{request.headers['Authorization']}</html>".encode()))
     await writer.drain()
 
 
-ECHOES["200 not JSON"] = (_echo_200, DecodeError)
+ECHOES: dict[str, tuple[Responder, type[SendGridError]]] = {
+    "500": (_echo(b"HTTP/1.1 500 Internal Server Error"), ServerError),
+    "400": (_echo(b"HTTP/1.1 400 Bad Request"), BadRequestError),
+    "502 gzipped": (_echo(b"HTTP/1.1 502 Bad Gateway", **{"Content-Encoding": "gzip"}),
+                    ServerError),
+    "200 not JSON": (_echo_200, DecodeError),
+}
 
 
 @pytest.mark.parametrize(("server", "raised"), ECHOES.values(), ids=ECHOES.keys())
 async def test_an_echoed_key_is_redacted(
-    server: Callable[[RawRequest, asyncio.StreamWriter], Awaitable[None]],
+    server: Responder,
     raised: type[SendGridError],
     session: aiohttp.ClientSession | None,
     caplog: pytest.LogCaptureFixture,
@@ -315,7 +311,7 @@ async def test_a_timeout_holds_no_key(session: aiohttp.ClientSession | None) -> 
 
 
 def _echoing(make: Callable[[bytes], bytes]
-             ) -> Callable[[RawRequest, asyncio.StreamWriter], Awaitable[None]]:
+             ) -> Responder:
     """A server that echoes the request's Authorization header into the reply ``make``s."""
     async def respond(request: RawRequest, writer: asyncio.StreamWriter) -> None:
         writer.write(make(request.headers["Authorization"].encode()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -49,17 +49,30 @@ def _received(fake: FakeSendGrid) -> list[tuple[str, str, str]]:
     return [(r.method, r.path, str(r.status)) for r in fake.records()]
 
 
-async def test_each_attempt_of_a_retried_read_is_one_line(
-    fake: FakeSendGrid, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG, logger="sendgrid_ipam")
-    fake.script("ListIp", Fault.error(503))
-    async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST) as sg:
-        [ip async for ip in sg.ips.list()]
-    assert _request_lines(caplog) == [
+READS = {
+    "a retried read": ("ListIp", Fault.error(503), lambda sg: sg.ips.list(), [
         ("GET", "/v3/send_ips/ips", "503", 1),
         ("GET", "/v3/send_ips/ips", "200", 2),
-    ]
+    ]),
+    "a dropped connection": ("ListIpPool", Fault.drop(), lambda sg: sg.pools.list(), [
+        ("GET", "/v3/send_ips/pools", "TransportError", 1),  # what failed, as no status came
+        ("GET", "/v3/send_ips/pools", "200", 2),
+    ]),
+}
+
+
+@pytest.mark.parametrize(("operation", "fault", "listing", "expected"), READS.values(),
+                         ids=READS.keys())
+async def test_each_attempt_of_a_read_is_one_line(
+    fake: FakeSendGrid, caplog: pytest.LogCaptureFixture, operation: str, fault: Fault,
+    listing: Callable[[SendGridIPAM], AsyncIterator[object]],
+    expected: list[tuple[str, str, str, int]],
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="sendgrid_ipam")
+    fake.script(operation, fault)
+    async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST) as sg:
+        [item async for item in listing(sg)]
+    assert _request_lines(caplog) == expected
 
 
 async def test_a_reconciled_write_logs_its_checks_too(
@@ -77,19 +90,6 @@ async def test_a_reconciled_write_logs_its_checks_too(
         ("GET", path, "200"),  # the newest IP, noted before writing
         ("POST", path, "502"),
         ("GET", path, "200"),  # the check: it took effect
-    ]
-
-
-async def test_a_dropped_connection_is_logged_by_what_failed(
-    fake: FakeSendGrid, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG, logger="sendgrid_ipam")
-    fake.script("ListIpPool", Fault.drop())
-    async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST) as sg:
-        [pool async for pool in sg.pools.list()]
-    assert _request_lines(caplog) == [
-        ("GET", "/v3/send_ips/pools", "TransportError", 1),
-        ("GET", "/v3/send_ips/pools", "200", 2),
     ]
 
 
