@@ -7,6 +7,7 @@ repr; the message of each is kept, with the API key scrubbed from it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -84,8 +85,9 @@ class Attempt:
         slots = engine.slots
         if slots.free and not slots.waiters:  # Slots.try_take(), inlined: runs on every call
             slots.free -= 1
-        else:
-            await slots.take()
+        elif not await self._wait_for_slot():
+            raise RequestTimeoutError(
+                "no connection became free before the call's deadline", request_sent=False)
         try:
             status, headers, body, failure = await self._exchange()
         finally:
@@ -210,6 +212,16 @@ class Attempt:
                 "duration": elapsed / 1000.0,
             },
         )
+
+    async def _wait_for_slot(self) -> bool:
+        """Wait for a slot, within what is left of the deadline: False if none came."""
+        # Real time, as aiohttp's timeouts are: requests hung elsewhere hold the slots.
+        try:
+            async with asyncio.timeout(max(0.0, self.deadline - self.engine.clock())):
+                await self.engine.slots.take()
+        except TimeoutError:
+            return False
+        return True
 
     async def _bounded_timeout(self) -> aiohttp.ClientTimeout | None:
         """Wait at the gate if it is closed; the attempt's timeout, cut to the deadline."""

@@ -37,6 +37,7 @@ class RawServer:
     def __init__(self, respond: Responder) -> None:
         self.respond = respond
         self.requests: list[RawRequest] = []
+        self.arrived = asyncio.Event()  # set once a request has been read
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
 
@@ -66,6 +67,7 @@ class RawServer:
             request = await _read_request(reader)
             if request is not None:
                 self.requests.append(request)
+                self.arrived.set()
                 await self.respond(request, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass

@@ -174,6 +174,30 @@ async def test_a_write_whose_first_look_never_ends_is_not_sent(answers: bool) ->
     assert log.count("GET") > (2 if answers else 0)
 
 
+CALLS: dict[str, Callable[..., Awaitable[Any]]] = {
+    "a read": lambda sg, **o: sg.pools.get("2", **o),
+    "a checked write": lambda sg, **o: sg.pools.create("p2", **o),
+}
+
+
+@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
+async def test_waiting_for_a_connection_ends_by_the_deadline(
+    call: Callable[..., Awaitable[Any]],
+) -> None:
+    """Every connection is held by a request that hangs: a call waits for one only until
+    its deadline, and then fails as not sent."""
+    async with RawServer(never) as server, SendGridIPAM(
+            KEY, base_url=server.url, max_connections=1, retry=POLICY) as sg:
+        hog = asyncio.create_task(sg.pools.get("1", timeout=5))
+        await server.arrived.wait()
+        error, elapsed = await _timed(call(sg, deadline=0.2))
+        hog.cancel()
+    assert isinstance(error, RequestTimeoutError), repr(error)
+    assert error.request_sent is False
+    assert elapsed < 0.2 + SLACK, f"took {elapsed:.2f} s"
+    assert len(server.requests) == 1, "only the request that holds the connection"
+
+
 @pytest.mark.parametrize(
     "value", [0, -1, math.nan, math.inf, -math.inf, True, "1", 10**5000, None, [1]],
     ids=["0", "-1", "nan", "inf", "-inf", "True", "'1'", "10**5000", "None", "[1]"])

@@ -225,8 +225,7 @@ async def test_nothing_listening_is_keyless(
     assert_logs_keyless(caplog.records)
 
 
-def _echo(status: bytes, **headers: str) -> Callable[[RawRequest, asyncio.StreamWriter],
-                                                     Awaitable[None]]:
+def _echo(status: bytes, **headers: str) -> Responder:
     """A proxy that echoes the request's Authorization header in its body and a header."""
     async def respond(request: RawRequest, writer: asyncio.StreamWriter) -> None:
         auth = request.headers["Authorization"]
