@@ -192,11 +192,12 @@ class Attempt:
         try:
             return inflate(body, encoding, engine.max_reply_size)
         except BodyTooLarge as big:
-            raise engine.decode_error(
-                f"the reply's body inflates past max_reply_size ({big.limit} bytes)",
-                status, big.prefix) from None
+            message = f"the reply's body inflates past max_reply_size ({big.limit} bytes)"
+            body = big.prefix
         except ValueError as exc:
-            raise engine.decode_error(str(exc), status, b"") from None
+            message, body = str(exc), b""
+        # Raised outside the except: the error's context would hold the unscrubbed prefix.
+        raise engine.decode_error(message, status, body)
 
     def _log(self, number: int, started: float, failure: SendGridError | None,
              status: int | None) -> None:

@@ -6,6 +6,7 @@ traceback, nor does any log record. Raw bytes over TCP on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import logging
 import traceback
@@ -245,12 +246,25 @@ async def _echo_200(request: RawRequest, writer: asyncio.StreamWriter) -> None:
     await writer.drain()
 
 
+@functools.cache
+def _bomb(auth: str) -> bytes:
+    """An echo of ``auth`` that inflates past the default max_reply_size (16 MiB)."""
+    return gzip.compress(f'{{"echo": "{auth}"}}'.encode() + b" " * 17_000_000, 1)
+
+
+async def _echo_200_gzip_bomb(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+    body = _bomb(request.headers["Authorization"])
+    writer.write(reply(OK, {"Content-Encoding": "gzip"}, body))
+    await writer.drain()
+
+
 ECHOES: dict[str, tuple[Responder, type[SendGridError]]] = {
     "500": (_echo(b"HTTP/1.1 500 Internal Server Error"), ServerError),
     "400": (_echo(b"HTTP/1.1 400 Bad Request"), BadRequestError),
     "502 gzipped": (_echo(b"HTTP/1.1 502 Bad Gateway", **{"Content-Encoding": "gzip"}),
                     ServerError),
     "200 not JSON": (_echo_200, DecodeError),
+    "200 gzipped past the limit": (_echo_200_gzip_bomb, DecodeError),
 }
 
 
