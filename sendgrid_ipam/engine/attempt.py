@@ -7,6 +7,7 @@ repr; the message of each is kept, with the API key scrubbed from it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -16,9 +17,15 @@ import attrs
 from yarl import URL
 
 from .. import _wire
-from ..errors import ClientStateError, RequestTimeoutError, SendGridError, TransportError
+from ..errors import (
+    ClientStateError,
+    DecodeError,
+    RequestTimeoutError,
+    SendGridError,
+    TransportError,
+)
 from ..retry import RetryPolicy, logger
-from .body import ERROR_BODY_LIMIT, BodyTooLarge, inflate, read_body
+from .body import ERROR_BODY_LIMIT, BodyTooLarge, inflate, read_body, read_prefix
 
 if TYPE_CHECKING:
     from ..coordination import Lease
@@ -68,7 +75,7 @@ class Attempt:
         self.lease: Lease | None = None  # a write's lease, checked before each send
 
 
-    async def send(self, number: int = 1) -> Any:  # noqa: PLR0915 (the hot path, inlined)
+    async def send(self, number: int = 1) -> Any:
         """Send attempt ``number`` and read its reply; raises a `SendGridError` on failure."""
         engine = self.engine
         if self.lease is not None:
@@ -78,53 +85,11 @@ class Attempt:
         slots = engine.slots
         if slots.free and not slots.waiters:  # Slots.try_take(), inlined: runs on every call
             slots.free -= 1
-        else:
-            await slots.take()
-        failure: SendGridError | None = None
+        elif not await self._wait_for_slot():
+            raise RequestTimeoutError(
+                "no connection became free before the call's deadline", request_sent=False)
         try:
-            timeout = self.timeout
-            if self.capped or not (engine.coordinator.quiet
-                                    or engine.coordinator.gate_open(self.endpoint)):
-                timeout = await self._bounded_timeout()
-            try:
-                async with (
-                    self.session.request(
-                        self.method, self.url, headers=self.headers, data=self.data,
-                        **engine.request_kwargs,
-                    )
-                    if timeout is None
-                    else self.session.request(
-                        self.method, self.url, headers=self.headers, data=self.data,
-                        timeout=timeout, **engine.request_kwargs,
-                    )
-                ) as resp:
-                    status, headers = resp.status, resp.headers
-                    limit = engine.max_reply_size if status < 300 else ERROR_BODY_LIMIT
-                    length = resp.content_length
-                    try:
-                        body = (await resp.read() if length is not None and length <= limit
-                                else await read_body(resp, limit))  # read_body's fast path
-                    except BodyTooLarge as big:
-                        if status < 300:
-                            failure = engine.decode_error(
-                                f"the reply's body exceeds max_reply_size ({big.limit} bytes)",
-                                status, big.prefix)
-                        body = big.prefix  # an error reply: its status stands, its body cut
-            except aiohttp.ConnectionTimeoutError as exc:
-                failure = RequestTimeoutError(
-                    f"connect timed out: {engine.scrub_text(str(exc))}", request_sent=False)
-            except aiohttp.ClientConnectorError as exc:
-                failure = TransportError(
-                    f"cannot connect: {engine.scrub_text(str(exc))}", request_sent=False)
-            except TimeoutError:
-                failure = RequestTimeoutError("the request timed out")
-            except (aiohttp.ClientError, OSError) as exc:
-                # Also aiohttp's parser errors on a malformed status line or header.
-                failure = TransportError(f"{type(exc).__name__}: {engine.scrub_text(str(exc))}")
-            except RuntimeError as exc:
-                if not self.session.closed:
-                    raise
-                failure = ClientStateError(f"the aiohttp session was closed: {exc}")
+            status, headers, body, failure = await self._exchange()
         finally:
             if slots.waiters:
                 slots.give()
@@ -138,33 +103,101 @@ class Attempt:
         if debug:
             self._log(number, started, failure, status if failure is None else None)
         if failure is not None:
+            # The error's traceback starts here: frames below (the reply's parsing) and this
+            # frame's reply hold what the server sent, an echoed key included, and error
+            # trackers show every frame's locals.
+            del headers, body
             try:
-                raise failure  # raised here, outside any except: it chains no aiohttp error
+                raise failure.with_traceback(None)  # outside any except: it chains nothing
             finally:
                 del failure  # this frame, held by the error's traceback, must not hold it
         return data
+
+    async def _exchange(self) -> tuple[int, Mapping[str, str], bytes, SendGridError | None]:
+        """Send the request over the session: the reply's parts, or the failure."""
+        engine = self.engine
+        timeout = self.timeout
+        if self.capped or not (engine.coordinator.quiet
+                                or engine.coordinator.gate_open(self.endpoint)):
+            timeout = await self._bounded_timeout()
+        try:
+            async with (
+                self.session.request(
+                    self.method, self.url, headers=self.headers, data=self.data,
+                    **engine.request_kwargs,
+                )
+                if timeout is None
+                else self.session.request(
+                    self.method, self.url, headers=self.headers, data=self.data,
+                    timeout=timeout, **engine.request_kwargs,
+                )
+            ) as resp:
+                status, headers = resp.status, resp.headers
+                if status >= 300:  # an error reply: its status stands, its body cut
+                    body, cut = await read_prefix(resp)
+                    return status, headers, engine.scrub(body, cut=cut), None
+                try:
+                    body = await read_body(resp, engine.max_reply_size)
+                except BodyTooLarge as big:
+                    size = "" if big.declared is None else f" (Content-Length: {big.declared})"
+                    return status, headers, b"", engine.decode_error(
+                        f"the reply's body exceeds max_reply_size ({big.limit} bytes){size}",
+                        status, big.prefix)
+                return status, headers, body, None
+        except aiohttp.ConnectionTimeoutError as exc:
+            failure: SendGridError = RequestTimeoutError(
+                f"connect timed out: {engine.scrub_text(str(exc))}", request_sent=False)
+        except aiohttp.ClientConnectorError as exc:
+            failure = TransportError(
+                f"cannot connect: {engine.scrub_text(str(exc))}", request_sent=False)
+        except TimeoutError:
+            failure = RequestTimeoutError("the request timed out")
+        except (aiohttp.ClientError, OSError) as exc:
+            # Also aiohttp's parser errors on a malformed status line or header.
+            failure = TransportError(f"{type(exc).__name__}: {engine.scrub_text(str(exc))}")
+        except RuntimeError as exc:
+            if not self.session.closed:
+                raise
+            failure = ClientStateError(f"the aiohttp session was closed: {exc}")
+        return 0, {}, b"", failure
 
     def _reply(self, status: int, headers: Mapping[str, str], body: bytes) -> Any:
         engine = self.engine
         if status == 429 or headers.get("X-RateLimit-Remaining") == "0":
             engine.coordinator.observe(self.endpoint, status, headers)
         if engine.inflates and (encoding := headers.get("Content-Encoding")) and body:
-            try:
-                body = inflate(body, encoding, engine.max_reply_size)
-            except BodyTooLarge as big:
-                raise engine.decode_error(
-                    f"the reply's body inflates past max_reply_size ({big.limit} bytes)",
-                    status, big.prefix) from None
-            except ValueError as exc:
-                raise engine.decode_error(str(exc), status, b"") from None
+            body = self._inflate(status, body, encoding)
         if status >= 300:
-            body = engine.scrub(body)
+            headers = engine.scrub_headers(headers)
         try:
             return self.read(_wire.read_reply(status, headers, body, engine.wall_clock))
+        except DecodeError:  # read_reply's own keeps the whole body, unscrubbed
+            message = "reply is not valid JSON"
         except SendGridError:
             raise
         except Exception as exc:
             message = f"reply does not match the spec ({type(exc).__name__})"
+        raise engine.decode_error(message, status, body)
+
+    def _inflate(self, status: int, body: bytes, encoding: str) -> bytes:
+        """A compressed body, inflated within the limit. An error reply keeps its status
+        with a bounded prefix, or no body if it cannot be inflated."""
+        engine = self.engine
+        if status >= 300:
+            try:
+                return engine.scrub(inflate(body, encoding, ERROR_BODY_LIMIT), cut=False)
+            except BodyTooLarge as big:
+                return engine.scrub(big.prefix, cut=True)
+            except ValueError:
+                return b""
+        try:
+            return inflate(body, encoding, engine.max_reply_size)
+        except BodyTooLarge as big:
+            message = f"the reply's body inflates past max_reply_size ({big.limit} bytes)"
+            body = big.prefix
+        except ValueError as exc:
+            message, body = str(exc), b""
+        # Raised outside the except: the error's context would hold the unscrubbed prefix.
         raise engine.decode_error(message, status, body)
 
     def _log(self, number: int, started: float, failure: SendGridError | None,
@@ -181,6 +214,16 @@ class Attempt:
                 "duration": elapsed / 1000.0,
             },
         )
+
+    async def _wait_for_slot(self) -> bool:
+        """Wait for a slot, within what is left of the deadline: False if none came."""
+        # Real time, as aiohttp's timeouts are: requests hung elsewhere hold the slots.
+        try:
+            async with asyncio.timeout(max(0.0, self.deadline - self.engine.clock())):
+                await self.engine.slots.take()
+        except TimeoutError:
+            return False
+        return True
 
     async def _bounded_timeout(self) -> aiohttp.ClientTimeout | None:
         """Wait at the gate if it is closed; the attempt's timeout, cut to the deadline."""

@@ -22,7 +22,7 @@ from yarl import URL
 
 from .. import _wire
 from ..coordination import Lease
-from ..errors import ClientStateError, SendGridError
+from ..errors import ClientStateError, SendGridError, TransportError
 from ..operations import Operation
 from .attempt import Attempt
 from .flow import CallTrace, Flow, Reconciler
@@ -141,6 +141,8 @@ class Engine(EngineState):
                     await reconciler.prepare(None if lease is None else lease.token)
                 except SendGridError as exc:  # nothing was written: report this operation
                     exc.operation = op.operation_id
+                    if isinstance(exc, TransportError):
+                        exc.request_sent = False  # the write's request, that is: never sent
                     raise
             try:
                 result = await attempt.send()

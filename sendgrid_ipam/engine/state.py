@@ -15,13 +15,12 @@ from yarl import URL
 from ..coordination import Coordinator
 from ..errors import DecodeError
 from ..retry import RetryPolicy
-from .body import ERROR_BODY_LIMIT
+from .body import ERROR_BODY_LIMIT, Secret, redact
 from .slots import Slots
 
 __all__ = ["EngineState"]
 
 _JSON = {"Content-Type": "application/json"}
-_REDACTED = "<redacted>"
 
 # Whether aiohttp takes ``auto_decompress`` per request (newer releases): a session the user
 # passes in keeps its own setting otherwise.
@@ -51,6 +50,8 @@ class EngineState:
     ) -> None:
         self.base_url = base_url
         self.global_base = global_base
+        if (authorization := headers.get("Authorization")) is not None:
+            headers["Authorization"] = Secret(authorization)  # its repr hides the key
         self.headers = headers
         self.timeout = timeout
         self.policy = policy
@@ -92,25 +93,25 @@ class EngineState:
 
     # ---------------------------------------------------------------- secrets
 
-    def scrub(self, body: bytes) -> bytes:
-        """``body`` with the API key replaced, in case a server or proxy echoed it."""
-        return body.replace(self._secret, _REDACTED.encode()) if self._secret in body else body
+    def scrub(self, body: bytes, *, cut: bool) -> bytes:
+        """``body`` with the API key replaced, in case a server or proxy echoed it (and,
+        if the body was ``cut`` short, any start of the key the cut left at its end)."""
+        return redact(body, self._secret, cut=cut)
 
     def scrub_text(self, text: str) -> str:
-        """``text`` with the API key replaced."""
-        secret = self._secret_text
-        return text.replace(secret, _REDACTED) if secret in text else text
+        """``text`` (an aiohttp error's message: short, and often cut) with no piece of the
+        API key."""
+        return redact(text, self._secret_text, piece=4)
 
     def scrub_headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
-        """Reply headers with the API key replaced wherever one was echoed."""
+        """An error reply's headers with the API key replaced wherever one was echoed."""
         secret = self._secret_text
-        if not any(secret in value for value in headers.values()):
-            return headers
-        return CIMultiDict((name, value.replace(secret, _REDACTED))
+        return CIMultiDict((redact(name, secret), redact(value, secret))
                            for name, value in headers.items())
 
     def decode_error(self, message: str, status: int, body: bytes) -> DecodeError:
         """A `DecodeError` whose ``.body`` is a bounded, key-free prefix of ``body``."""
-        text = self.scrub(body[:ERROR_BODY_LIMIT]).decode("utf-8", "replace")
+        # Its body may be a prefix (too large to keep whole): treated as cut short.
+        text = self.scrub(body[:ERROR_BODY_LIMIT], cut=True).decode("utf-8", "replace")
         return DecodeError(message, status=status, body=text)
 
