@@ -88,8 +88,33 @@ class Attempt:
         elif not await self._wait_for_slot():
             raise RequestTimeoutError(
                 "no connection became free before the call's deadline", request_sent=False)
+        failure: SendGridError | None = None
         try:
-            status, headers, body, failure = await self._exchange()
+            timeout = self.timeout
+            if self.capped or not (engine.coordinator.quiet
+                                    or engine.coordinator.gate_open(self.endpoint)):
+                timeout = await self._bounded_timeout()
+            try:
+                async with (
+                    self.session.request(
+                        self.method, self.url, headers=self.headers, data=self.data,
+                        **engine.request_kwargs,
+                    )
+                    if timeout is None
+                    else self.session.request(
+                        self.method, self.url, headers=self.headers, data=self.data,
+                        timeout=timeout, **engine.request_kwargs,
+                    )
+                ) as resp:
+                    status, headers = resp.status, resp.headers
+                    length = resp.content_length
+                    if (status < 300 and length is not None and length <= engine.max_reply_size
+                            and engine.inflates):
+                        body = await resp.read()  # the common case: exactly that much
+                    else:
+                        body, failure = await self._read_bounded(resp, status)
+            except Exception as exc:
+                failure = self._failure(exc)
         finally:
             if slots.waiters:
                 slots.give()
@@ -106,60 +131,47 @@ class Attempt:
             # The error's traceback starts here: frames below (the reply's parsing) and this
             # frame's reply hold what the server sent, an echoed key included, and error
             # trackers show every frame's locals.
-            del headers, body
+            headers = body = resp = None  # type: ignore[assignment]
             try:
                 raise failure.with_traceback(None)  # outside any except: it chains nothing
             finally:
                 del failure  # this frame, held by the error's traceback, must not hold it
         return data
 
-    async def _exchange(self) -> tuple[int, Mapping[str, str], bytes, SendGridError | None]:
-        """Send the request over the session: the reply's parts, or the failure."""
+    async def _read_bounded(
+        self, resp: aiohttp.ClientResponse, status: int
+    ) -> tuple[bytes, SendGridError | None]:
+        """The body of an error reply (a bounded prefix, scrubbed), or of a success whose
+        length is unknown or too large; with the failure that ends the attempt, if any."""
         engine = self.engine
-        timeout = self.timeout
-        if self.capped or not (engine.coordinator.quiet
-                                or engine.coordinator.gate_open(self.endpoint)):
-            timeout = await self._bounded_timeout()
+        if status >= 300:  # an error reply: its status stands, its body cut
+            body, cut = await read_prefix(resp)
+            return engine.scrub(body, cut=cut), None
         try:
-            async with (
-                self.session.request(
-                    self.method, self.url, headers=self.headers, data=self.data,
-                    **engine.request_kwargs,
-                )
-                if timeout is None
-                else self.session.request(
-                    self.method, self.url, headers=self.headers, data=self.data,
-                    timeout=timeout, **engine.request_kwargs,
-                )
-            ) as resp:
-                status, headers = resp.status, resp.headers
-                if status >= 300:  # an error reply: its status stands, its body cut
-                    body, cut = await read_prefix(resp)
-                    return status, headers, engine.scrub(body, cut=cut), None
-                try:
-                    body = await read_body(resp, engine.max_reply_size)
-                except BodyTooLarge as big:
-                    size = "" if big.declared is None else f" (Content-Length: {big.declared})"
-                    return status, headers, b"", engine.decode_error(
-                        f"the reply's body exceeds max_reply_size ({big.limit} bytes){size}",
-                        status, big.prefix)
-                return status, headers, body, None
-        except aiohttp.ConnectionTimeoutError as exc:
-            failure: SendGridError = RequestTimeoutError(
+            return await read_body(resp, engine.max_reply_size), None
+        except BodyTooLarge as big:
+            size = "" if big.declared is None else f" (Content-Length: {big.declared})"
+            return b"", engine.decode_error(
+                f"the reply's body exceeds max_reply_size ({big.limit} bytes){size}",
+                status, big.prefix)
+
+    def _failure(self, exc: Exception) -> SendGridError:
+        """The `SendGridError` for what sending raised; never chains it (see the module)."""
+        engine = self.engine
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return RequestTimeoutError(
                 f"connect timed out: {engine.scrub_text(str(exc))}", request_sent=False)
-        except aiohttp.ClientConnectorError as exc:
-            failure = TransportError(
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return TransportError(
                 f"cannot connect: {engine.scrub_text(str(exc))}", request_sent=False)
-        except TimeoutError:
-            failure = RequestTimeoutError("the request timed out")
-        except (aiohttp.ClientError, OSError) as exc:
+        if isinstance(exc, TimeoutError):
+            return RequestTimeoutError("the request timed out")
+        if isinstance(exc, aiohttp.ClientError | OSError):
             # Also aiohttp's parser errors on a malformed status line or header.
-            failure = TransportError(f"{type(exc).__name__}: {engine.scrub_text(str(exc))}")
-        except RuntimeError as exc:
-            if not self.session.closed:
-                raise
-            failure = ClientStateError(f"the aiohttp session was closed: {exc}")
-        return 0, {}, b"", failure
+            return TransportError(f"{type(exc).__name__}: {engine.scrub_text(str(exc))}")
+        if isinstance(exc, RuntimeError) and self.session.closed:
+            return ClientStateError(f"the aiohttp session was closed: {exc}")
+        raise exc
 
     def _reply(self, status: int, headers: Mapping[str, str], body: bytes) -> Any:
         engine = self.engine
