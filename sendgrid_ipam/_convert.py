@@ -176,8 +176,8 @@ def structurer(cls: type[T]) -> Callable[[Any], T]:
     """
     if not attrs.has(cls):
         raise TypeError(f"{cls!r} is not an attrs class")
-    hook: Callable[[Any, Any], T] = make_dict_structure_fn(  # type: ignore[arg-type]
-        cls, converter, _cattrs_detailed_validation=False
+    hook: Callable[[Any, Any], T] = make_dict_structure_fn(
+        cls, converter, _cattrs_detailed_validation=False  # type: ignore[arg-type]
     )
     name = cls.__name__
 

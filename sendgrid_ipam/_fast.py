@@ -24,6 +24,40 @@ __all__ = ["READERS"]
 _NO_ITEMS = ()  # the default of a tuple field; an absent key reads as it
 
 
+def _writable(cls: type[Any]) -> type[Any]:
+    """A subclass of a frozen, slotted model whose instances take plain attribute stores.
+
+    A reader fills one field by field and then turns it into the model itself by assigning
+    ``__class__`` (no field of its own, so the layout is the model's and CPython allows it):
+    the result is an instance of the model, frozen and hashed like any other. Why: attrs'
+    frozen ``__init__`` stores each field through a call of ``object.__setattr__``, which
+    costs three times what the reader's other work on the item does; a plain store on a
+    slot is one instruction of the interpreter. Only for models whose ``__init__`` does
+    nothing but store its arguments (tests/test_convert_differential.py checks that).
+    """
+    body = {
+        "__slots__": (),
+        # Both, so that the type's setattr slot is the generic one and stores specialise.
+        "__setattr__": object.__setattr__,
+        "__delattr__": object.__delattr__,
+    }
+    return type(f"_Writable{cls.__name__}", (cls,), body)
+
+
+_new = object.__new__
+_WritablePoolRef = _writable(PoolRef)
+_WritableRegionCount = _writable(RegionCount)
+_WritableIpAddress = _writable(IpAddress)
+_WritableAccountIp = _writable(AccountIp)
+_WritablePoolIp = _writable(PoolIp)
+_WritableIpPool = _writable(IpPool)
+
+# The same few pools come back on IP after IP (an account has at most 100): their refs,
+# immutable, are shared rather than built again. Bounded, in case a reply is not like that.
+_POOL_REFS: dict[tuple[str, str], PoolRef] = {}
+_POOL_REFS_MAX = 1024
+
+
 def _not_object(name: str, value: object) -> TypeError:
     return TypeError(f"expected a JSON object for {name}, got {shown(value)}")
 
@@ -32,34 +66,44 @@ def _not_list(value: object) -> TypeError:
     return TypeError(f"expected a list of objects, got {shown(value)}")
 
 
-def _pool_ref(data: Any) -> PoolRef:
-    if not isinstance(data, dict):
-        raise _not_object("PoolRef", data)
-    get = data.get
-    id_, name = get("id", ""), get("name", "")
-    if type(id_) is not str:
-        id_ = strict_str(id_)
-    if type(name) is not str:
-        name = strict_str(name)
-    return PoolRef(id_, name)
+def _pool_ref(id_: str, name: str) -> PoolRef:
+    ref: Any = _new(_WritablePoolRef)
+    ref.id, ref.name = id_, name
+    ref.__class__ = PoolRef
+    if len(_POOL_REFS) >= _POOL_REFS_MAX:
+        _POOL_REFS.clear()
+    _POOL_REFS[id_, name] = ref
+    return ref  # type: ignore[no-any-return]
 
 
 def _pool_refs(value: Any) -> tuple[PoolRef, ...]:
-    if not isinstance(value, list | tuple):
+    if type(value) is not list and not isinstance(value, list | tuple):
         raise _not_list(value)
-    return tuple([_pool_ref(item) for item in value])
+    refs = []
+    for item in value:
+        if type(item) is not dict and not isinstance(item, dict):
+            raise _not_object("PoolRef", item)
+        id_, name = item.get("id", ""), item.get("name", "")
+        if type(id_) is not str:
+            id_ = strict_str(id_)
+        if type(name) is not str:
+            name = strict_str(name)
+        refs.append(_POOL_REFS.get((id_, name)) or _pool_ref(id_, name))
+    return tuple(refs)
 
 
 def _region_count(data: Any) -> RegionCount:
     if not isinstance(data, dict):
         raise _not_object("RegionCount", data)
-    get = data.get
-    region, count = get("region"), get("count", 0)
+    region, count = data.get("region"), data.get("count", 0)
     if region is not None and type(region) is not str:
         region = strict_str(region)
     if type(count) is not int:
         count = strict_int(count)
-    return RegionCount(region, count)
+    made: Any = _new(_WritableRegionCount)
+    made.region, made.count = region, count
+    made.__class__ = RegionCount
+    return made  # type: ignore[no-any-return]
 
 
 def _region_counts(value: Any) -> tuple[RegionCount, ...]:
@@ -72,14 +116,14 @@ def read_ip_address(data: Any) -> IpAddress:
     """One item of ListIp (and GetIp's reply)."""
     if type(data) is not dict:
         raise _not_object("IpAddress", data)
-    get = data.get
-    ip, pools = get("ip", ""), get("pools", _NO_ITEMS)
+    ip, pools = data.get("ip", ""), data.get("pools", _NO_ITEMS)
     if type(ip) is not str:
         ip = strict_str(ip)
     if pools is not _NO_ITEMS:
         pools = _pool_refs(pools)
     warmup, parent, enabled, leased = (
-        get("is_auto_warmup"), get("is_parent_assigned"), get("is_enabled"), get("is_leased"),
+        data.get("is_auto_warmup"), data.get("is_parent_assigned"),
+        data.get("is_enabled"), data.get("is_leased"),
     )
     # Checked in field order, so a reply with two bad fields fails on the same one.
     if warmup is not None and warmup is not True and warmup is not False:
@@ -90,14 +134,20 @@ def read_ip_address(data: Any) -> IpAddress:
         strict_bool(enabled)
     if leased is not None and leased is not True and leased is not False:
         strict_bool(leased)
-    added, updated, region = get("added_at"), get("updated_at"), get("region")
+    added, updated, region = data.get("added_at"), data.get("updated_at"), data.get("region")
     if added is not None and type(added) is not int:
         added = strict_int(added)
     if updated is not None and type(updated) is not int:
         updated = strict_int(updated)
     if region is not None and type(region) is not str:
         region = strict_str(region)
-    return IpAddress(ip, pools, warmup, parent, enabled, leased, added, updated, region)
+    made: Any = _new(_WritableIpAddress)
+    made.ip, made.pools, made.region = ip, pools, region
+    made.is_auto_warmup, made.is_parent_assigned = warmup, parent
+    made.is_enabled, made.is_leased = enabled, leased
+    made.added_at, made.updated_at = added, updated
+    made.__class__ = IpAddress
+    return made  # type: ignore[no-any-return]
 
 
 def read_account_ip(data: Any) -> AccountIp:
@@ -109,31 +159,36 @@ def read_account_ip(data: Any) -> AccountIp:
         ip = strict_str(ip)
     if region is not None and type(region) is not str:
         region = strict_str(region)
-    return AccountIp(ip, region)
+    made: Any = _new(_WritableAccountIp)
+    made.ip, made.region = ip, region
+    made.__class__ = AccountIp
+    return made  # type: ignore[no-any-return]
 
 
 def read_pool_ip(data: Any) -> PoolIp:
     """One item of ListIpAssignedToIpPool."""
     if type(data) is not dict:
         raise _not_object("PoolIp", data)
-    get = data.get
-    ip, region, pools = get("ip", ""), get("region"), get("pools", _NO_ITEMS)
+    ip, region, pools = data.get("ip", ""), data.get("region"), data.get("pools", _NO_ITEMS)
     if type(ip) is not str:
         ip = strict_str(ip)
     if region is not None and type(region) is not str:
         region = strict_str(region)
     if pools is not _NO_ITEMS:
         pools = _pool_refs(pools)
-    return PoolIp(ip, region, pools)
+    made: Any = _new(_WritablePoolIp)
+    made.ip, made.region, made.pools = ip, region, pools
+    made.__class__ = PoolIp
+    return made  # type: ignore[no-any-return]
 
 
 def read_ip_pool(data: Any) -> IpPool:
     """One item of ListIpPool (and GetIpPool's reply)."""
     if type(data) is not dict:
         raise _not_object("IpPool", data)
-    get = data.get
     id_, name, preview, total = (
-        get("id", ""), get("name", ""), get("ips_preview", _NO_ITEMS), get("total_ip_count"),
+        data.get("id", ""), data.get("name", ""),
+        data.get("ips_preview", _NO_ITEMS), data.get("total_ip_count"),
     )
     if type(id_) is not str:
         id_ = strict_str(id_)
@@ -143,12 +198,16 @@ def read_ip_pool(data: Any) -> IpPool:
         preview = strings(preview)
     if total is not None and type(total) is not int:
         total = strict_int(total)
-    regions, counts = get("regions", _NO_ITEMS), get("ip_count_by_region", _NO_ITEMS)
+    regions, counts = data.get("regions", _NO_ITEMS), data.get("ip_count_by_region", _NO_ITEMS)
     if regions is not _NO_ITEMS:
         regions = strings(regions)
     if counts is not _NO_ITEMS:
         counts = _region_counts(counts)
-    return IpPool(id_, name, preview, total, regions, counts)
+    made: Any = _new(_WritableIpPool)
+    made.id, made.name, made.ips_preview, made.total_ip_count = id_, name, preview, total
+    made.regions, made.ip_count_by_region = regions, counts
+    made.__class__ = IpPool
+    return made  # type: ignore[no-any-return]
 
 
 READERS: dict[Any, Callable[[Any], Any]] = {
