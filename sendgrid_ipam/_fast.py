@@ -40,11 +40,11 @@ def _writable(cls: type[Any]) -> type[Any]:
         # Both, so that the type's setattr slot is the generic one and stores specialise.
         "__setattr__": object.__setattr__,
         "__delattr__": object.__delattr__,
+        "__init__": object.__init__,  # made empty, then filled by the reader
     }
     return type(f"_Writable{cls.__name__}", (cls,), body)
 
 
-_new = object.__new__
 _WritablePoolRef = _writable(PoolRef)
 _WritableRegionCount = _writable(RegionCount)
 _WritableIpAddress = _writable(IpAddress)
@@ -53,8 +53,9 @@ _WritablePoolIp = _writable(PoolIp)
 _WritableIpPool = _writable(IpPool)
 
 # The same few pools come back on IP after IP (an account has at most 100): their refs,
-# immutable, are shared rather than built again. Bounded, in case a reply is not like that.
-_POOL_REFS: dict[tuple[str, str], PoolRef] = {}
+# immutable, are shared rather than built again. By id (a ref whose name differs is built
+# anew); bounded, in case a reply is not like that.
+_POOL_REFS: dict[str, PoolRef] = {}
 _POOL_REFS_MAX = 1024
 
 
@@ -67,12 +68,12 @@ def _not_list(value: object) -> TypeError:
 
 
 def _pool_ref(id_: str, name: str) -> PoolRef:
-    ref: Any = _new(_WritablePoolRef)
+    ref: Any = _WritablePoolRef()
     ref.id, ref.name = id_, name
     ref.__class__ = PoolRef
     if len(_POOL_REFS) >= _POOL_REFS_MAX:
         _POOL_REFS.clear()
-    _POOL_REFS[id_, name] = ref
+    _POOL_REFS[id_] = ref
     return ref  # type: ignore[no-any-return]
 
 
@@ -88,7 +89,8 @@ def _pool_refs(value: Any) -> tuple[PoolRef, ...]:
             id_ = strict_str(id_)
         if type(name) is not str:
             name = strict_str(name)
-        refs.append(_POOL_REFS.get((id_, name)) or _pool_ref(id_, name))
+        ref = _POOL_REFS.get(id_)
+        refs.append(ref if ref is not None and ref.name == name else _pool_ref(id_, name))
     return tuple(refs)
 
 
@@ -100,7 +102,7 @@ def _region_count(data: Any) -> RegionCount:
         region = strict_str(region)
     if type(count) is not int:
         count = strict_int(count)
-    made: Any = _new(_WritableRegionCount)
+    made: Any = _WritableRegionCount()
     made.region, made.count = region, count
     made.__class__ = RegionCount
     return made  # type: ignore[no-any-return]
@@ -141,7 +143,7 @@ def read_ip_address(data: Any) -> IpAddress:
         updated = strict_int(updated)
     if region is not None and type(region) is not str:
         region = strict_str(region)
-    made: Any = _new(_WritableIpAddress)
+    made: Any = _WritableIpAddress()
     made.ip, made.pools, made.region = ip, pools, region
     made.is_auto_warmup, made.is_parent_assigned = warmup, parent
     made.is_enabled, made.is_leased = enabled, leased
@@ -159,7 +161,7 @@ def read_account_ip(data: Any) -> AccountIp:
         ip = strict_str(ip)
     if region is not None and type(region) is not str:
         region = strict_str(region)
-    made: Any = _new(_WritableAccountIp)
+    made: Any = _WritableAccountIp()
     made.ip, made.region = ip, region
     made.__class__ = AccountIp
     return made  # type: ignore[no-any-return]
@@ -176,7 +178,7 @@ def read_pool_ip(data: Any) -> PoolIp:
         region = strict_str(region)
     if pools is not _NO_ITEMS:
         pools = _pool_refs(pools)
-    made: Any = _new(_WritablePoolIp)
+    made: Any = _WritablePoolIp()
     made.ip, made.region, made.pools = ip, region, pools
     made.__class__ = PoolIp
     return made  # type: ignore[no-any-return]
@@ -203,7 +205,7 @@ def read_ip_pool(data: Any) -> IpPool:
         regions = strings(regions)
     if counts is not _NO_ITEMS:
         counts = _region_counts(counts)
-    made: Any = _new(_WritableIpPool)
+    made: Any = _WritableIpPool()
     made.id, made.name, made.ips_preview, made.total_ip_count = id_, name, preview, total
     made.regions, made.ip_count_by_region = regions, counts
     made.__class__ = IpPool

@@ -338,6 +338,9 @@ def test_shared_pool_refs_stay_bounded() -> None:
         ref = READERS[models.IpAddress]({"pools": [{"id": str(n), "name": "p"}]}).pools[0]
         assert ref == models.PoolRef(str(n), "p")
     assert len(_fast._POOL_REFS) <= _fast._POOL_REFS_MAX
+    same_id = [{"id": "1", "name": "a"}, {"id": "1", "name": "b"}]
+    renamed = READERS[models.PoolIp]({"pools": same_id})
+    assert renamed.pools == (models.PoolRef("1", "a"), models.PoolRef("1", "b"))
 
 
 # ---------------------------------------------------------------- through the client
