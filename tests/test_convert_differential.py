@@ -16,6 +16,7 @@ a `DecodeError` (TypeError, ValueError, KeyError, AttributeError), never another
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import weakref
 from collections.abc import Callable
@@ -30,7 +31,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sendgrid_ipam import DecodeError, SendGridIPAM, models
-from sendgrid_ipam._convert import strict_bool, strict_int, strict_str, strings, structurer
+from sendgrid_ipam._convert import (
+    converter,
+    strict_bool,
+    strict_int,
+    strict_str,
+    strings,
+    structurer,
+)
 from sendgrid_ipam._fast import READERS
 from sendgrid_ipam.operations import OPERATIONS
 from tests.conftest import BASE, RecordingResponses
@@ -324,6 +332,8 @@ def test_a_fast_read_model_is_the_model_frozen_hashable_and_weakly_referable() -
     assert hash(got) == hash(built)
     assert repr(got) == repr(built)
     assert weakref.ref(got)() is got
+    assert pickle.loads(pickle.dumps(got)) == built
+    assert converter.unstructure(got) == converter.unstructure(built)  # the CLI's output
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         got.ip = "192.0.2.2"  # type: ignore[misc]
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
