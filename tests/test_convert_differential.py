@@ -178,7 +178,7 @@ def reply_for(model: type) -> st.SearchStrategy[Any]:
 
 
 @pytest.mark.parametrize("model", RESPONSE_MODELS, ids=lambda m: m.__name__)
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_every_reader_reads_what_the_generic_converter_reads(
     model: type, data: st.DataObject
@@ -189,7 +189,7 @@ def test_every_reader_reads_what_the_generic_converter_reads(
 
 
 @pytest.mark.parametrize("model", FAST_MODELS, ids=lambda m: m.__name__)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(data=st.data())
 def test_fast_readers_read_valid_objects_as_the_generic_converter(
     model: type, data: st.DataObject
