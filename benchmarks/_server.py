@@ -13,6 +13,7 @@ Run in its own process by ``benchmarks._common.BenchServer``; not meant for anyt
 
 Routes:
   GET  /v3/send_ips/pools/{id}  -> 200 GetIpPool example
+  GET  /v3/send_ips/ips?...     -> 200 a page of 100 IPs of the LIST workload (`_list.py`)
   POST /v3/send_ips/pools       -> 201 CreateIpPool example, echoing the requested name
   GET  /_bench/stats            -> 200 {"requests", "connections", "open", "cpu_s"}
                                    (not counted; cpu_s is the server's CPU time so far)
@@ -31,10 +32,13 @@ import time
 from email.utils import formatdate
 from typing import Final
 
+from benchmarks._list import LIST_PATH, page_body
+
 HOST: Final = "127.0.0.1"
 POOL_PATH: Final = b"/v3/send_ips/pools"
 POOL_ITEM_PREFIX: Final = b"/v3/send_ips/pools/"
 STATS_PATH: Final = b"/_bench/stats"
+LIST_PAGE_PATH: Final = LIST_PATH.encode()
 MAX_HEAD: Final = 64 * 1024
 MAX_BODY: Final = 1024 * 1024
 
@@ -103,12 +107,17 @@ def _create_pool_body(body: bytes) -> tuple[int, bytes]:
 
 def route(stats: Stats, method: bytes, target: bytes, body: bytes) -> tuple[int, bytes]:
     """Status and body for one request."""
-    path = target.split(b"?", 1)[0]
+    path, _, query = target.partition(b"?")
     if method == b"GET" and path.startswith(POOL_ITEM_PREFIX) and len(path) > len(
         POOL_ITEM_PREFIX
     ):
         stats.requests += 1
         return 200, GET_POOL_BODY
+    if method == b"GET" and path == LIST_PAGE_PATH:
+        page = page_body(query)
+        if page is not None:
+            stats.requests += 1
+            return 200, page
     if method == b"POST" and path == POOL_PATH:
         stats.requests += 1
         return _create_pool_body(body)

@@ -17,6 +17,7 @@ import attrs
 
 from . import models
 from ._convert import converter, structurer
+from ._fast import READERS
 from ._wire import encode_segment
 
 __all__ = ["OPERATIONS", "Operation"]
@@ -65,8 +66,12 @@ def _passthrough(data: Any) -> Any:
 
 
 def _reader(model: type[Any] | None) -> Callable[[Any], Any]:
+    # Resolved once per operation: the hand-written reader where there is one (the models of
+    # list items, read a thousand at a time), else the converter's generated function.
     if model is None:
         return _passthrough
+    if model in READERS:
+        return READERS[model]
     if attrs.has(model):
         return structurer(model)
     hook = converter.get_structure_hook(model)
