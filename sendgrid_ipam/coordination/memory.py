@@ -37,10 +37,20 @@ class _MemoryLease(Lease):
         self.release_now()
 
     def release_now(self) -> None:
-        """Release the lease (to the next waiter, if any)."""
-        if self.held:
-            self.held = False
-            self.coordinator._hand_on(self.key)
+        """Release the lease, to the longest waiter still waiting if any."""
+        if not self.held:
+            return
+        self.held = False
+        coordinator = self.coordinator
+        waiters = coordinator._waiters.get(self.key)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the key stays held: ownership passes on
+                return
+        del coordinator._held[self.key]
+        if waiters is not None:
+            del coordinator._waiters[self.key]
 
     async def check(self) -> None:
         """In one process a lease is lost only once released."""
@@ -49,16 +59,6 @@ class _MemoryLease(Lease):
 
     def __repr__(self) -> str:
         return f"<lease {self.key!r} token={self.token} {'held' if self.held else 'not held'}>"
-
-
-class _Key:
-    """One key's holder and its queue of waiters (first come, first served)."""
-
-    __slots__ = ("held", "waiters")
-
-    def __init__(self) -> None:
-        self.held = False
-        self.waiters: deque[asyncio.Future[None]] = deque()
 
 
 class MemoryCoordinator(Coordinator):
@@ -88,12 +88,13 @@ class MemoryCoordinator(Coordinator):
         self.budget = budget or RetryBudget()
         self.gate = RateLimitGate(clock=clock, wall_clock=wall_clock, sleep=sleep,
                                   max_closure=max_closure)
-        self._keys: dict[str, _Key] = {}
+        self._held: dict[str, _MemoryLease] = {}  # each held key's lease
+        self._waiters: dict[str, deque[asyncio.Future[None]]] = {}  # only while contended
         self._tokens: dict[str, int] = {}  # each key's last token
         self.quiet = True
 
     def __repr__(self) -> str:
-        return f"<MemoryCoordinator {self.budget!r} leases held={len(self._keys)}>"
+        return f"<MemoryCoordinator {self.budget!r} leases held={len(self._held)}>"
 
     # ---------------------------------------------------------------- gate
 
@@ -130,55 +131,48 @@ class MemoryCoordinator(Coordinator):
         return _MemoryLease(self, key, wait)
 
     def try_lease(self, key: str) -> Lease | None:
-        """The lease on ``key`` if nobody holds it or waits for it (no await)."""
-        if key in self._keys:
+        """The lease on ``key`` if nobody holds it (no await: the uncontended case)."""
+        if key in self._held:
             return None
-        state = self._keys[key] = _Key()
-        state.held = True
-        lease = _MemoryLease(self, key, 0.0)
+        lease = _MemoryLease.__new__(_MemoryLease)  # (no __init__ call: this is the hot path)
+        lease.coordinator = self
+        lease.key = key
+        lease.wait = 0.0
         lease.token = self._tokens[key] = self._tokens.get(key, 0) + 1
         lease.held = True
+        self._held[key] = lease
         return lease
 
     async def _take(self, lease: _MemoryLease) -> None:
         key = lease.key
-        state = self._keys.get(key)
-        if state is None:
-            state = self._keys[key] = _Key()
-        if state.held or state.waiters:
-            await self._queue(key, state, lease.wait)
-        else:
-            state.held = True
+        if key in self._held:
+            await self._queue(key, lease.wait)
         lease.token = self._tokens[key] = self._tokens.get(key, 0) + 1
         lease.held = True
+        self._held[key] = lease
 
-    async def _queue(self, key: str, state: _Key, wait: float) -> None:
+    async def _queue(self, key: str, wait: float) -> None:
+        """Wait until the holder of ``key`` hands it on to us (first come, first served)."""
         waiter = asyncio.get_running_loop().create_future()
-        state.waiters.append(waiter)
+        waiters = self._waiters.setdefault(key, deque())
+        waiters.append(waiter)
         try:
             async with asyncio.timeout(max(wait, 0.0)):
                 await waiter
         except BaseException as exc:
             if waiter.done() and not waiter.cancelled():
-                self._hand_on(key)  # handed the lease just as we gave up: pass it on
+                # Handed the lease just as we gave up: take it, and pass it on at once.
+                orphan = _MemoryLease(self, key, 0.0)
+                orphan.held = True
+                self._held[key] = orphan
+                orphan.release_now()
             else:
-                state.waiters.remove(waiter)
-                if not state.held and not state.waiters:
-                    del self._keys[key]
+                waiters.remove(waiter)
+                if not waiters and self._waiters.get(key) is waiters:
+                    del self._waiters[key]
             if isinstance(exc, TimeoutError):
                 raise RequestTimeoutError(
                     f"the call's deadline was reached waiting for the write lease on {key!r} "
                     "(another write to it is in flight)", request_sent=False,
                 ) from None
             raise
-
-    def _hand_on(self, key: str) -> None:
-        """Give the key to the longest waiter still waiting, or free it."""
-        state = self._keys[key]
-        while state.waiters:
-            waiter = state.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # state.held stays True: ownership passes on
-                return
-        state.held = False
-        del self._keys[key]

@@ -49,7 +49,7 @@ class Engine(EngineState):
 
     # ---------------------------------------------------------------- the request path
 
-    async def execute(
+    async def execute(  # noqa: PLR0915 (the one request path, kept in one frame)
         self,
         op: Operation,
         *,
@@ -95,57 +95,25 @@ class Engine(EngineState):
             self, session, op.operation_id, op.method, url, headers, data, timeout,
             read or op.read, deadline, policy, total is None or deadline - now < total,
         )
-        if reconciler is None and lease is None:
+        held: Lease | None = None
+        holding: AbstractAsyncContextManager[Lease] | None = None
+        context = None
+        try:
+            if lease is not None:  # a write whose checks need it alone on its key
+                held = self.coordinator.try_lease(lease)  # uncontended: no await
+                if held is None:
+                    holding = self.coordinator.lease(lease, wait=deadline - self.clock())
+                    held = await self._wait_for_lease(op, holding)
+                if held.losable:
+                    attempt.lease = held  # checked before each send (fencing)
+                if trace is not None:
+                    trace.lease_token = held.token
+            if reconciler is not None:
+                context = _DEADLINE.set(deadline)  # the checks' reads end with the write
+                if reconciler.prepares:
+                    await self._prepare(op, reconciler, held)
             try:
                 result: T = await attempt.send()
-            except SendGridError as exc:
-                exc.operation = op.operation_id
-                result = await Flow(op, attempt, None, trace).after(exc)
-            else:
-                if trace is not None:
-                    trace.attempts = 1
-            self.budget.on_success()
-            return result
-        written: T = await self._write(op, attempt, reconciler, trace, lease)
-        return written
-
-    async def _write(
-        self,
-        op: Operation,
-        attempt: Attempt,
-        reconciler: Reconciler | None,
-        trace: CallTrace | None,
-        key: str | None,
-    ) -> Any:
-        """A write that holds a lease and/or is reconciled, all within its deadline."""
-        # The checks' reads inherit this deadline (no fresh one per check).
-        context = None if reconciler is None else _DEADLINE.set(attempt.deadline)
-        holding: AbstractAsyncContextManager[Lease] | None = None
-        lease: Lease | None = None
-        try:
-            if key is not None:
-                lease = self.coordinator.try_lease(key)
-                if lease is None:
-                    holding = self.coordinator.lease(key, wait=attempt.deadline - self.clock())
-                    try:
-                        lease = await holding.__aenter__()
-                    except SendGridError as exc:
-                        exc.operation = op.operation_id
-                        raise
-                if lease.losable:
-                    attempt.lease = lease  # checked before each send (fencing)
-                if trace is not None:
-                    trace.lease_token = lease.token
-            if reconciler is not None and reconciler.prepares:
-                try:
-                    await reconciler.prepare(None if lease is None else lease.token)
-                except SendGridError as exc:  # nothing was written: report this operation
-                    exc.operation = op.operation_id
-                    if isinstance(exc, TransportError):
-                        exc.request_sent = False  # the write's request, that is: never sent
-                    raise
-            try:
-                result = await attempt.send()
             except SendGridError as exc:
                 exc.operation = op.operation_id
                 result = await Flow(op, attempt, reconciler, trace).after(exc)
@@ -157,10 +125,32 @@ class Engine(EngineState):
         finally:
             if holding is not None:
                 await holding.__aexit__(None, None, None)
-            elif lease is not None:
-                lease.release_now()
+            elif held is not None:
+                held.release_now()
             if context is not None:
                 _DEADLINE.reset(context)
+
+    @staticmethod
+    async def _wait_for_lease(
+        op: Operation, holding: AbstractAsyncContextManager[Lease]
+    ) -> Lease:
+        """Wait for a write lease another call holds (within the call's deadline)."""
+        try:
+            return await holding.__aenter__()
+        except SendGridError as exc:
+            exc.operation = op.operation_id
+            raise
+
+    @staticmethod
+    async def _prepare(op: Operation, reconciler: Reconciler, held: Lease | None) -> None:
+        """Let the reconciler note what it needs (a marker) before the write is sent."""
+        try:
+            await reconciler.prepare(None if held is None else held.token)
+        except SendGridError as exc:  # nothing was written: report this operation
+            exc.operation = op.operation_id
+            if isinstance(exc, TransportError):
+                exc.request_sent = False  # the write's request, that is: never sent
+            raise
 
     def url(self, op: Operation, path: object, query: Mapping[str, object] | None) -> URL:
         """The request's URL; reused for the same operation and path when there is no query.
