@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
@@ -25,6 +24,7 @@ from ..coordination import Lease
 from ..errors import ClientStateError, SendGridError, TransportError
 from ..operations import Operation
 from .attempt import Attempt
+from .deadline import OUTER_DEADLINE
 from .flow import CallTrace, Flow, Reconciler
 from .options import RequestOptions, as_timeout, check_options
 from .state import EngineState
@@ -34,10 +34,6 @@ __all__ = ["Engine"]
 T = TypeVar("T")
 
 _URL_CACHE_SIZE = 1024
-
-# The deadline of the write a read is checking for, if any: the check's reads end with it.
-_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "sendgrid_ipam_deadline", default=None)
 
 
 
@@ -88,7 +84,7 @@ class Engine(EngineState):
         data = None if body is None else _wire.dump_json(body)
         now = self.clock()
         deadline = now + seconds
-        if (outer := _DEADLINE.get()) is not None and outer < deadline:
+        if (outer := OUTER_DEADLINE.get()) is not None and outer < deadline:
             deadline = outer
         total = (timeout or self.timeout).total
         attempt = Attempt(
@@ -97,7 +93,6 @@ class Engine(EngineState):
         )
         held: Lease | None = None
         holding: AbstractAsyncContextManager[Lease] | None = None
-        context = None
         try:
             if lease is not None:  # a write whose checks need it alone on its key
                 held = self.coordinator.try_lease(lease)  # uncontended: no await
@@ -108,10 +103,8 @@ class Engine(EngineState):
                     attempt.lease = held  # checked before each send (fencing)
                 if trace is not None:
                     trace.lease_token = held.token
-            if reconciler is not None:
-                context = _DEADLINE.set(deadline)  # the checks' reads end with the write
-                if reconciler.prepares:
-                    await self._prepare(op, reconciler, held)
+            if reconciler is not None and reconciler.prepares:
+                await self._prepare(op, reconciler, held, deadline)
             try:
                 result: T = await attempt.send()
             except SendGridError as exc:
@@ -127,8 +120,6 @@ class Engine(EngineState):
                 await holding.__aexit__(None, None, None)
             elif held is not None:
                 held.release_now()
-            if context is not None:
-                _DEADLINE.reset(context)
 
     @staticmethod
     async def _wait_for_lease(
@@ -142,8 +133,11 @@ class Engine(EngineState):
             raise
 
     @staticmethod
-    async def _prepare(op: Operation, reconciler: Reconciler, held: Lease | None) -> None:
+    async def _prepare(
+        op: Operation, reconciler: Reconciler, held: Lease | None, deadline: float
+    ) -> None:
         """Let the reconciler note what it needs (a marker) before the write is sent."""
+        context = OUTER_DEADLINE.set(deadline)  # its reads end with the write
         try:
             await reconciler.prepare(None if held is None else held.token)
         except SendGridError as exc:  # nothing was written: report this operation
@@ -151,6 +145,8 @@ class Engine(EngineState):
             if isinstance(exc, TransportError):
                 exc.request_sent = False  # the write's request, that is: never sent
             raise
+        finally:
+            OUTER_DEADLINE.reset(context)
 
     def url(self, op: Operation, path: object, query: Mapping[str, object] | None) -> URL:
         """The request's URL; reused for the same operation and path when there is no query.

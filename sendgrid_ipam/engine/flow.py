@@ -52,6 +52,7 @@ from ..errors import (
 from ..operations import Operation
 from ..retry import build_retrying, describe, is_ambiguous, is_retryable, logger
 from .attempt import Attempt
+from .deadline import OUTER_DEADLINE
 
 __all__ = ["CallTrace", "Flow", "Reconciler", "Took"]
 
@@ -210,6 +211,7 @@ class Flow:
     async def verify(self, result: Any) -> None:
         """VERIFY after a resend; a failed verification keeps the result's items in hand."""
         assert self.reconciler is not None
+        context = OUTER_DEADLINE.set(self.attempt.deadline)  # its reads end with the call
         try:
             await self.reconciler.verify(result)
         except AmbiguousResultError as exc:
@@ -222,6 +224,8 @@ class Flow:
                 "but checking whether the earlier attempt landed too failed: "
                 f"{describe(exc)}", found=self.in_hand,
             ) from None
+        finally:
+            OUTER_DEADLINE.reset(context)
 
     # ---------------------------------------------------------------- END
 
@@ -272,6 +276,7 @@ class Flow:
                 f"{op.operation_id} failed in a way that may have taken effect, and it is "
                 "not safe to send again", found=self.in_hand,
             )
+        context = OUTER_DEADLINE.set(self.attempt.deadline)  # its reads end with the call
         try:
             found = await self.reconciler.resolve()
         except AmbiguousResultError as exc:
@@ -280,6 +285,8 @@ class Flow:
         except SendGridError as exc:
             self.check_failure = exc
             return Took.UNKNOWN, None
+        finally:
+            OUTER_DEADLINE.reset(context)
         took = Took.NO_EFFECT if found is None else Took.EFFECT
         logger.info(
             "reconciled %s after attempt %d: %s", op.operation_id, attempt, took.value,
