@@ -61,7 +61,7 @@ _WANT_MS = 100  # a want mark outlives a waiter that gave up by at most this lon
 class _RedisLease(Lease):
     """A lease held in Redis; also the ``async with`` that takes and releases it."""
 
-    __slots__ = ("coordinator", "entered", "held", "key", "renewer", "token", "wait")
+    __slots__ = ("coordinator", "entered", "held", "key", "queued", "renewer", "token", "wait")
 
     def __init__(self, coordinator: RedisCoordinator, key: str, wait: float) -> None:
         self.coordinator = coordinator
@@ -69,7 +69,8 @@ class _RedisLease(Lease):
         self.wait = wait
         self.token = 0
         self.held = False  # as far as this process knows
-        self.entered = False  # holds its place in this process's queue for the key
+        self.queued = False  # counted among this process's users of the key
+        self.entered = False  # at the head of this process's queue for the key
         self.renewer: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Lease:
@@ -96,7 +97,8 @@ class _RedisLease(Lease):
             "released, expired, or taken over by another holder; nothing was sent")
 
     def __repr__(self) -> str:
-        return f"<redis lease {self.key!r} token={self.token} {'held' if self.held else 'not held'}>"
+        state = "held" if self.held else "not held"
+        return f"<redis lease {self.key!r} token={self.token} {state}>"
 
 
 class _Queue:
@@ -303,6 +305,7 @@ class RedisCoordinator(Coordinator):
         if queue is None:
             queue = self._queues[key] = _Queue()
         queue.users += 1
+        lease.queued = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(lease.wait, 0.0)
         try:
@@ -324,7 +327,7 @@ class RedisCoordinator(Coordinator):
     async def _acquire_remote(self, key: str, deadline: float) -> int:
         loop = asyncio.get_running_loop()
         keys = [self._key("lease", key), self._key("token", key), self._key("want", key)]
-        args = [self._ttl_ms, self._id, _WANT_MS]
+        args: list[int | str] = [self._ttl_ms, self._id, _WANT_MS]
         poll = _FIRST_POLL
         while True:
             try:
@@ -336,8 +339,8 @@ class RedisCoordinator(Coordinator):
             left = deadline - loop.time()
             if left <= 0:
                 raise _timed_out(key)
-            holder_left = int(value) / 1000.0
-            await asyncio.sleep(min(poll, left, holder_left) if holder_left > 0 else min(poll, left))
+            holder_left = int(value) / 1000.0 or poll  # 0: free, but another waiter's turn
+            await asyncio.sleep(min(poll, left, holder_left))
             poll = min(poll * 2, _LAST_POLL)
 
     async def _confirm(self, lease: _RedisLease, doing: str) -> bool:
@@ -384,6 +387,11 @@ class RedisCoordinator(Coordinator):
                            extra={"sendgrid_ipam_event": "coordinator_unavailable"})
 
     def _leave(self, lease: _RedisLease) -> None:
+        """Leave this process's queue for the key (at most once: the engine exits a lease
+        whose entry failed, too)."""
+        if not lease.queued:
+            return
+        lease.queued = False
         queue = self._queues[lease.key]
         if lease.entered:
             lease.entered = False
