@@ -1,6 +1,8 @@
 """The Lua scripts of the Redis coordinator: each runs atomically inside Redis.
 
-Keys of one namespace ``NS``: ``NS:lease:KEY`` (the holder's token, with a TTL),
+Keys of one namespace ``NS``: ``NS:lease:KEY`` (the holder's nonce, with a TTL: a random
+value of its own per holding, so that even a holder that never heard its token back can
+free it),
 ``NS:token:KEY`` (the last token given out for KEY), ``NS:want:KEY`` (which coordinator has
 waited longest for KEY, briefly), ``NS:gate:ENDPOINT`` (present while that endpoint's
 rate-limit window is closed; its TTL is the time left) and ``NS:budget`` (the shared retry
@@ -13,7 +15,8 @@ from __future__ import annotations
 __all__ = ["ACQUIRE", "CLOSE", "CONFIRM", "GATE", "RELEASE", "SETTLE"]
 
 # Take KEY if it is free and no other coordinator has been waiting for it: a new token.
-# KEYS: lease, token, want. ARGV: ttl ms, this coordinator's id, how long a want lasts (ms).
+# KEYS: lease, token, want. ARGV: ttl ms, this coordinator's id, how long a want lasts (ms),
+# the holding's nonce.
 # Returns {1, token}, or {0, ms the holder has left (0: free, but another waiter's turn)}.
 # The "want" mark gives the key to a waiting coordinator before the releasing one's next
 # local waiter, so processes take turns instead of the busiest one keeping the key.
@@ -35,12 +38,12 @@ if wanting then
   redis.call('DEL', KEYS[3])
 end
 local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
+redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[1])
 return {1, token}
 """
 
-# Whether TOKEN still holds the lease; if so its TTL starts again (check and renewal).
-# KEYS: lease. ARGV: token, ttl ms. Returns 1 (held) or 0 (lost).
+# Whether NONCE still holds the lease; if so its TTL starts again (check and renewal).
+# KEYS: lease. ARGV: nonce, ttl ms. Returns 1 (held) or 0 (lost).
 CONFIRM = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -49,7 +52,7 @@ end
 return 0
 """
 
-# Free the lease, only if TOKEN still holds it. KEYS: lease. ARGV: token. Returns 1 or 0.
+# Free the lease, only if NONCE still holds it. KEYS: lease. ARGV: nonce. Returns 1 or 0.
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])

@@ -16,8 +16,9 @@ every other, with no propagation delay or lost message to handle), and the per-e
 pacing that replaces it shares each window's remaining requests, which needs an atomic step
 per request anyway. benchmarks/RESULTS.md gives its cost.
 
-Fencing: a lease's token grows by one per holding of its key (``INCR``), and `Lease.check`
-confirms with Redis that this token still holds it before every write the engine sends. A
+Fencing: a lease's token grows by one per holding of its key (``INCR``); Redis keeps a random
+nonce of the holding as the lease's value, and `Lease.check` confirms with Redis that this
+holding is still the current one before every write the engine sends. A
 holder that paused past its TTL, or whose Redis failed over without the key, finds out there
 and sends nothing (`LeaseLostError`). When Redis cannot be reached, a write cannot take or
 confirm its lease and is not sent (`CoordinatorUnavailableError`); a read is not sent either,
@@ -61,13 +62,16 @@ _WANT_MS = 100  # a want mark outlives a waiter that gave up by at most this lon
 class _RedisLease(Lease):
     """A lease held in Redis; also the ``async with`` that takes and releases it."""
 
-    __slots__ = ("coordinator", "entered", "held", "key", "queued", "renewer", "token", "wait")
+    __slots__ = (
+        "coordinator", "entered", "held", "key", "nonce", "queued", "renewer", "token", "wait",
+    )
 
     def __init__(self, coordinator: RedisCoordinator, key: str, wait: float) -> None:
         self.coordinator = coordinator
         self.key = key
         self.wait = wait
         self.token = 0
+        self.nonce = uuid.uuid4().hex  # what Redis holds for this holding
         self.held = False  # as far as this process knows
         self.queued = False  # counted among this process's users of the key
         self.entered = False  # at the head of this process's queue for the key
@@ -315,7 +319,13 @@ class RedisCoordinator(Coordinator):
             except TimeoutError:
                 raise _timed_out(key) from None
             lease.entered = True
-            lease.token = await self._acquire_remote(key, deadline)
+            try:
+                lease.token = await self._acquire_remote(key, lease.nonce, deadline)
+            except BaseException:
+                # Cancelled, or Redis failed, after the script may have taken the key: free
+                # it now rather than when its TTL runs out (nothing happens if it was not).
+                self._spawn(self._release_remote(key, lease.nonce, quiet=True))
+                raise
         except BaseException:
             self._leave(lease)
             raise
@@ -324,10 +334,10 @@ class RedisCoordinator(Coordinator):
         self._renewers.add(renewer)
         renewer.add_done_callback(self._renewers.discard)
 
-    async def _acquire_remote(self, key: str, deadline: float) -> int:
+    async def _acquire_remote(self, key: str, nonce: str, deadline: float) -> int:
         loop = asyncio.get_running_loop()
         keys = [self._key("lease", key), self._key("token", key), self._key("want", key)]
-        args: list[int | str] = [self._ttl_ms, self._id, _WANT_MS]
+        args: list[int | str] = [self._ttl_ms, self._id, _WANT_MS, nonce]
         poll = _FIRST_POLL
         while True:
             try:
@@ -346,7 +356,7 @@ class RedisCoordinator(Coordinator):
     async def _confirm(self, lease: _RedisLease, doing: str) -> bool:
         try:
             held = await self._confirm_script(
-                keys=[self._key("lease", lease.key)], args=[lease.token, self._ttl_ms])
+                keys=[self._key("lease", lease.key)], args=[lease.nonce, self._ttl_ms])
         except FAILURES as exc:
             raise unavailable(self.server, exc, doing) from None
         return bool(held)
@@ -374,14 +384,16 @@ class RedisCoordinator(Coordinator):
         try:
             if lease.held:
                 lease.held = False
-                await asyncio.shield(self._spawn(self._release_remote(lease.key, lease.token)))
+                await asyncio.shield(self._spawn(self._release_remote(lease.key, lease.nonce)))
         finally:
             self._leave(lease)
 
-    async def _release_remote(self, key: str, token: int) -> None:
+    async def _release_remote(self, key: str, nonce: str, *, quiet: bool = False) -> None:
         try:
-            await self._release(keys=[self._key("lease", key)], args=[token])
+            await self._release(keys=[self._key("lease", key)], args=[nonce])
         except FAILURES as exc:
+            if quiet:
+                return
             logger.warning("could not release the write lease on %r (%s): it frees itself "
                            "when its TTL runs out", key, type(exc).__name__,
                            extra={"sendgrid_ipam_event": "coordinator_unavailable"})
