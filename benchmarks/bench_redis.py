@@ -9,7 +9,7 @@ Redis's own CPU, and Redis round trips (scripts run: every request the coordinat
 one script, counted from the server's ``INFO commandstats`` before and after),
 at 1 call in flight (latency) and at 64 (throughput).
 
-    .venv/bin/python -m benchmarks.bench_redis              # ~30 s; needs redis-server and the redis extra
+    .venv/bin/python -m benchmarks.bench_redis    # ~15 s; needs redis-server and the redis extra
     .venv/bin/python -m benchmarks.bench_redis --calls 400 --rounds 1 --concurrency 1
 """
 
@@ -17,11 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,7 +24,6 @@ from typing import Any, Final
 
 from benchmarks._common import (
     BenchServer,
-    ChildProcess,
     loopback_only,
     markdown_table,
     median,
@@ -43,55 +37,6 @@ from benchmarks.bench_client import pool_name
 
 MODULE: Final = "benchmarks.bench_redis"
 KEY: Final = "SG.bench-redis"
-READY_WITHIN: Final = 10.0
-
-
-class RedisProcess(ChildProcess):
-    """``redis-server`` on a free loopback port, no persistence; stopped by its PID."""
-
-    def __init__(self) -> None:
-        self._process: subprocess.Popen[bytes] | None = None
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port: int = probe.getsockname()[1]
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def _start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed (apt-get install redis-server), "
-                             "or pass --redis-url")
-        self._process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-
-    def _wait_ready(self) -> None:
-        until = time.monotonic() + READY_WITHIN
-        while time.monotonic() < until:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(64).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"redis-server did not answer on port {self.port}")
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(5)
 
 
 async def _redis_counters(url: str) -> tuple[int, float]:
@@ -144,6 +89,24 @@ async def _measure(
     }
 
 
+def _compare(method: str, concurrency: int, options: argparse.Namespace, base_url: str,
+             redis_url: str) -> list[list[str]]:
+    """The table's rows for one call and concurrency: in-process, then Redis."""
+    figures = {}
+    for kind in ("memory", "redis"):
+        rounds = [asyncio.run(_measure(kind, method, concurrency, options.calls, base_url,
+                                       redis_url))
+                  for _ in range(options.rounds)]
+        figures[kind] = {k: median([r[k] for r in rounds]) for k in rounds[0]}
+    base = figures["memory"]
+    return [[
+        "GET pools.get" if method == "get" else "POST pools.create",
+        str(concurrency), kind, f"{f['wall_us']:.0f}", f"{f['cpu_us']:.0f}",
+        f"{f['redis_cpu_us']:.0f}", f"{f['round_trips']:.2f}", f"{f['calls_per_s']:.0f}",
+        f"{f['cpu_us'] / base['cpu_us']:.2f}x",
+    ] for kind, f in figures.items()]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per round")
@@ -153,36 +116,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--markdown", action="store_true")
     options = parser.parse_args(argv)
     loopback_only()
-    header = print_header("Redis coordinator vs in-process, per call", MODULE,
-                          {"calls per round": options.calls, "rounds": options.rounds})
-    del header
-    rows = []
-    redis = None if options.redis_url else RedisProcess()
-    with BenchServer() as server:
-        if redis is not None:
-            redis.__enter__()
+    print_header("Redis coordinator vs in-process, per call", MODULE,
+                 {"calls per round": options.calls, "rounds": options.rounds})
+    redis = None
+    if not options.redis_url:
+        from sendgrid_ipam.redis._local import LocalRedis
+
         try:
-            url = options.redis_url or (redis.url if redis else "")
-            for method in ("get", "post"):
-                for concurrency in options.concurrency:
-                    figures = {}
-                    for kind in ("memory", "redis"):
-                        rounds = [asyncio.run(_measure(kind, method, concurrency, options.calls,
-                                                       server.base_url, url))
-                                  for _ in range(options.rounds)]
-                        figures[kind] = {k: median([r[k] for r in rounds]) for k in rounds[0]}
-                    base = figures["memory"]
-                    for kind, f in figures.items():
-                        rows.append([
-                            "GET pools.get" if method == "get" else "POST pools.create",
-                            str(concurrency), kind, f"{f['wall_us']:.0f}",
-                            f"{f['cpu_us']:.0f}", f"{f['redis_cpu_us']:.0f}",
-                            f"{f['round_trips']:.2f}", f"{f['calls_per_s']:.0f}",
-                            f"{f['cpu_us'] / base['cpu_us']:.2f}x",
-                        ])
-        finally:
-            if redis is not None:
-                redis.stop()
+            redis = LocalRedis()
+        except FileNotFoundError as exc:
+            parser.error(f"{exc}, or pass --redis-url")
+    try:
+        if redis is not None:
+            redis.start()
+        url = options.redis_url or (redis.url if redis else "")
+        with BenchServer() as server:
+            rows = [row for method in ("get", "post") for concurrency in options.concurrency
+                    for row in _compare(method, concurrency, options, server.base_url, url)]
+    finally:
+        if redis is not None:
+            redis.stop()
     headers = ["call", "in flight", "coordinator", "wall µs/call", "client CPU µs/call",
                "Redis CPU µs/call", "Redis round trips/call", "calls/s", "client CPU vs memory"]
     print(markdown_table(headers, rows) if options.markdown else text_table(headers, rows))

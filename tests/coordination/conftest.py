@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sendgrid_ipam.coordination import Coordinator, MemoryCoordinator
-from tests.redis.server import RedisServer, running_server
+from tests.redis.server import coordinator as redis_coordinator
+from tests.redis.server import running_server
+
+if TYPE_CHECKING:
+    from sendgrid_ipam.redis._local import LocalRedis as RedisServer
 
 
 async def _memory(request: pytest.FixtureRequest) -> Coordinator:
@@ -21,9 +26,7 @@ async def _memory(request: pytest.FixtureRequest) -> Coordinator:
 
 async def _redis(request: pytest.FixtureRequest) -> Coordinator:
     server: RedisServer = request.getfixturevalue("redis_server")
-    from sendgrid_ipam.redis import RedisCoordinator
-
-    return RedisCoordinator.from_url(server.url, namespace=f"test-{uuid.uuid4().hex[:12]}")
+    return redis_coordinator(server.url, namespace=f"test-{uuid.uuid4().hex[:12]}")
 
 
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Awaitable[Coordinator]]] = {

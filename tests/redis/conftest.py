@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.redis.server import RedisServer, running_server
+from tests.redis.server import running_server
+
+if TYPE_CHECKING:
+    from sendgrid_ipam.redis._local import LocalRedis as RedisServer
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-import redis
 
 from sendgrid_ipam.testing import FakeSendGrid
 from tests.cli import KEY, api, invoke, json_lines, one_error_line, running_fake
-from tests.redis.server import RedisServer
+from tests.redis.server import redis_binary
+
+if TYPE_CHECKING:
+    from sendgrid_ipam.redis._local import LocalRedis as RedisServer
 
 
 @pytest.fixture
@@ -19,6 +22,8 @@ def fake() -> Iterator[FakeSendGrid]:
 
 
 def _token(server: RedisServer, key: str) -> int:
+    import redis
+
     with redis.Redis.from_url(server.url) as client:
         return int(client.get(f"sendgrid-ipam:token:{key}") or 0)
 
@@ -65,6 +70,7 @@ def test_lease_ttl_needs_a_coordinator(fake: FakeSendGrid) -> None:
 
 
 def test_a_coordinator_url_that_is_not_redis_is_a_usage_error(fake: FakeSendGrid) -> None:
+    redis_binary()  # redis-py is needed to get as far as the URL
     result = api(fake, "--coordinator", "http://127.0.0.1:6379", "ips", "list")
     assert result.exit_code == 2
     assert "redis://" in one_error_line(result)

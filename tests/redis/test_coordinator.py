@@ -8,21 +8,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sendgrid_ipam import RateLimitError
 from sendgrid_ipam.coordination import LeaseLostError
-from sendgrid_ipam.redis import RedisCoordinator
-from tests.redis.server import RedisServer
+from tests.redis.server import coordinator
 
-Make = Callable[..., RedisCoordinator]
+if TYPE_CHECKING:
+    from sendgrid_ipam.redis import RedisCoordinator
+    from sendgrid_ipam.redis._local import LocalRedis as RedisServer
+
+Make = Callable[..., "RedisCoordinator"]
 
 
 @pytest.fixture
 def make(redis_server: RedisServer, namespace: str, coordinators: list[object]) -> Make:
     def build(**options: object) -> RedisCoordinator:
-        made = RedisCoordinator.from_url(redis_server.url, **{"namespace": namespace, **options})
+        made = coordinator(redis_server.url, **{"namespace": namespace, **options})
         coordinators.append(made)
         return made
 
@@ -34,9 +38,9 @@ async def test_one_holder_at_a_time_across_processes_and_tokens_grow_by_one(make
     inside = 0
     tokens: list[int] = []
 
-    async def writer(coordinator: RedisCoordinator) -> None:
+    async def writer(process: RedisCoordinator) -> None:
         nonlocal inside
-        async with coordinator.lease("account:a", wait=5.0) as lease:
+        async with process.lease("account:a", wait=5.0) as lease:
             inside += 1
             assert inside == 1, "two holders of one key at once"
             tokens.append(lease.token)
@@ -52,8 +56,8 @@ async def test_processes_take_turns_on_a_busy_key(make: Make) -> None:
     busy, other = make(), make()
     holders: list[str] = []
 
-    async def write(coordinator: RedisCoordinator, name: str) -> None:
-        async with coordinator.lease("account:a", wait=5.0):
+    async def write(process: RedisCoordinator, name: str) -> None:
+        async with process.lease("account:a", wait=5.0):
             holders.append(name)
             await asyncio.sleep(0.005)
 
@@ -157,14 +161,14 @@ def test_bad_settings_are_configuration_errors(redis_server: RedisServer) -> Non
     from sendgrid_ipam import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="redis://"):
-        RedisCoordinator.from_url("http://127.0.0.1:6379/0")
+        coordinator("http://127.0.0.1:6379/0")
     with pytest.raises(ConfigurationError, match="lease_ttl"):
-        RedisCoordinator.from_url(redis_server.url, lease_ttl=0)
+        coordinator(redis_server.url, lease_ttl=0)
     with pytest.raises(ConfigurationError, match="namespace"):
-        RedisCoordinator.from_url(redis_server.url, namespace="has space")
+        coordinator(redis_server.url, namespace="has space")
 
 
 def test_the_password_is_never_shown(redis_server: RedisServer) -> None:
-    coordinator = RedisCoordinator.from_url("redis://:hunter2-secret@127.0.0.1:6379/2")
-    assert "hunter2-secret" not in repr(coordinator)
-    assert "127.0.0.1:6379/2" in repr(coordinator)
+    made = coordinator("redis://:hunter2-secret@127.0.0.1:6379/2")
+    assert "hunter2-secret" not in repr(made)
+    assert "127.0.0.1:6379/2" in repr(made)

@@ -9,9 +9,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sendgrid_ipam.testing import FakeSendGrid, FaultRates
-from tests.redis.server import RedisServer
+
+if TYPE_CHECKING:
+    from sendgrid_ipam.redis._local import LocalRedis as RedisServer
 
 KEY = "SG.redis-processes"
 WORKER = Path(__file__).with_name("adder.py")

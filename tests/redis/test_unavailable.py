@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sendgrid_ipam import AccountIps, LeaseLostError, RetryPolicy, SendGridError, SendGridIPAM
-from sendgrid_ipam.redis import CoordinatorUnavailableError, RedisCoordinator
+from sendgrid_ipam.coordination.base import CoordinatorUnavailableError
 from sendgrid_ipam.testing import FakeSendGrid, Fault
-from tests.redis.server import RedisServer
+from tests.redis.server import coordinator as redis_coordinator
+
+if TYPE_CHECKING:
+    from sendgrid_ipam.redis import RedisCoordinator
+    from sendgrid_ipam.redis._local import LocalRedis as RedisServer
 
 KEY = "SG.redis-unavailable"
 QUICK = RetryPolicy(max_attempts=3, initial_backoff=0.0, settle=0.0, deadline=5.0)
@@ -36,7 +41,7 @@ async def _first_ip(sg: SendGridIPAM) -> str:
 async def test_redis_stopped_while_a_write_holds_its_lease_stops_the_write(
     fake: FakeSendGrid, own_redis: RedisServer, namespace: str
 ) -> None:
-    coordinator = RedisCoordinator.from_url(own_redis.url, namespace=namespace, timeout=0.5)
+    coordinator = redis_coordinator(own_redis.url, namespace=namespace, timeout=0.5)
     # add_ips first reads the account's newest IP under its lease; Redis dies during that read.
     fake.script("ListAccountIps", Fault.slow(0.3))
     try:
@@ -64,8 +69,8 @@ async def test_with_redis_down_nothing_is_sent_and_reads_go_only_if_allowed(
     fake: FakeSendGrid, own_redis: RedisServer, namespace: str
 ) -> None:
     own_redis.stop()
-    strict = RedisCoordinator.from_url(own_redis.url, namespace=namespace, timeout=0.5)
-    lenient = RedisCoordinator.from_url(own_redis.url, namespace=namespace, timeout=0.5,
+    strict = redis_coordinator(own_redis.url, namespace=namespace, timeout=0.5)
+    lenient = redis_coordinator(own_redis.url, namespace=namespace, timeout=0.5,
                                         reads_without_redis=True)
     try:
         async with await _client(fake, strict) as sg:
@@ -89,7 +94,7 @@ async def test_with_redis_down_nothing_is_sent_and_reads_go_only_if_allowed(
 async def test_calls_work_again_once_redis_is_back(
     fake: FakeSendGrid, own_redis: RedisServer, namespace: str
 ) -> None:
-    coordinator = RedisCoordinator.from_url(own_redis.url, namespace=namespace, timeout=0.5)
+    coordinator = redis_coordinator(own_redis.url, namespace=namespace, timeout=0.5)
     try:
         async with await _client(fake, coordinator) as sg:
             first = await sg.provisioning.add_ips("acct-1", count=1, region="us")
