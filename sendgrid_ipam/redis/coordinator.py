@@ -167,6 +167,7 @@ class RedisCoordinator(Coordinator):
         try:
             self.budget: SharedRetryBudget = SharedRetryBudget(
                 retry_capacity, retry_refill, retry_batch)
+            RateLimitGate(max_closure=max_closure)  # checks it now, not at the first 429
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         self.client = client
@@ -177,6 +178,7 @@ class RedisCoordinator(Coordinator):
         self.server = server
         self.owns_client = owns_client
         self.quiet = False  # every gate check is a round trip: the engine must ask
+        self._degraded = False  # reads are going without Redis (said once per outage)
         self._id = uuid.uuid4().hex
         self._ttl_ms = max(1, round(self.lease_ttl * 1000))
         self._queues: dict[str, _Queue] = {}
@@ -237,11 +239,16 @@ class RedisCoordinator(Coordinator):
         while True:
             try:
                 closed = await self._check_gate(endpoint)
+                self._degraded = False
             except FAILURES as exc:
                 if not (self.reads_without_redis and _is_read(endpoint)):
                     raise unavailable(self.server, exc, "checking the rate-limit gate") from None
-                logger.warning("Redis is unavailable: a read goes without the shared gate",
-                               extra={"sendgrid_ipam_event": "coordinator_unavailable"})
+                if not self._degraded:
+                    self._degraded = True
+                    logger.warning("Redis at %s is unavailable (%s): reads go without the "
+                                   "shared gate until it is back", self.server,
+                                   type(exc).__name__,
+                                   extra={"sendgrid_ipam_event": "coordinator_unavailable"})
                 closed = 0.0
             local = self._gates.get(endpoint)
             if local is not None:

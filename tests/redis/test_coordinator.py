@@ -166,6 +166,8 @@ def test_bad_settings_are_configuration_errors(redis_server: RedisServer) -> Non
         coordinator(redis_server.url, lease_ttl=0)
     with pytest.raises(ConfigurationError, match="namespace"):
         coordinator(redis_server.url, namespace="has space")
+    with pytest.raises(ConfigurationError, match="max_closure"):
+        coordinator(redis_server.url, max_closure=0)
 
 
 def test_the_password_is_never_shown(redis_server: RedisServer) -> None:
