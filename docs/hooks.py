@@ -25,6 +25,7 @@ PUBLIC_MODULES = [
     "sendgrid_ipam",
     "sendgrid_ipam.resources",  # not imported from the package, but what sg.ips etc. are
     "sendgrid_ipam.testing",
+    "sendgrid_ipam.redis",  # the optional extra: the docs build installs it
 ]
 """Modules whose every ``__all__`` name the reference must document."""
 

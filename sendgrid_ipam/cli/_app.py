@@ -15,7 +15,18 @@ import click
 from .._version import __version__
 from ..errors import ConfigurationError, SendGridError, ValidationError
 from ._bulk import bulk_add_ips
-from ._common import ENV_KEY, EXIT_INTERRUPTED, Settings, format_error, one_line, redact, secrets_in
+from ._common import (
+    DEFAULT_LEASE_TTL,
+    ENV_COORDINATOR,
+    ENV_KEY,
+    EXIT_INTERRUPTED,
+    Settings,
+    format_error,
+    one_line,
+    redact,
+    secrets_in,
+    url_password,
+)
 from ._ips import ips
 from ._local import demo, fake_server
 from ._pools import pools
@@ -122,6 +133,13 @@ class IpamGroup(click.Group):
               help="Attempts per call, the first included (default 4; 1: no retries).")
 @click.option("--on-behalf-of", metavar="SUBUSER",
               help="Act for this subuser (or 'account-id ID'): the On-Behalf-Of header.")
+@click.option("--coordinator", envvar=ENV_COORDINATOR, metavar="URL",
+              help="Share rate limits, retry budget and write leases with every process using "
+                   f"this Redis (redis://HOST:PORT/DB; default: ${ENV_COORDINATOR}; needs "
+                   "the redis extra).")
+@click.option("--lease-ttl", type=click.FloatRange(min=0.01, max=86_400), metavar="SECONDS",
+              help="With --coordinator: seconds a write lease outlives a holder that stopped "
+                   f"renewing it (default {DEFAULT_LEASE_TTL:g}).")
 @click.option("-v", "--verbose", count=True,
               help="Log retries and reconciliations to stderr (-vv: every HTTP request too).")
 @click.version_option(__version__, "-V", "--version", prog_name="sendgrid-ipam")
@@ -134,15 +152,22 @@ def cli(
     timeout: float | None,
     max_attempts: int | None,
     on_behalf_of: str | None,
+    coordinator: str | None,
+    lease_ttl: float | None,
     verbose: int,
 ) -> None:
     """Manage SendGrid IPs, IP pools and partner accounts' IPs.
 
     Results are JSON, one object per line (pipe them into jq); --table prints a table.
     """
-    ctx.obj = Settings(api_key, region, base_url, timeout, max_attempts, on_behalf_of)
+    if lease_ttl is not None and not coordinator:
+        raise click.UsageError("--lease-ttl needs --coordinator (a process's own leases never "
+                               "outlive it)")
+    ctx.obj = Settings(api_key, region, base_url, timeout, max_attempts, on_behalf_of,
+                       coordinator=coordinator or None, lease_ttl=lease_ttl)
     if verbose:
-        _log_to_stderr(ctx, verbose, {api_key.strip()} if api_key and api_key.strip() else set())
+        secrets = {api_key.strip() if api_key else "", url_password(coordinator or "")} - {""}
+        _log_to_stderr(ctx, verbose, secrets)
 
 
 def _log_to_stderr(ctx: click.Context, verbose: int, secrets: set[str]) -> None:

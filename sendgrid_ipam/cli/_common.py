@@ -7,15 +7,19 @@ import os
 from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 import attrs
 import click
 
 from ..client import DEFAULT_TIMEOUT, SendGridIPAM
+from ..coordination import Coordinator
 from ..errors import AmbiguousResultError, APIError, ConfigurationError, SendGridError
 from ..retry import RetryPolicy
 
 __all__ = [
+    "DEFAULT_LEASE_TTL",
+    "ENV_COORDINATOR",
     "ENV_KEY",
     "EXIT_INTERRUPTED",
     "Settings",
@@ -26,11 +30,14 @@ __all__ = [
     "run_api",
     "secrets_in",
     "table_option",
+    "url_password",
 ]
 
 T = TypeVar("T")
 
 ENV_KEY = "SENDGRID_API_KEY"
+ENV_COORDINATOR = "SENDGRID_IPAM_COORDINATOR"
+DEFAULT_LEASE_TTL = 30.0
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 _DETAIL_LIMIT = 300
 
@@ -49,13 +56,33 @@ class Settings:
     timeout: float | None = None
     max_attempts: int | None = None
     on_behalf_of: str | None = None
+    coordinator: str | None = attrs.field(default=None, repr=False)  # may hold a password
+    lease_ttl: float | None = None
 
-    def client(self) -> SendGridIPAM:
+    def make_coordinator(self) -> Coordinator | None:
+        """The shared coordinator ``--coordinator`` names (None: each process its own).
+
+        Raises:
+            ConfigurationError: the URL cannot be used, or redis-py is not installed.
+        """
+        if self.coordinator is None:
+            return None
+        try:
+            from ..redis import RedisCoordinator
+        except ImportError:
+            raise ConfigurationError(
+                '--coordinator needs redis-py: pip install "sendgrid-ipam[redis]"') from None
+        return RedisCoordinator.from_url(
+            self.coordinator,
+            lease_ttl=DEFAULT_LEASE_TTL if self.lease_ttl is None else self.lease_ttl)
+
+    def client(self, coordinator: Coordinator | None = None) -> SendGridIPAM:
         """A client configured by the global options (not yet entered)."""
         if not self.api_key or not self.api_key.strip():
             raise ConfigurationError(f"no API key: pass --api-key or set {ENV_KEY}")
         return SendGridIPAM(
             self.api_key,
+            coordinator=coordinator,
             region=self.region,
             base_url=self.base_url,
             on_behalf_of=self.on_behalf_of,
@@ -79,8 +106,13 @@ def run_api(action: Callable[[SendGridIPAM], Awaitable[T]]) -> T:
     assert settings is not None, "the sendgrid-ipam group sets Settings"
 
     async def run() -> T:
-        async with settings.client() as sg:
-            return await action(sg)
+        coordinator = settings.make_coordinator()
+        try:
+            async with settings.client(coordinator) as sg:
+                return await action(sg)
+        finally:
+            if coordinator is not None:
+                await coordinator.aclose()
 
     return asyncio.run(run())
 
@@ -99,16 +131,27 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def secrets_in(args: Iterable[str]) -> set[str]:
-    """The API keys given on a command line (``--api-key K``, ``--api-key=K``) or in the env."""
-    found = {os.environ.get(ENV_KEY, "").strip()}
+    """The API keys given on a command line (``--api-key K``, ``--api-key=K``) or in the env,
+    and the password in a ``--coordinator`` URL."""
+    found = {os.environ.get(ENV_KEY, "").strip(),
+             url_password(os.environ.get(ENV_COORDINATOR, ""))}
     items = list(args)
     for index, arg in enumerate(items):
-        if arg == "--api-key" and index + 1 < len(items):
-            found.add(items[index + 1].strip())
-        elif arg.startswith("--api-key="):
-            found.add(arg.partition("=")[2].strip())
+        for option, clean in (("--api-key", str.strip), ("--coordinator", url_password)):
+            if arg == option and index + 1 < len(items):
+                found.add(clean(items[index + 1]))
+            elif arg.startswith(option + "="):
+                found.add(clean(arg.partition("=")[2]))
     found.discard("")
     return found
+
+
+def url_password(url: str) -> str:
+    """The password of a URL (``redis://:PASSWORD@host``), or ""."""
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:
+        return ""
 
 
 def _status_text(status: int) -> str:

@@ -30,11 +30,26 @@ from contextlib import AbstractAsyncContextManager
 from ..errors import SendGridError
 from ..retry import RetryBudget
 
-__all__ = ["Coordinator", "Lease", "LeaseLostError"]
+__all__ = ["Coordinator", "CoordinatorUnavailableError", "Lease", "LeaseLostError"]
 
 
 class LeaseLostError(SendGridError):
     """A write lease ran out or was taken over before the write was sent; nothing was sent."""
+
+
+class CoordinatorUnavailableError(LeaseLostError):
+    """The shared store behind a coordinator (Redis) could not be reached or failed, so the
+    request that needed it was not sent.
+
+    A write that cannot take or confirm its lease is treated as one that lost it (hence a
+    `LeaseLostError`): nothing more is sent, and if an earlier attempt of the call failed
+    ambiguously the call ends with `AmbiguousResultError`, as no check can run safely. A read
+    raises it when the shared rate-limit gate cannot be consulted, unless the coordinator
+    was told to let reads go without it.
+    """
+
+    request_sent = False
+    """Always False: the request this error stopped was never sent."""
 
 
 class Lease(abc.ABC):

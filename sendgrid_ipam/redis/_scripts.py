@@ -1,0 +1,103 @@
+"""The Lua scripts of the Redis coordinator: each runs atomically inside Redis.
+
+Keys of one namespace ``NS``: ``NS:lease:KEY`` (the holder's nonce, with a TTL: a random
+value of its own per holding, so that even a holder that never heard its token back can
+free it),
+``NS:token:KEY`` (the last token given out for KEY), ``NS:want:KEY`` (which coordinator has
+waited longest for KEY, briefly), ``NS:gate:ENDPOINT`` (present while that endpoint's
+rate-limit window is closed; its TTL is the time left) and ``NS:budget`` (the shared retry
+budget's balance). Times are milliseconds, measured by Redis (no clock of ours is compared
+with another host's).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ACQUIRE", "CLOSE", "CONFIRM", "GATE", "RELEASE", "SETTLE"]
+
+# Take KEY if it is free and no other coordinator has been waiting for it: a new token.
+# KEYS: lease, token, want. ARGV: ttl ms, this coordinator's id, how long a want lasts (ms),
+# the holding's nonce.
+# Returns {1, token}, or {0, ms the holder has left (0: free, but another waiter's turn)}.
+# The "want" mark gives the key to a waiting coordinator before the releasing one's next
+# local waiter, so processes take turns instead of the busiest one keeping the key.
+ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+local wanting = redis.call('GET', KEYS[3])
+if holder then
+  if not wanting then
+    redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+  elseif wanting == ARGV[2] then
+    redis.call('PEXPIRE', KEYS[3], ARGV[3])
+  end
+  return {0, math.max(redis.call('PTTL', KEYS[1]), 1)}
+end
+if wanting and wanting ~= ARGV[2] then
+  return {0, 0}
+end
+if wanting then
+  redis.call('DEL', KEYS[3])
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[1])
+return {1, token}
+"""
+
+# Whether NONCE still holds the lease; if so its TTL starts again (check and renewal).
+# KEYS: lease. ARGV: nonce, ttl ms. Returns 1 (held) or 0 (lost).
+CONFIRM = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# Free the lease, only if NONCE still holds it. KEYS: lease. ARGV: nonce. Returns 1 or 0.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+# Close an endpoint's window for MS milliseconds, never shortening a longer closure.
+# KEYS: gate. ARGV: ms. Returns 1 if the closure was extended.
+CLOSE = """
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+  return 1
+end
+return 0
+"""
+
+# The retry budget: credit what calls earned, then reserve up to WANT whole retries.
+# Returns {reserved, balance after (as text: Lua numbers come back as integers)}.
+_SETTLE_FUNCTION = """
+local function settle(key, credit, want, capacity)
+  local balance = tonumber(redis.call('GET', key) or capacity)
+  balance = math.min(capacity, balance + credit)
+  local taken = math.max(0, math.min(want, math.floor(balance)))
+  balance = balance - taken
+  redis.call('SET', key, tostring(balance))
+  return {taken, tostring(balance)}
+end
+"""
+
+# KEYS: budget. ARGV: credit, want, capacity.
+SETTLE = _SETTLE_FUNCTION + """
+return settle(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+"""
+
+# The check before each request: ms the endpoint's window stays closed (<= 0: open), and,
+# in the same round trip, the retry budget's credits and reservation when there are any.
+# KEYS: gate, budget. ARGV: credit, want, capacity. Returns {ms, reserved, balance or ''}.
+GATE = _SETTLE_FUNCTION + """
+local closed = redis.call('PTTL', KEYS[1])
+local credit, want = tonumber(ARGV[1]), tonumber(ARGV[2])
+if credit == 0 and want == 0 then
+  return {closed, 0, ''}
+end
+local settled = settle(KEYS[2], credit, want, tonumber(ARGV[3]))
+return {closed, settled[1], settled[2]}
+"""

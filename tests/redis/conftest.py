@@ -1,0 +1,41 @@
+"""Fixtures of the Redis tests: a session-wide server, and a server of a test's own (to stop)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.redis.server import running_server
+
+if TYPE_CHECKING:
+    from sendgrid_ipam.redis._local import LocalRedis as RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    yield from running_server()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A server for this test alone, which it may stop and start."""
+    yield from running_server()
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def coordinators(
+    redis_server: RedisServer, namespace: str
+) -> AsyncIterator[list[object]]:
+    """Coordinators to close at the end of the test (append to it)."""
+    made: list[object] = []
+    yield made
+    for coordinator in made:
+        await coordinator.aclose()  # type: ignore[attr-defined]

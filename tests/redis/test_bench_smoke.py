@@ -1,0 +1,26 @@
+"""benchmarks/bench_redis.py runs, and shows a read costs one Redis round trip."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.redis.server import redis_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_redis_runs_and_a_read_is_one_round_trip() -> None:
+    redis_binary()  # skips (or fails in CI) without redis-server
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_redis", "--calls", "30", "--rounds", "1",
+         "--concurrency", "1", "--markdown"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:4]): line.split("|")[7].strip()
+            for line in done.stdout.splitlines() if line.startswith(("| GET", "| POST"))}
+    assert rows[("GET pools.get", "1", "redis")] == "1.00"  # the gate check, nothing else
+    assert rows[("POST pools.create", "1", "redis")] == "4.00"  # take, gate, check, release
+    assert rows[("GET pools.get", "1", "memory")] == "0.00"
