@@ -450,6 +450,32 @@ class Journal(abc.ABC):
         """
         return await self._load(_text("run_id", run_id, _MAX_ID))
 
+    async def unfinished_elsewhere(
+        self, run_id: str, account_ids: Sequence[str]
+    ) -> Mapping[str, str]:
+        """Which of `account_ids` another run of this journal began and did not finish.
+
+        A run resumed under another id (the requests were edited, say) would buy those
+        accounts' IPs again: a caller refuses to start such a run. Returns account id -> the
+        other run's id.
+
+        Raises:
+            ValidationError: a run or account id of the wrong type or form.
+            JournalError: the journal cannot be read.
+        """
+        wanted = {_text("account_id", account, _MAX_ID) for account in account_ids}
+        found = await self._unfinished(_text("run_id", run_id, _MAX_ID))
+        return {account: run for account, run in found.items() if account in wanted}
+
+    @staticmethod
+    def check_run_id(run_id: object) -> str:
+        """`run_id` if it is a valid run id (non-empty printable text, at most 256 characters).
+
+        Raises:
+            ValidationError: it is not.
+        """
+        return _text("run_id", run_id, _MAX_ID)
+
     @staticmethod
     def _key(run_id: str, account_id: str) -> tuple[str, str]:
         return _text("run_id", run_id, _MAX_ID), _text("account_id", account_id, _MAX_ID)
@@ -475,3 +501,7 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     async def _load(self, run_id: str) -> Mapping[str, AccountState]:
         """Every account's state in the run."""
+
+    @abc.abstractmethod
+    async def _unfinished(self, run_id: str) -> Mapping[str, str]:
+        """Every account begun and not finished in a run other than `run_id`: account -> run."""

@@ -218,6 +218,16 @@ class SQLiteJournal(Journal):
         )
         return states
 
+    async def _unfinished(self, run_id: str) -> Mapping[str, str]:
+        def read(connection: sqlite3.Connection) -> dict[str, str]:
+            rows = connection.execute(
+                "SELECT account_id, run_id FROM accounts WHERE finished = 0 AND run_id != ?"
+                " ORDER BY rowid", (run_id,))
+            return dict(rows)
+
+        found: dict[str, str] = await self._submit(read)
+        return found
+
     # the group commit
     async def _submit(self, job: _Job) -> Any:
         executor = self._executor

@@ -1,0 +1,149 @@
+"""A bulk run's use of its journal: what is awaited before a write, what is written behind it.
+
+Durable before each POST (awaited, under the account's write lease): the marker with the first
+chunk's intent, and each later chunk's intent. Written behind the run (not awaited by the next
+write, but awaited before the run returns): outcomes, ambiguous failures, excess, releases and
+finishes. Losing one of those to a crash loses nothing: a rerun lists every unfinished account
+down to its marker, and IPs it finds there count as obtained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from .journal import AccountState, Journal, JournalError, JournalMismatchError, open_journal
+from .models import ProvisionRequest
+
+__all__ = ["Recorder", "opened", "preflight", "run_digest"]
+
+_SHOWN = 5  # accounts named in an error message
+
+
+def run_digest(requests: Iterable[ProvisionRequest]) -> str:
+    """The default run id: a digest of the requests (their order does not matter)."""
+    digest = hashlib.sha256()
+    for r in sorted(requests, key=lambda r: r.account_id):
+        digest.update(f"{r.account_id}\0{r.region}\0{r.count}\n".encode())
+    return "run-" + digest.hexdigest()[:24]
+
+
+@contextlib.asynccontextmanager
+async def opened(target: str | os.PathLike[str] | Journal) -> AsyncIterator[Journal]:
+    """The journal, open for the block; closed after it only if it was opened here."""
+    journal = open_journal(target)
+    if journal.is_open:
+        yield journal
+        return
+    async with journal:
+        yield journal
+
+
+def _names(accounts: list[str]) -> str:
+    more = f" and {len(accounts) - _SHOWN} more" if len(accounts) > _SHOWN else ""
+    return ", ".join(accounts[:_SHOWN]) + more
+
+
+async def preflight(
+    journal: Journal, run_id: str, requests: list[ProvisionRequest]
+) -> Mapping[str, AccountState]:
+    """Check every account against the journal and begin the new ones; before any write.
+
+    Returns the states of the accounts the journal already held for this run.
+
+    Raises:
+        JournalMismatchError: the run recorded another target for an account, or another run
+            began an account of the requests and did not finish it.
+        JournalError: the journal cannot be read or written.
+    """
+    states = await journal.load(run_id)
+    differ = [r for r in requests if (s := states.get(r.account_id)) is not None
+              and (s.region, s.count) != (r.region, r.count)]
+    if differ:
+        first = states[differ[0].account_id]
+        raise JournalMismatchError(
+            f"the journal's run {run_id!r} asked other counts or regions for "
+            f"{len(differ)} account(s): {_names([r.account_id for r in differ])} (it asked "
+            f"{first.count} IPs in {first.region!r} for {first.account_id!r}, this asks "
+            f"{differ[0].count} in {differ[0].region!r}); nothing was bought. Rerun with the "
+            "requests of that run to finish it, or use another journal or run id"
+        )
+    others = await journal.unfinished_elsewhere(run_id, [r.account_id for r in requests])
+    if others:
+        accounts = list(others)
+        raise JournalMismatchError(
+            f"the journal holds an unfinished run ({others[accounts[0]]!r}) for "
+            f"{len(accounts)} account(s) of these requests: {_names(accounts)}; running "
+            "them again under another run could buy their IPs twice, so nothing was bought. "
+            "Rerun that run's requests (the same CSV) to finish it, or use another journal"
+        )
+    new = [r for r in requests if r.account_id not in states]
+    begun = await asyncio.gather(
+        *(journal.begin_account(run_id, r.account_id, region=r.region, count=r.count)
+          for r in new), return_exceptions=True)
+    for outcome in begun:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return states
+
+
+class Recorder:
+    """The run's journal records (all of them do nothing without a journal)."""
+
+    def __init__(self, journal: Journal | None, run_id: str | None, stop: asyncio.Event) -> None:
+        self.journal = journal
+        self.run_id = run_id or ""
+        self.stop = stop
+        self.pending: set[asyncio.Future[Any]] = set()
+        self.failures: dict[str, BaseException] = {}
+
+    async def before_write(
+        self, account_id: str, chunk: int, size: int, marker: str | None, first: bool
+    ) -> None:
+        """Durable before the POST: the chunk's intent, and the marker with the first one."""
+        journal = self.journal
+        if journal is None:
+            return
+        intent = journal.record_intent(self.run_id, account_id, chunk, size)
+        if first:
+            await asyncio.gather(journal.record_marker(self.run_id, account_id, marker), intent)
+        else:
+            await intent
+
+    def later(self, account_id: str, record: Callable[[Journal, str], Awaitable[None]]) -> None:
+        """Write a record behind the run: `flush` awaits it; a failure stops the run."""
+        if self.journal is None:
+            return
+        task = asyncio.ensure_future(record(self.journal, self.run_id))
+        self.pending.add(task)
+
+        def done(finished: asyncio.Future[Any]) -> None:
+            self.pending.discard(finished)
+            if not finished.cancelled() and (exc := finished.exception()) is not None:
+                self.failures.setdefault(account_id, exc)
+                self.stop.set()  # no write may follow a record that is not durable
+
+        task.add_done_callback(done)
+
+    async def flush(self) -> None:
+        """Wait until every record written behind the run is durable (or has failed).
+
+        Cancelling the caller does not abandon them: they are waited for all the same.
+        """
+        cancelled = False
+        while self.pending:
+            try:
+                await asyncio.wait(set(self.pending))
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+
+
+def journal_failure(exc: BaseException | None) -> bool:
+    """Whether `exc` says the journal failed (the run must stop)."""
+    return isinstance(exc, JournalError)
