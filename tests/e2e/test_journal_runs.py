@@ -41,7 +41,8 @@ async def test_a_journaled_run_records_every_account_finished(
     result = await sg.provisioning.bulk_add_ips(requests(), journal=path, audit_delay=DELAY)
 
     assert result.failed == ()
-    assert result.run_id is not None and result.run_id.startswith("run-")
+    assert result.run_id is not None
+    assert result.run_id.startswith("run-")
     async with SQLiteJournal(path) as journal:
         states = await journal.load(result.run_id)
     for account in result.results:
@@ -49,7 +50,8 @@ async def test_a_journaled_run_records_every_account_finished(
         assert state.finished
         assert sorted(state.final_ips) == sorted(account.ips) == sorted(
             fake.account_ips(account.account_id))
-        assert state.marker_known and state.marker is None  # the accounts had no IPs
+        assert state.marker_known
+        assert state.marker is None
     assert states["acct-2"].ambiguous_at, "the ambiguous failure is in the journal"
 
 
@@ -80,7 +82,7 @@ async def test_another_target_for_an_account_is_refused_before_anything_is_bough
     changed = [*requests()[:2], ProvisionRequest("acct-3", 13, "us"),
                ProvisionRequest("acct-4", 1, "us")]
 
-    with pytest.raises(JournalMismatchError, match="acct-3.*12 IPs in 'us'.*13 in 'us'"):
+    with pytest.raises(JournalMismatchError, match=r"acct-3.*12 IPs in 'us'.*13 in 'us'"):
         await sg.provisioning.bulk_add_ips(changed, journal=path, run_id="nightly")
     assert fake.log == []
     assert fake.account_ips("acct-4") == []
@@ -97,7 +99,7 @@ async def test_an_unfinished_account_of_another_run_is_refused(
         await journal.record_marker("run-old", "acct-2", None)
         await journal.record_intent("run-old", "acct-2", 0, 10)
 
-    with pytest.raises(JournalMismatchError, match="unfinished run .'run-old'.*acct-2"):
+    with pytest.raises(JournalMismatchError, match=r"unfinished run .'run-old'.*acct-2"):
         await sg.provisioning.bulk_add_ips(requests(), journal=path)
     assert fake.log == []
 
@@ -152,8 +154,10 @@ async def test_a_torn_run_resumes_buying_only_the_remainder(
     assert sorted(one.ips) == sorted(set(fake.account_ips("acct-1")) - set(before))
     assert set(first.ips) | set(second.ips) <= set(one.ips)
     assert one.excess == ()
-    assert two.ips == done.ips and fake.count("AddAccountIps", account_id="acct-2") == 0
-    assert sorted(three.ips) == sorted(fake.account_ips("acct-3")) and len(three.ips) == 4
+    assert two.ips == done.ips
+    assert fake.count("AddAccountIps", account_id="acct-2") == 0
+    assert sorted(three.ips) == sorted(fake.account_ips("acct-3"))
+    assert len(three.ips) == 4
     # acct-1: one request, for the 5 missing; acct-3: one of 4
     assert fake.count("AddAccountIps", account_id="acct-1") == 1
     assert fake.count("AddAccountIps", account_id="acct-3") == 1
