@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import hashlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from .journal import AccountState, Journal, JournalError, JournalMismatchError, open_journal
+from .journal.base import Intent, Marker, Record
 from .models import ProvisionRequest
 
 __all__ = ["Recorder", "opened", "preflight", "run_digest"]
@@ -81,18 +82,19 @@ async def preflight(
             "them again under another run could buy their IPs twice, so nothing was bought. "
             "Rerun that run's requests (the same CSV) to finish it, or use another journal"
         )
-    new = [r for r in requests if r.account_id not in states]
-    begun = await asyncio.gather(
-        *(journal.begin_account(run_id, r.account_id, region=r.region, count=r.count)
-          for r in new), return_exceptions=True)
-    for outcome in begun:
-        if isinstance(outcome, BaseException):
-            raise outcome
+    await journal.begin_accounts(run_id, [(r.account_id, r.region, r.count)
+                                          for r in requests if r.account_id not in states])
     return states
 
 
 class Recorder:
-    """The run's journal records (all of them do nothing without a journal)."""
+    """The run's journal records (all of them do nothing without a journal).
+
+    Each record costs the event loop's thread and the journal's some CPU, whatever the disk:
+    so an account's records go in as few steps as its safety allows. An outcome (and an
+    ambiguous failure) waits for the account's next step: the next chunk's intent, which
+    must be durable before its POST anyway, or the account's finish.
+    """
 
     def __init__(self, journal: Journal | None, run_id: str | None, stop: asyncio.Event) -> None:
         self.journal = journal
@@ -100,6 +102,12 @@ class Recorder:
         self.stop = stop
         self.pending: set[asyncio.Future[Any]] = set()
         self.failures: dict[str, BaseException] = {}
+        self.deferred: dict[str, list[Record]] = {}
+
+    def defer(self, account_id: str, record: Record) -> None:
+        """Record `record` with the account's next step (no write is sent before it)."""
+        if self.journal is not None:
+            self.deferred.setdefault(account_id, []).append(record)
 
     async def before_write(
         self, account_id: str, chunk: int, size: int, marker: str | None, first: bool
@@ -108,17 +116,22 @@ class Recorder:
         journal = self.journal
         if journal is None:
             return
-        intent = journal.record_intent(self.run_id, account_id, chunk, size)
+        records = self.deferred.pop(account_id, [])
         if first:
-            await asyncio.gather(journal.record_marker(self.run_id, account_id, marker), intent)
-        else:
-            await intent
+            records.append(Marker(marker))
+        records.append(Intent(chunk, size))
+        await journal.record_all(self.run_id, account_id, records)
 
-    def later(self, account_id: str, record: Callable[[Journal, str], Awaitable[None]]) -> None:
-        """Write a record behind the run: `flush` awaits it; a failure stops the run."""
-        if self.journal is None:
+    def later(self, account_id: str, *records: Record) -> None:
+        """Write the account's deferred records and `records` behind the run: `flush` awaits
+        them; a failure stops the run."""
+        journal = self.journal
+        if journal is None:
             return
-        task = asyncio.ensure_future(record(self.journal, self.run_id))
+        todo = [*self.deferred.pop(account_id, []), *records]
+        if not todo:
+            return
+        task = asyncio.ensure_future(journal.record_all(self.run_id, account_id, todo))
         self.pending.add(task)
 
         def done(finished: asyncio.Future[Any]) -> None:

@@ -50,6 +50,7 @@ from . import _bulk_journal
 from .audit import Listing, check_delay, wait_until
 from .engine import CallTrace, RequestOptions, check_options
 from .errors import AmbiguousResultError, BulkProvisioningError, SendGridError, ValidationError
+from .journal.base import Ambiguous, Excess, Finish, Outcome, Released
 from .models import AccountIps, ProvisionRequest, Region
 
 if TYPE_CHECKING:
@@ -428,6 +429,7 @@ class _Bulk:
         if run.ambiguous_at is not None and run.marker is not None and not self.stop.is_set():
             if new:
                 self.report(BulkProgress(run.account_id, new))
+            self.recorder.later(run.account_id)  # durable while the audit waits
             group.create_task(self.audit(run))
         else:
             self.finish(run, new)
@@ -472,11 +474,10 @@ class _Bulk:
         new, ambiguous = run.absorb(call, trace, now)
         if _bulk_journal.journal_failure(run.error):
             self.stop.set()  # the journal failed before a POST: no write may go without it
-        later, account_id = self.recorder.later, run.account_id
         if ambiguous:
-            later(account_id, lambda j, r: j.record_ambiguous(r, account_id, now))
+            self.recorder.defer(run.account_id, Ambiguous(now))
         if recorded:
-            later(account_id, lambda j, r: j.record_outcome(r, account_id, chunk, new))
+            self.recorder.defer(run.account_id, Outcome(chunk, new))
         return new
 
     async def resync(self, run: _AccountRun) -> bool:
@@ -528,8 +529,7 @@ class _Bulk:
             candidates = [*unreported, *(ip for ip in held if ip in reported)]
             new = [ip for ip in candidates if ip not in marked][:over]
             run.excess.extend(new)
-            self.recorder.later(run.account_id, lambda j, r: j.record_excess(
-                r, run.account_id, new))
+            self.recorder.later(run.account_id, Excess(tuple(new)))
         if unreported:
             self.report(BulkProgress(run.account_id, tuple(reversed(unreported)), found=True))
 
@@ -541,8 +541,7 @@ class _Bulk:
         removed, error = await self.port.release(run.account_id, todo)
         run.released.extend(removed)
         if removed:
-            self.recorder.later(run.account_id, lambda j, r: j.record_released(
-                r, run.account_id, removed))
+            self.recorder.later(run.account_id, Released(removed))
         if error is not None:
             run.error = run.error or error
 
@@ -550,8 +549,8 @@ class _Bulk:
         """The account is final: report it (with `new`, the IPs its last write obtained),
         and record it finished if it got its count."""
         if run.error is None and run.short <= 0 and not run.finished:
-            ips = tuple(run.ips)
-            self.recorder.later(run.account_id, lambda j, r: j.finish_account(
-                r, run.account_id, ips))
+            self.recorder.later(run.account_id, Finish(tuple(run.ips)))
+        else:
+            self.recorder.later(run.account_id)
         if not run.finished:
             self.report(BulkProgress(run.account_id, new, run.result()))

@@ -302,6 +302,27 @@ def _ips(field: str, value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_ip(f"{field}[{index}]", ip) for index, ip in enumerate(value)))
 
 
+def _checked(field: str, record: object) -> Record:
+    """`record` rebuilt from validated values (a `ValidationError` naming `field` if not)."""
+    if isinstance(record, Marker):
+        return Marker(None if record.marker is None else _ip(f"{field}.marker", record.marker))
+    if isinstance(record, Intent):
+        return Intent(_integer(f"{field}.chunk", record.chunk, 0),
+                      _integer(f"{field}.size", record.size, 1))
+    if isinstance(record, Outcome):
+        return Outcome(_integer(f"{field}.chunk", record.chunk, 0),
+                       _ips(f"{field}.ips", record.ips))
+    if isinstance(record, Ambiguous):
+        at = record.at
+        if isinstance(at, bool) or not isinstance(at, int | float) or not (
+                math.isfinite(at) and at >= 0):
+            raise ValidationError(f"{field}.at", f"must be a finite time of at least 0, not {at!r}")
+        return Ambiguous(float(at))
+    if isinstance(record, Finish | Excess | Released):
+        return type(record)(_ips(f"{field}.ips", record.ips))
+    raise ValidationError(field, f"must be a record of an account's progress, not {record!r}")
+
+
 class Journal(abc.ABC):
     """Durable state of provisioning runs; use as ``async with journal:``.
 
@@ -441,6 +462,41 @@ class Journal(abc.ABC):
         """
         await self._apply(*self._key(run_id, account_id), Released(_ips("ips", ips)))
 
+    async def begin_accounts(
+        self, run_id: str, targets: Sequence[tuple[str, str, int]]
+    ) -> None:
+        """Record the run's target of many accounts at once: ``(account_id, region, count)``
+        each, as `begin_account` does, in one step (one commit where the backend can).
+
+        Raises:
+            ValidationError, JournalError: as `begin_account`.
+            JournalMismatchError: another target was recorded for one of them (then none of
+                them is recorded, where the backend commits them in one step).
+        """
+        run = _text("run_id", run_id, _MAX_ID)
+        begins = [(_text(f"targets[{index}].account_id", account, _MAX_ID),
+                   Begin(_text("region", region, _MAX_REGION), _integer("count", count, 1)))
+                  for index, (account, region, count) in enumerate(targets)]
+        if begins:
+            await self._begin_all(run, begins)
+
+    async def record_all(self, run_id: str, account_id: str, records: Sequence[Record]) -> None:
+        """Record several records of one account in order, in one step (one commit where the
+        backend can): a marker with the first intent, an outcome with the next intent, the
+        last outcome with the finish. Each is checked as its own ``record_*`` method checks it.
+
+        Args:
+            records: `Marker`, `Intent`, `Outcome`, `Ambiguous`, `Finish`, `Excess` and
+                `Released` records, applied in this order.
+
+        Raises:
+            ValidationError, JournalError, JournalMismatchError: as the ``record_*`` methods;
+                where the backend commits in one step, none of the records is then stored.
+        """
+        checked = [_checked(f"records[{index}]", record) for index, record in enumerate(records)]
+        if checked:
+            await self._apply_all(*self._key(run_id, account_id), checked)
+
     async def load(self, run_id: str) -> Mapping[str, AccountState]:
         """Every account's state in the run, by account id (empty for an unknown run).
 
@@ -501,6 +557,16 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     async def _load(self, run_id: str) -> Mapping[str, AccountState]:
         """Every account's state in the run."""
+
+    async def _apply_all(self, run_id: str, account_id: str, records: list[Record]) -> None:
+        """Store `records` of one account in order (a backend that can: atomically)."""
+        for record in records:
+            await self._apply(run_id, account_id, record)
+
+    async def _begin_all(self, run_id: str, begins: list[tuple[str, Begin]]) -> None:
+        """Store the `Begin` of each account (a backend that can: atomically)."""
+        for account_id, begin in begins:
+            await self._apply(run_id, account_id, begin)
 
     @abc.abstractmethod
     async def _unfinished(self, run_id: str) -> Mapping[str, str]:

@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -123,6 +123,19 @@ def _ips_from(text: str | None) -> tuple[str, ...] | None:
     return tuple(ips)
 
 
+@contextlib.contextmanager
+def _savepoint(connection: sqlite3.Connection) -> Iterator[None]:
+    """Several records as one: all stored, or (one refused) none."""
+    connection.execute("SAVEPOINT records")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK TO records")
+        connection.execute("RELEASE records")
+        raise
+    connection.execute("RELEASE records")
+
+
 def _json(ips: tuple[str, ...]) -> str:
     return json.dumps(list(ips))
 
@@ -217,6 +230,27 @@ class SQLiteJournal(Journal):
             lambda connection: self._read_run(connection, run_id)
         )
         return states
+
+    async def _apply_all(self, run_id: str, account_id: str, records: list[Record]) -> None:
+        def job(connection: sqlite3.Connection) -> None:
+            with _savepoint(connection):
+                for record in records:
+                    self._store(connection, run_id, account_id, record)
+
+        await self._submit(job)
+
+    async def _begin_all(self, run_id: str, begins: list[tuple[str, Begin]]) -> None:
+        def job(connection: sqlite3.Connection) -> None:
+            with _savepoint(connection):
+                for account_id, begin in begins:
+                    row = connection.execute(
+                        "SELECT region, count FROM accounts WHERE run_id = ? AND account_id = ?",
+                        (run_id, account_id)).fetchone()
+                    state = None if row is None else AccountState(run_id, account_id, *row)
+                    if check_record(run_id, account_id, state, begin):
+                        self._write(connection, (run_id, account_id), begin)
+
+        await self._submit(job)
 
     async def _unfinished(self, run_id: str) -> Mapping[str, str]:
         def read(connection: sqlite3.Connection) -> dict[str, str]:
