@@ -90,10 +90,11 @@ async def preflight(
 class Recorder:
     """The run's journal records (all of them do nothing without a journal).
 
-    Each record costs the event loop's thread and the journal's some CPU, whatever the disk:
-    so an account's records go in as few steps as its safety allows. An outcome (and an
-    ambiguous failure) waits for the account's next step: the next chunk's intent, which
-    must be durable before its POST anyway, or the account's finish.
+    Each step costs the event loop's thread and the journal's some CPU, whatever the disk:
+    so an account's records go in as few steps as its safety allows — two, usually. Before
+    the first POST (awaited): the marker and the intents of every chunk planned. Behind the
+    run: the outcomes with the finish (or with the next step the account takes). An
+    ambiguous failure is written at once, behind the run.
     """
 
     def __init__(self, journal: Journal | None, run_id: str | None, stop: asyncio.Event) -> None:
@@ -109,18 +110,20 @@ class Recorder:
         if self.journal is not None:
             self.deferred.setdefault(account_id, []).append(record)
 
-    async def before_write(
-        self, account_id: str, chunk: int, size: int, marker: str | None, first: bool
+    async def first_write(
+        self, account_id: str, marker: str | None, plan: list[tuple[int, int]]
     ) -> None:
-        """Durable before the POST: the chunk's intent, and the marker with the first one."""
-        journal = self.journal
-        if journal is None:
-            return
-        records = self.deferred.pop(account_id, [])
-        if first:
-            records.append(Marker(marker))
-        records.append(Intent(chunk, size))
-        await journal.record_all(self.run_id, account_id, records)
+        """Durable before the account's first POST: its marker and its chunks' intents."""
+        if self.journal is not None:
+            records = [*self.deferred.pop(account_id, []), Marker(marker),
+                       *(Intent(chunk, size) for chunk, size in plan)]
+            await self.journal.record_all(self.run_id, account_id, records)
+
+    async def before_write(self, account_id: str, chunk: int, size: int) -> None:
+        """Durable before a POST that was not planned: its intent."""
+        if self.journal is not None:
+            records = [*self.deferred.pop(account_id, []), Intent(chunk, size)]
+            await self.journal.record_all(self.run_id, account_id, records)
 
     def later(self, account_id: str, *records: Record) -> None:
         """Write the account's deferred records and `records` behind the run: `flush` awaits

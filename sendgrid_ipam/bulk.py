@@ -225,6 +225,7 @@ class _AccountRun:
     finished: bool = False  # taken from the journal, untouched
     recover: bool = False  # a resumed account: list it down to its marker first
     resyncs: int = 0
+    planned: dict[int, int] = attrs.Factory(dict)  # chunk -> size of intents made durable
 
     @property
     def account_id(self) -> str:
@@ -280,6 +281,12 @@ class _AccountRun:
         new = tuple(ip for ip in dict.fromkeys(ips) if ip not in self.ips)
         self.ips.extend(new)
         return new, ambiguous
+
+
+def _plan(first: int, count: int) -> list[tuple[int, int]]:
+    """(chunk number, size) of the requests that obtain `count` IPs, from chunk `first` on."""
+    sizes = [CHUNK] * (count // CHUNK) + ([count % CHUNK] if count % CHUNK else [])
+    return list(enumerate(sizes, first))
 
 
 def _validated(requests: Iterable[ProvisionRequest]) -> list[ProvisionRequest]:
@@ -445,11 +452,17 @@ class _Bulk:
 
         async def before_send(known: frozenset[str]) -> None:
             nonlocal recorded
-            first = run.marker is None
-            if first:
+            if run.marker is None:
                 run.marker = known
-            marker = next(iter(known), None) if first else None
-            await self.recorder.before_write(run.account_id, chunk, size, marker, first)
+                # the intents of every chunk the account should need, with the marker: one
+                # durable step before the first POST, none before the others (an intent
+                # never sent only makes a rerun list the account, as it does anyway)
+                plan = _plan(chunk, run.short)
+                await self.recorder.first_write(run.account_id, next(iter(known), None), plan)
+                run.planned = dict(plan)
+            elif run.planned.pop(chunk, None) != size:
+                run.planned.clear()  # the plan went astray (a resync): an intent per chunk
+                await self.recorder.before_write(run.account_id, chunk, size)
             recorded = True
 
         trace = CallTrace()
@@ -474,10 +487,10 @@ class _Bulk:
         new, ambiguous = run.absorb(call, trace, now)
         if _bulk_journal.journal_failure(run.error):
             self.stop.set()  # the journal failed before a POST: no write may go without it
-        if ambiguous:
-            self.recorder.defer(run.account_id, Ambiguous(now))
         if recorded:
             self.recorder.defer(run.account_id, Outcome(chunk, new))
+        if ambiguous:  # written at once: a rerun must know to audit the account
+            self.recorder.later(run.account_id, Ambiguous(now))
         return new
 
     async def resync(self, run: _AccountRun) -> bool:
