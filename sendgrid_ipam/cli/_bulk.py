@@ -210,6 +210,7 @@ def _finish(ctx: click.Context, outcome: _Outcome, report: Path | None) -> None:
               help="Write every account's outcome to this JSON file (its directory is checked "
                    "before anything is sent).")
 @click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              callback=output_file,
               help="Record the run in this SQLite journal (created if missing): run the same "
                    "command again after a crash and it resumes, buying only what is missing.")
 @click.option("--run-id", metavar="NAME",

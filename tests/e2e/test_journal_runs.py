@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,3 +162,35 @@ async def test_a_torn_run_resumes_buying_only_the_remainder(
     # acct-1: one request, for the 5 missing; acct-3: one of 4
     assert fake.count("AddAccountIps", account_id="acct-1") == 1
     assert fake.count("AddAccountIps", account_id="acct-3") == 1
+
+
+class _FailingJournal(SQLiteJournal):
+    """An SQLite journal whose disk fills up after `good` steps of records."""
+
+    def __init__(self, path: Path, good: int) -> None:
+        super().__init__(path)
+        self.good = good
+
+    async def _apply_all(self, run_id: str, account_id: str, records: list[Any]) -> None:
+        if self.good <= 0:
+            raise JournalError("the journal could not be written: database or disk is full")
+        self.good -= 1
+        await super()._apply_all(run_id, account_id, records)
+
+
+async def test_a_journal_that_fails_mid_run_stops_every_write_after_it(
+    fake: FakeSendGrid, sg: SendGridIPAM, tmp_path: Path
+) -> None:
+    """acct-1 is provisioned and finished (2 steps); acct-2's first step fails: its POST is
+    never sent, and no account after it is started."""
+    wanted = [ProvisionRequest(a, 2, "us") for a in ACCOUNTS]
+    result = await sg.provisioning.bulk_add_ips(
+        wanted, journal=_FailingJournal(tmp_path / "run.journal", good=2), concurrency=1)
+
+    first, second, *rest = result.results
+    assert first.ok
+    assert isinstance(second.error, JournalError)
+    assert second.ips == ()
+    assert all(r.requests == 0 and r.ips == () for r in rest)
+    assert fake.count("AddAccountIps") == 1
+    assert [a for a in ACCOUNTS if fake.account_ips(a)] == ["acct-1"]
