@@ -232,12 +232,8 @@ class SQLiteJournal(Journal):
         return states
 
     async def _apply_all(self, run_id: str, account_id: str, records: list[Record]) -> None:
-        def job(connection: sqlite3.Connection) -> None:
-            with _savepoint(connection):
-                for record in records:
-                    self._store(connection, run_id, account_id, record)
-
-        await self._submit(job)
+        await self._submit(
+            lambda connection: self._store_all(connection, run_id, account_id, records))
 
     async def _begin_all(self, run_id: str, begins: list[tuple[str, Begin]]) -> None:
         def job(connection: sqlite3.Connection) -> None:
@@ -402,6 +398,72 @@ class SQLiteJournal(Journal):
             return state or AccountState(run_id, account_id, record.region, record.count)
         return None
 
+    def _store_all(
+        self, connection: sqlite3.Connection, run_id: str, account_id: str, records: list[Record]
+    ) -> None:
+        """Several records of one account: every one is checked (against the state as the
+        records before it leave it) before any is written, so a refused one writes nothing.
+        The account's row is read once, each chunk a record touches once."""
+        state = self._state_for(connection, run_id, account_id, Marker(None))
+        if state is None:
+            check_record(run_id, account_id, None, records[0])  # raises: no target
+            return
+        chunks: dict[int, ChunkState | None] = {}
+        extra: dict[str, tuple[str, ...]] = {}
+        new: list[Record] = []
+        key = (run_id, account_id)
+        for record in records:
+            view = state
+            if isinstance(record, Intent | Outcome):
+                if record.chunk not in chunks:
+                    chunks[record.chunk] = self._chunk(connection, key, record.chunk)
+                found = chunks[record.chunk]
+                view = attrs.evolve(state, chunks=() if found is None else (found,))
+            elif isinstance(record, Excess | Released):
+                kind = "excess" if isinstance(record, Excess) else "released"
+                if kind not in extra:
+                    extra[kind] = self._extra(connection, key, kind)
+                view = (attrs.evolve(state, excess=extra[kind]) if kind == "excess"
+                        else attrs.evolve(state, released=extra[kind]))
+            if not check_record(run_id, account_id, view, record):
+                continue
+            new.append(record)
+            if isinstance(record, Marker):
+                state = attrs.evolve(state, marker_known=True, marker=record.marker)
+            elif isinstance(record, Finish):
+                state = attrs.evolve(state, finished=True, final_ips=record.ips)
+            elif isinstance(record, Intent):
+                chunks[record.chunk] = ChunkState(record.chunk, record.size)
+            elif isinstance(record, Outcome):
+                found = chunks[record.chunk]
+                assert found is not None  # check_record refused an outcome with no intent
+                chunks[record.chunk] = attrs.evolve(found, ips=record.ips)
+            elif isinstance(record, Excess | Released):
+                kind = "excess" if isinstance(record, Excess) else "released"
+                extra[kind] = tuple(dict.fromkeys((*extra[kind], *record.ips)))
+        for record in new:
+            self._write(connection, key, record)
+
+    @staticmethod
+    def _chunk(
+        connection: sqlite3.Connection, key: tuple[str, str], number: int
+    ) -> ChunkState | None:
+        found = connection.execute(
+            "SELECT size, ips FROM chunks WHERE run_id = ? AND account_id = ? AND number = ?",
+            (*key, number),
+        ).fetchone()
+        return None if found is None else ChunkState(number, found[0], _ips_from(found[1]))
+
+    @staticmethod
+    def _extra(connection: sqlite3.Connection, key: tuple[str, str], kind: str) -> tuple[str, ...]:
+        return tuple(
+            ip
+            for (ip,) in connection.execute(
+                "SELECT ip FROM extra_ips WHERE run_id = ? AND account_id = ? AND kind = ?",
+                (*key, kind),
+            )
+        )
+
     def _state_for(
         self, connection: sqlite3.Connection, run_id: str, account_id: str, record: Record
     ) -> AccountState | None:
@@ -422,21 +484,11 @@ class SQLiteJournal(Journal):
         chunks: tuple[ChunkState, ...] = ()
         extra: tuple[str, ...] = ()
         if isinstance(record, Intent | Outcome):
-            found = connection.execute(
-                "SELECT size, ips FROM chunks WHERE run_id = ? AND account_id = ? AND number = ?",
-                (*key, record.chunk),
-            ).fetchone()
-            if found is not None:
-                chunks = (ChunkState(record.chunk, found[0], _ips_from(found[1])),)
+            found = self._chunk(connection, key, record.chunk)
+            chunks = () if found is None else (found,)
         elif isinstance(record, Excess | Released):
-            kind = "excess" if isinstance(record, Excess) else "released"
-            extra = tuple(
-                ip
-                for (ip,) in connection.execute(
-                    "SELECT ip FROM extra_ips WHERE run_id = ? AND account_id = ? AND kind = ?",
-                    (*key, kind),
-                )
-            )
+            extra = self._extra(connection, key,
+                                "excess" if isinstance(record, Excess) else "released")
         return AccountState(
             run_id,
             account_id,
