@@ -70,3 +70,12 @@ async def test_unfinished_elsewhere_names_other_runs_unfinished_accounts(
         "acct-1": "old"}
     assert await journal.unfinished_elsewhere("old", ["acct-1", "acct-3"]) == {"acct-3": RUN}
     assert await journal.unfinished_elsewhere(RUN, []) == {}
+
+
+async def test_ips_of_any_form_round_trip(journal: Journal) -> None:
+    ips = ("192.0.2.1", "2001:db8::1", 'fe80::1%"zone\\1', "fe80::2%eth0")
+    await journal.begin_account(RUN, "acct-1", region="us", count=4)
+    await journal.record_all(RUN, "acct-1", [Intent(0, 4), Outcome(0, ips), Finish(ips)])
+    state = (await journal.load(RUN))["acct-1"]
+    assert state.obtained == ips
+    assert state.final_ips == ips
