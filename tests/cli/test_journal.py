@@ -90,11 +90,11 @@ def test_excess_bought_by_a_late_write_is_reported_and_released(
     fake: FakeSendGrid, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     no_backoff(monkeypatch)
-    fake.script("AddAccountIps", Fault.late(504, delay=0.05), account_id="acct-3")
+    fake.script("AddAccountIps", Fault.late(504, delay=0.15), account_id="acct-3")
     report = tmp_path / "report.json"
 
     result = api(fake, "--max-attempts", "3", "bulk-add-ips", csv(tmp_path, "acct-3,2,us\n"),
-                 "--audit-delay", "0.2", "--release-excess", "--report", str(report))
+                 "--audit-delay", "0.3", "--release-excess", "--report", str(report))
 
     assert result.exit_code == 0, result.stderr
     (entry,) = json.loads(report.read_text())["accounts"]

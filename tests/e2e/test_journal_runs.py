@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from sendgrid_ipam import BulkProgress, ProvisionRequest, RetryPolicy, SendGridIPAM
+from sendgrid_ipam import (
+    BulkProgress,
+    ProvisionRequest,
+    RetryPolicy,
+    SendGridIPAM,
+    ValidationError,
+)
 from sendgrid_ipam.journal import JournalError, JournalMismatchError, SQLiteJournal
 from sendgrid_ipam.testing import FakeSendGrid, Fault
 
@@ -194,3 +200,45 @@ async def test_a_journal_that_fails_mid_run_stops_every_write_after_it(
     assert all(r.requests == 0 and r.ips == () for r in rest)
     assert fake.count("AddAccountIps") == 1
     assert [a for a in ACCOUNTS if fake.account_ips(a)] == ["acct-1"]
+
+
+async def test_excess_found_in_one_run_is_released_by_the_next(
+    fake: FakeSendGrid, sg: SendGridIPAM, tmp_path: Path
+) -> None:
+    """The first run reports what a late write bought twice; the same run again, with
+    release_excess, buys nothing and removes exactly that excess."""
+    path = tmp_path / "run.journal"
+    fake.script("AddAccountIps", Fault.late(504, delay=0.25), account_id="acct-1")
+    first = await sg.provisioning.bulk_add_ips(requests(3), journal=path, audit_delay=0.4)
+    (excess,) = first.excess.values()
+    assert len(excess) == 3
+    assert len(fake.account_ips("acct-1")) == 6
+    writes = fake.count("AddAccountIps")
+
+    again = await sg.provisioning.bulk_add_ips(requests(3), journal=path, release_excess=True)
+
+    assert fake.count("AddAccountIps") == writes
+    one = again.results[0]
+    assert one.excess == excess
+    assert one.released == excess
+    assert sorted(one.held) == sorted(fake.account_ips("acct-1"))
+    assert len(one.held) == 3
+    async with SQLiteJournal(path) as journal:
+        assert (await journal.load(again.run_id or ""))["acct-1"].released == excess
+
+
+async def test_bad_arguments_are_refused_before_anything_is_sent(
+    fake: FakeSendGrid, sg: SendGridIPAM, tmp_path: Path
+) -> None:
+    with pytest.raises(ValidationError, match="run_id"):
+        await sg.provisioning.bulk_add_ips(requests(), run_id="x")
+    with pytest.raises(ValidationError, match="run_id"):
+        await sg.provisioning.bulk_add_ips(requests(), journal=tmp_path / "j", run_id="")
+    with pytest.raises(ValidationError, match="audit_delay"):
+        await sg.provisioning.bulk_add_ips(requests(), audit_delay=float("nan"))
+    with pytest.raises(ValidationError, match="release_excess"):
+        await sg.provisioning.bulk_add_ips(requests(), release_excess=1)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="journal"):
+        await sg.provisioning.bulk_add_ips(requests(), journal=3)  # type: ignore[arg-type]
+    assert fake.log == []
+    assert not (tmp_path / "j").exists()

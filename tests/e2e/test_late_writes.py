@@ -44,12 +44,12 @@ async def test_a_single_call_whose_first_attempt_lands_late_is_found_by_the_audi
     fake: FakeSendGrid, sg: SendGridIPAM
 ) -> None:
     fake.add_account("acct-1", ips=2)
-    fake.script("AddAccountIps", Fault.late(504, delay=0.1), account_id="acct-1")
+    fake.script("AddAccountIps", Fault.late(504, delay=0.25), account_id="acct-1")
     added = await sg.provisioning.add_ips("acct-1", count=3, region="us")
     assert added.ips
     assert len(added.ips) == 3
 
-    audits = await sg.provisioning.audit(audit_delay=0.2)
+    audits = await sg.provisioning.audit(audit_delay=0.4)
 
     (audit,) = audits
     late = set(fake.account_ips("acct-1")[:6]) - set(added.ips)
@@ -65,12 +65,12 @@ async def test_a_single_call_whose_first_attempt_lands_late_is_found_by_the_audi
 async def test_release_excess_leaves_the_account_with_what_was_reported(
     fake: FakeSendGrid, sg: SendGridIPAM
 ) -> None:
-    fake.script("AddAccountIps", Fault.late_drop(delay=0.05), account_id="acct-2")
+    fake.script("AddAccountIps", Fault.late_drop(delay=0.25), account_id="acct-2")
     added = await sg.provisioning.add_ips("acct-2", count=2, region="eu")
     before = await sg.provisioning.audit(["acct-1"])  # never watched: no request made
     assert before == (AccountAudit("acct-1"),)
 
-    (audit,) = await sg.provisioning.audit(["acct-2"], audit_delay=0.1, release_excess=True)
+    (audit,) = await sg.provisioning.audit(["acct-2"], audit_delay=0.4, release_excess=True)
 
     assert len(audit.excess) == 2
     assert audit.released == audit.excess
