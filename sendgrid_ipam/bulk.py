@@ -446,6 +446,11 @@ class _Bulk:
         the IPs it obtained."""
         request = run.request
         size = min(CHUNK, run.short)
+        if run.planned and run.planned.get(run.next_chunk) != size:
+            # the plan went astray (a resync found other IPs): the planned intents stay
+            # unsent, and the chunks go on with numbers after them, an intent each
+            run.next_chunk = max(run.planned) + 1
+            run.planned.clear()
         chunk = run.next_chunk
         run.next_chunk += 1
         recorded = False
@@ -460,8 +465,7 @@ class _Bulk:
                 plan = _plan(chunk, run.short)
                 await self.recorder.first_write(run.account_id, next(iter(known), None), plan)
                 run.planned = dict(plan)
-            elif run.planned.pop(chunk, None) != size:
-                run.planned.clear()  # the plan went astray (a resync): an intent per chunk
+            elif run.planned.pop(chunk, None) is None:
                 await self.recorder.before_write(run.account_id, chunk, size)
             recorded = True
 

@@ -242,3 +242,36 @@ async def test_bad_arguments_are_refused_before_anything_is_sent(
         await sg.provisioning.bulk_add_ips(requests(), journal=3)  # type: ignore[arg-type]
     assert fake.log == []
     assert not (tmp_path / "j").exists()
+
+
+async def test_a_resync_that_changes_the_plan_records_new_chunks(
+    fake: FakeSendGrid, sg: SendGridIPAM, tmp_path: Path
+) -> None:
+    """acct-1 asks 25 (planned: 10, 10, 5). After its first chunk another writer adds 3 IPs
+    and the second chunk's POST fails: its check finds those 3 instead of 10. The account is
+    listed again, 12 remain, and they are bought as chunks of 10 and 2 with new numbers
+    (a writer beside the run is the documented limit: its 3 IPs count as the run's)."""
+    path = tmp_path / "run.journal"
+    done_first = False
+
+    def on_progress(event: BulkProgress) -> None:
+        nonlocal done_first
+        if event.new_ips and not done_first:
+            done_first = True
+            fake.add_account("acct-1", ips=3)
+            fake.script("AddAccountIps", Fault.error(500), account_id="acct-1")
+
+    result = await sg.provisioning.bulk_add_ips(
+        [ProvisionRequest("acct-1", 25, "us")], journal=path, audit_delay=0.05,
+        on_progress=on_progress)
+
+    (one,) = result.results
+    assert one.ok, one.error
+    assert sorted(one.ips) == sorted(fake.account_ips("acct-1"))
+    assert len(one.ips) == 25
+    async with SQLiteJournal(path) as journal:
+        state = (await journal.load(result.run_id or ""))["acct-1"]
+    assert state.finished
+    assert [(c.number, c.size) for c in state.chunks] == [
+        (0, 10), (1, 10), (2, 5), (3, 10), (4, 2)]
+    assert [c.number for c in state.open_chunks] == [2], "planned, never sent"
