@@ -57,6 +57,7 @@ _MAX_REGION = 32
 # IPv4, the API's addresses, checked fast: a run validates thousands of them
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_IPV4_LIST = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(?:,{_OCTET}(?:\.{_OCTET}){{3}})*")
 
 
 class JournalError(SendGridError):
@@ -299,6 +300,12 @@ def _ip(field: str, value: object) -> str:
 def _ips(field: str, value: object) -> tuple[str, ...]:
     if isinstance(value, str | bytes) or not isinstance(value, Sequence):
         raise ValidationError(field, f"must be a sequence of IP addresses, not {value!r}")
+    # the common case, IPv4 addresses only, in one match of the whole list
+    if all(type(ip) is str for ip in value):
+        joined = ",".join(value)
+        # (as many commas as separators: no item held one)
+        if joined.count(",") == len(value) - 1 and _IPV4_LIST.fullmatch(joined):
+            return tuple(dict.fromkeys(value))
     return tuple(dict.fromkeys(_ip(f"{field}[{index}]", ip) for index, ip in enumerate(value)))
 
 

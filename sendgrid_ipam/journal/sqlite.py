@@ -139,6 +139,18 @@ def _savepoint(connection: sqlite3.Connection) -> Iterator[None]:
     connection.execute("RELEASE records")
 
 
+def _with(state: AccountState, **changes: Any) -> AccountState:
+    """`state` with `changes` (attrs.evolve introspects the class on every call: this is
+    called for most records)."""
+    fields: dict[str, Any] = {
+        "marker_known": state.marker_known, "marker": state.marker, "chunks": state.chunks,
+        "ambiguous_at": state.ambiguous_at, "finished": state.finished,
+        "final_ips": state.final_ips, "excess": state.excess, "released": state.released,
+    }
+    fields.update(changes)
+    return AccountState(state.run_id, state.account_id, state.region, state.count, **fields)
+
+
 def _json(ips: tuple[str, ...]) -> str:
     text = '["' + '", "'.join(ips) + '"]' if ips else "[]"
     # validated addresses need no escaping (a fraction of json.dumps' cost, once per outcome
@@ -425,20 +437,20 @@ class SQLiteJournal(Journal):
                     chunks[record.chunk] = self._chunk(connection, key, record.chunk)
                 found = chunks[record.chunk]
                 if found is not None:
-                    view = attrs.evolve(state, chunks=(found,))
+                    view = _with(state, chunks=(found,))
             elif isinstance(record, Excess | Released):
                 kind = "excess" if isinstance(record, Excess) else "released"
                 if kind not in extra:
                     extra[kind] = self._extra(connection, key, kind)
-                view = (attrs.evolve(state, excess=extra[kind]) if kind == "excess"
-                        else attrs.evolve(state, released=extra[kind]))
+                view = (_with(state, excess=extra[kind]) if kind == "excess"
+                        else _with(state, released=extra[kind]))
             if not check_record(run_id, account_id, view, record):
                 continue
             new.append(record)
             if isinstance(record, Marker):
-                state = attrs.evolve(state, marker_known=True, marker=record.marker)
+                state = _with(state, marker_known=True, marker=record.marker)
             elif isinstance(record, Finish):
-                state = attrs.evolve(state, finished=True, final_ips=record.ips)
+                state = _with(state, finished=True, final_ips=record.ips)
             elif isinstance(record, Intent):
                 chunks[record.chunk] = ChunkState(record.chunk, record.size)
             elif isinstance(record, Outcome):

@@ -79,3 +79,12 @@ async def test_ips_of_any_form_round_trip(journal: Journal) -> None:
     state = (await journal.load(RUN))["acct-1"]
     assert state.obtained == ips
     assert state.final_ips == ips
+
+
+@pytest.mark.parametrize("ips", [["192.0.2.1,192.0.2.2"], ["192.0.2.1", "192.0.2.256"],
+                                 ["192.0.2.1", ""], ["192.0.2.1\n192.0.2.2"]])
+async def test_a_list_of_ips_is_checked_ip_by_ip(journal: Journal, ips: list[str]) -> None:
+    await journal.begin_account(RUN, "acct-1", region="us", count=2)
+    await journal.record_intent(RUN, "acct-1", 0, 2)
+    with pytest.raises(ValidationError, match=r"ips\[\d\]"):
+        await journal.record_outcome(RUN, "acct-1", 0, ips)
