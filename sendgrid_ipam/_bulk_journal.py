@@ -104,6 +104,8 @@ class Recorder:
         self.pending: set[asyncio.Future[Any]] = set()
         self.failures: dict[str, BaseException] = {}
         self.deferred: dict[str, list[Record]] = {}
+        self.batch: list[tuple[str, list[Record], asyncio.Future[None]]] = []
+        self.sending: set[asyncio.Future[Any]] = set()
 
     def defer(self, account_id: str, record: Record) -> None:
         """Record `record` with the account's next step (no write is sent before it)."""
@@ -115,35 +117,59 @@ class Recorder:
     ) -> None:
         """Durable before the account's first POST: its marker and its chunks' intents."""
         if self.journal is not None:
-            records = [*self.deferred.pop(account_id, []), Marker(marker),
-                       *(Intent(chunk, size) for chunk, size in plan)]
-            await self.journal.record_all(self.run_id, account_id, records)
+            await self._step(account_id, [
+                Marker(marker), *(Intent(chunk, size) for chunk, size in plan)])
 
     async def before_write(self, account_id: str, chunk: int, size: int) -> None:
         """Durable before a POST that was not planned: its intent."""
         if self.journal is not None:
-            records = [*self.deferred.pop(account_id, []), Intent(chunk, size)]
-            await self.journal.record_all(self.run_id, account_id, records)
+            await self._step(account_id, [Intent(chunk, size)])
 
     def later(self, account_id: str, *records: Record) -> None:
         """Write the account's deferred records and `records` behind the run: `flush` awaits
         them; a failure stops the run."""
-        journal = self.journal
-        if journal is None:
+        if self.journal is None or not (records or self.deferred.get(account_id)):
             return
-        todo = [*self.deferred.pop(account_id, []), *records]
-        if not todo:
-            return
-        task = asyncio.ensure_future(journal.record_all(self.run_id, account_id, todo))
-        self.pending.add(task)
 
-        def done(finished: asyncio.Future[Any]) -> None:
-            self.pending.discard(finished)
-            if not finished.cancelled() and (exc := finished.exception()) is not None:
+        def done(step: asyncio.Future[None]) -> None:
+            if not step.cancelled() and (exc := step.exception()) is not None:
                 self.failures.setdefault(account_id, exc)
                 self.stop.set()  # no write may follow a record that is not durable
 
-        task.add_done_callback(done)
+        self._step(account_id, list(records)).add_done_callback(done)
+
+    def _step(self, account_id: str, records: list[Record]) -> asyncio.Future[None]:
+        """Queue one step of the account (its deferred records first); every step queued in
+        one turn of the event loop goes to the journal together (`Journal.record_many`)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self.batch.append((account_id, [*self.deferred.pop(account_id, []), *records], future))
+        if len(self.batch) == 1:
+            loop.call_soon(self._send)
+        self.pending.add(future)
+        future.add_done_callback(self.pending.discard)
+        return future
+
+    def _send(self) -> None:
+        batch, self.batch = self.batch, []
+        assert self.journal is not None
+        steps = [(account_id, records) for account_id, records, _ in batch]
+        self.sending.add(sent := asyncio.ensure_future(self.journal.record_many(
+            self.run_id, steps)))  # held here: the loop keeps only a weak reference to a task
+        sent.add_done_callback(self.sending.discard)
+
+        def answer(done: asyncio.Future[list[BaseException | None]]) -> None:
+            failure = (asyncio.CancelledError() if done.cancelled() else done.exception())
+            errors = [failure] * len(batch) if failure is not None else done.result()
+            for (_, _, future), error in zip(batch, errors, strict=True):
+                if future.done():
+                    continue
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+        sent.add_done_callback(answer)
 
     async def flush(self) -> None:
         """Wait until every record written behind the run is durable (or has failed).

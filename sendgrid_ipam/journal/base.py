@@ -504,6 +504,36 @@ class Journal(abc.ABC):
         if checked:
             await self._apply_all(*self._key(run_id, account_id), checked)
 
+    async def record_many(
+        self, run_id: str, steps: Sequence[tuple[str, Sequence[Record]]]
+    ) -> list[BaseException | None]:
+        """Several accounts' steps at once (one commit where the backend can): each
+        ``(account_id, records)`` applied as `record_all` applies it, on its own.
+
+        Returns, per step in order, None if it was stored, else the error that refused it
+        (`ValidationError`, `JournalMismatchError`, `JournalError`): one refused step does
+        not refuse the others.
+
+        Raises:
+            ValidationError: a run id of the wrong type or form.
+            JournalError: the journal cannot be written (then no step is stored, where the
+                backend commits them in one step; else each step not stored has its error).
+        """
+        run = _text("run_id", run_id, _MAX_ID)
+        errors: list[BaseException | None] = [None] * len(steps)
+        valid: list[tuple[int, str, list[Record]]] = []
+        for index, (account_id, records) in enumerate(steps):
+            try:
+                valid.append((index, _text("account_id", account_id, _MAX_ID), [
+                    _checked(f"records[{n}]", record) for n, record in enumerate(records)]))
+            except ValidationError as exc:
+                errors[index] = exc
+        stored = await self._apply_many(run, [(account, records) for _, account, records
+                                              in valid])
+        for (index, _, _), error in zip(valid, stored, strict=True):
+            errors[index] = error
+        return errors
+
     async def load(self, run_id: str) -> Mapping[str, AccountState]:
         """Every account's state in the run, by account id (empty for an unknown run).
 
@@ -569,6 +599,21 @@ class Journal(abc.ABC):
         """Store `records` of one account in order (a backend that can: atomically)."""
         for record in records:
             await self._apply(run_id, account_id, record)
+
+    async def _apply_many(
+        self, run_id: str, steps: list[tuple[str, list[Record]]]
+    ) -> list[BaseException | None]:
+        """Store each account's records (a backend that can: in one commit); per step, None
+        or the error that refused it."""
+        errors: list[BaseException | None] = []
+        for account_id, records in steps:
+            try:
+                await self._apply_all(run_id, account_id, records)
+            except Exception as exc:  # refused, or the store failed: that step's answer
+                errors.append(exc)
+            else:
+                errors.append(None)
+        return errors
 
     async def _begin_all(self, run_id: str, begins: list[tuple[str, Begin]]) -> None:
         """Store the `Begin` of each account (a backend that can: atomically)."""

@@ -253,6 +253,25 @@ class SQLiteJournal(Journal):
         await self._submit(
             lambda connection: self._store_all(connection, run_id, account_id, records))
 
+    async def _apply_many(
+        self, run_id: str, steps: list[tuple[str, list[Record]]]
+    ) -> list[BaseException | None]:
+        def job(connection: sqlite3.Connection) -> list[BaseException | None]:
+            errors: list[BaseException | None] = []
+            for account_id, records in steps:
+                try:  # a step raises before it writes: a refused one leaves nothing behind
+                    self._store_all(connection, run_id, account_id, records)
+                except sqlite3.Error:
+                    raise
+                except Exception as exc:
+                    errors.append(exc)
+                else:
+                    errors.append(None)
+            return errors
+
+        errors: list[BaseException | None] = await self._submit(job)
+        return errors
+
     async def _begin_all(self, run_id: str, begins: list[tuple[str, Begin]]) -> None:
         def job(connection: sqlite3.Connection) -> None:
             with _savepoint(connection):

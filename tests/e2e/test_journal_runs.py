@@ -177,11 +177,13 @@ class _FailingJournal(SQLiteJournal):
         super().__init__(path)
         self.good = good
 
-    async def _apply_all(self, run_id: str, account_id: str, records: list[Any]) -> None:
-        if self.good <= 0:
-            raise JournalError("the journal could not be written: database or disk is full")
-        self.good -= 1
-        await super()._apply_all(run_id, account_id, records)
+    async def _apply_many(
+        self, run_id: str, steps: list[tuple[str, list[Any]]]
+    ) -> list[BaseException | None]:
+        good, self.good = steps[:max(self.good, 0)], self.good - len(steps)
+        stored = await super()._apply_many(run_id, good) if good else []
+        full = JournalError("the journal could not be written: database or disk is full")
+        return [*stored, *(full for _ in steps[len(good):])]
 
 
 async def test_a_journal_that_fails_mid_run_stops_every_write_after_it(

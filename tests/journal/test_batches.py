@@ -88,3 +88,24 @@ async def test_a_list_of_ips_is_checked_ip_by_ip(journal: Journal, ips: list[str
     await journal.record_intent(RUN, "acct-1", 0, 2)
     with pytest.raises(ValidationError, match=r"ips\[\d\]"):
         await journal.record_outcome(RUN, "acct-1", 0, ips)
+
+
+async def test_record_many_answers_each_step_on_its_own(journal: Journal) -> None:
+    await journal.begin_accounts(RUN, [("acct-1", "us", 2), ("acct-2", "us", 2)])
+    await journal.record_intent(RUN, "acct-2", 0, 2)
+
+    errors = await journal.record_many(RUN, [
+        ("acct-1", [Marker(None), Intent(0, 2)]),
+        ("acct-2", [Marker("192.0.2.1"), Intent(0, 1)]),  # another size: refused whole
+        ("acct-3", [Marker(None)]),  # never begun
+        ("acct-1", [Outcome(0, ("bad",))]),  # invalid
+        ("acct-1", [Outcome(0, IPS), Finish(IPS)]),
+    ])
+
+    assert [type(e).__name__ if e else None for e in errors] == [
+        None, "JournalMismatchError", "JournalError", "ValidationError", None]
+    states = await journal.load(RUN)
+    assert states["acct-1"].finished
+    assert states["acct-1"].final_ips == IPS
+    assert not states["acct-2"].marker_known
+    assert "acct-3" not in states
