@@ -128,14 +128,14 @@ def _print_demo(summary: dict[str, object], ok: bool) -> None:
     table = Table("", "", show_header=False, box=None, title="sendgrid-ipam demo")
     labels = {
         "accounts": "accounts", "ips_requested": "IPs asked for", "ips_added": "IPs obtained",
-        "duplicates": "IPs bought twice", "failures": "failed accounts",
+        "duplicates": "IPs doubled, unreported", "failures": "failed accounts",
         "retries": "retries", "reconciled": "settled by reconciliation",
-        "excess": "IPs late writes bought twice (reported)", "released": "excess released",
+        "excess": "IPs late writes doubled (reported)", "released": "of them released",
         "elapsed_s": "seconds",
     }
     for key, value in summary.items():
         table.add_row(labels.get(key, key), str(value))
     console = Console(highlight=False)
     console.print(table)
-    console.print("[green]OK: nothing lost, nothing doubled[/green]" if ok
+    console.print("[green]OK: nothing lost, nothing doubled silently[/green]" if ok
                   else "[red]FAILED: IPs were lost or doubled, or accounts failed[/red]")
