@@ -11,7 +11,11 @@ fresh one per run, so that the figure is the client's time, as ``bench_client``'
 ``_fake_process.py``); ``--in-process`` runs it in this process instead, sharing the client's
 core, for comparison. Exits 1 if any correctness count is not 0.
 
-Run from the project root:  .venv/bin/python -m benchmarks.bench_bulk
+``--journal`` measures the journal's overhead instead: a fault-free run without a journal
+against the same run recording to a fresh SQLite journal (``bulk_add_ips(journal=PATH)``,
+opening and closing it included in the time).
+
+Run from the project root:  .venv/bin/python -m benchmarks.bench_bulk [--journal]
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ import argparse
 import asyncio
 import math
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Final, Literal
 
 from benchmarks._common import (
@@ -81,6 +87,7 @@ class Scenario:
     error: float = 0.0
     applied_error: float = 0.0
     applied_drop: float = 0.0
+    journal: bool = False  # record the run in a fresh SQLite journal
 
     def settings(self, accounts: tuple[str, ...], seed: int) -> FakeSettings:
         return FakeSettings(API_KEY, accounts, seed, self.error, self.applied_error,
@@ -154,8 +161,9 @@ def tally(scenario: Scenario, seed: int, seconds: float, fake: FakeSnapshot,
     )
 
 
-async def provision(url: str, seed: int, workload: Workload) -> tuple[float, BulkResult]:
-    """The timed part: one bulk run against the fake at ``url``."""
+async def provision(url: str, seed: int, workload: Workload,
+                    journal: Path | None = None) -> tuple[float, BulkResult]:
+    """The timed part: one bulk run against the fake at ``url`` (with a journal file)."""
     requests = [ProvisionRequest(a, workload.ips_per_account, workload.region)
                 for a in workload.account_ids()]
     retry = RetryPolicy(initial_backoff=INITIAL_BACKOFF, max_backoff=MAX_BACKOFF,
@@ -163,21 +171,24 @@ async def provision(url: str, seed: int, workload: Workload) -> tuple[float, Bul
     async with SendGridIPAM(api_key=API_KEY, base_url=url, retry=retry, seed=seed) as sg:
         started = time.perf_counter()
         async with asyncio.timeout(RUN_TIMEOUT):
-            result = await sg.provisioning.bulk_add_ips(requests,
-                                                        concurrency=workload.concurrency)
+            result = await sg.provisioning.bulk_add_ips(
+                requests, concurrency=workload.concurrency, journal=journal)
         return time.perf_counter() - started, result
 
 
 async def run_once(scenario: Scenario, seed: int, workload: Workload, in_process: bool) -> Run:
     """One run on a fresh fake: in a process of its own (the default), or in this one."""
     settings = scenario.settings(tuple(workload.account_ids()), seed)
-    if in_process:
-        async with make_fake(settings) as fake:
-            seconds, result = await provision(fake.url, seed, workload)
-            return tally(scenario, seed, seconds, snapshot_of(fake, settings.accounts), result)
-    with FakeProcess(settings) as served:
-        seconds, result = await provision(served.url, seed, workload)
-        return tally(scenario, seed, seconds, served.snapshot(), result)
+    with tempfile.TemporaryDirectory(prefix="bench-bulk-") as directory:
+        journal = Path(directory) / "run.journal" if scenario.journal else None
+        if in_process:
+            async with make_fake(settings) as fake:
+                seconds, result = await provision(fake.url, seed, workload, journal)
+                return tally(scenario, seed, seconds, snapshot_of(fake, settings.accounts),
+                             result)
+        with FakeProcess(settings) as served:
+            seconds, result = await provision(served.url, seed, workload, journal)
+            return tally(scenario, seed, seconds, served.snapshot(), result)
 
 
 async def run_all(scenarios: Sequence[Scenario], runs: int, workload: Workload,
@@ -317,6 +328,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="faulty scenario: rate of errors after the write was applied")
     parser.add_argument("--applied-drop", type=float, default=0.03,
                         help="faulty scenario: rate of dropped connections after applying")
+    parser.add_argument("--journal", action="store_true",
+                        help="compare fault-free runs without and with a journal (SQLite)")
     parser.add_argument("--in-process", action="store_true",
                         help="run the fake in this process, on the client's core")
     parser.add_argument("--json", dest="json_path", metavar="PATH")
@@ -342,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.error + args.applied_error + args.applied_drop, 0.10) else "faulty",
         args.error, args.applied_error, args.applied_drop)
     scenarios = [Scenario("fault-free"), faulty]
+    if args.journal:
+        scenarios = [Scenario("fault-free"), Scenario("fault-free, journal", journal=True)]
     settings: dict[str, Any] = {"workload": asdict(workload), "runs": args.runs,
                                 "fake": "in process" if args.in_process else "own process",
                                 "scenarios": [asdict(s) for s in scenarios]}

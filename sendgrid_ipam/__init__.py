@@ -9,6 +9,7 @@
 """
 
 from ._version import __version__
+from .audit import AccountAudit
 from .bulk import AccountResult, BulkProgress, BulkResult, ProgressCallback
 from .client import RequestOptions, SendGridIPAM
 from .coordination import Coordinator, Lease, LeaseLostError, MemoryCoordinator
@@ -33,6 +34,13 @@ from .errors import (
     TransportError,
     ValidationError,
 )
+from .journal import (
+    Journal,
+    JournalError,
+    JournalMismatchError,
+    SQLiteJournal,
+    open_journal,
+)
 from .models import (
     AccountIp,
     AccountIps,
@@ -54,6 +62,7 @@ from .retry import RetryBudget, RetryPolicy
 
 __all__ = [
     "APIError",
+    "AccountAudit",
     "AccountIp",
     "AccountIps",
     "AccountResult",
@@ -73,6 +82,9 @@ __all__ = [
     "IpAddress",
     "IpPool",
     "IpPoolIps",
+    "Journal",
+    "JournalError",
+    "JournalMismatchError",
     "Lease",
     "LeaseLostError",
     "MemoryCoordinator",
@@ -92,6 +104,7 @@ __all__ = [
     "RequestTimeoutError",
     "RetryBudget",
     "RetryPolicy",
+    "SQLiteJournal",
     "SendGridError",
     "SendGridIPAM",
     "ServerError",
@@ -100,4 +113,5 @@ __all__ = [
     "UpdatedIp",
     "ValidationError",
     "__version__",
+    "open_journal",
 ]

@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 import click
 
+from ..audit import DEFAULT_AUDIT_DELAY
 from ..bulk import AccountResult, BulkProgress, BulkResult
 from ..errors import SendGridError
 from ..models import ProvisionRequest
@@ -51,8 +52,9 @@ class _Tracker:
 
     def record(self, event: BulkProgress) -> None:
         account = self.accounts.setdefault(event.account_id, _Account())
-        account.ips.extend(event.new_ips)
-        account.requests += 1
+        account.ips.extend(ip for ip in event.new_ips if ip not in account.ips)
+        if not event.found and (event.new_ips or event.result is None):
+            account.requests += 1  # a request's reply (not the journal's, nor a listing's)
         if event.result is not None:
             account.result = event.result
 
@@ -94,6 +96,7 @@ class _Outcome:
     interrupted: bool = False
     unknown_attempts: frozenset[str] = frozenset()
     secrets: frozenset[str] = frozenset()
+    run_id: str | None = None
 
     def error_text(self, error: BaseException | None) -> str | None:
         if error is None:
@@ -113,6 +116,8 @@ class _Outcome:
             "accounts_interrupted": sum(isinstance(r.error, KeyboardInterrupt) for r in results),
             "ips_requested": sum(r.requested for r in results),
             "ips_added": sum(len(r.ips) for r in results),
+            "ips_excess": sum(len(r.excess) for r in results),
+            "ips_released": sum(len(r.released) for r in results),
             "retries": sum(max(0, r.attempts - r.requests) for r in results),
             "reconciled": sum(r.reconciled for r in results),
         }
@@ -120,7 +125,8 @@ class _Outcome:
     def report(self) -> str:
         """The JSON report: a summary, then every account (``attempts`` null if unknown)."""
         report: dict[str, Any] = {
-            "summary": {**self.totals(), "interrupted": self.interrupted},
+            "summary": {**self.totals(), "interrupted": self.interrupted,
+                        "run_id": self.run_id},
             "accounts": [
                 {
                     "account_id": r.account_id,
@@ -132,6 +138,8 @@ class _Outcome:
                     "attempts": None if r.account_id in self.unknown_attempts else r.attempts,
                     "requests": r.requests,
                     "reconciled": r.reconciled,
+                    "excess": list(r.excess),
+                    "released": list(r.released),
                 }
                 for r in self.results
             ],
@@ -146,6 +154,15 @@ class _Outcome:
                    f"{t['accounts_failed']} failed{interrupted})")
         click.echo(f"IPs: {t['ips_requested']} asked, {t['ips_added']} obtained")
         click.echo(f"retries: {t['retries']}, reconciled: {t['reconciled']}")
+        if t["ips_excess"]:
+            click.echo(f"excess: {t['ips_excess']} IPs beyond what was asked, bought by writes "
+                       f"that landed late; {t['ips_released']} released"
+                       + ("" if t["ips_released"] else " (--release-excess removes them)"))
+            for r in [r for r in self.results if r.excess][:_SHOWN_FAILURES]:
+                click.echo(f"excess: {r.account_id}: {', '.join(r.excess)}"
+                           + (f" (released: {', '.join(r.released)})" if r.released else ""))
+        if self.run_id is not None:
+            click.echo(f"journal run: {self.run_id}")
         failed = [r for r in self.results if not r.ok]
         for r in failed[:_SHOWN_FAILURES]:
             why = self.error_text(r.error) or "fewer IPs than asked"
@@ -192,9 +209,22 @@ def _finish(ctx: click.Context, outcome: _Outcome, report: Path | None) -> None:
               metavar="FILE.json",
               help="Write every account's outcome to this JSON file (its directory is checked "
                    "before anything is sent).")
+@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              callback=output_file,
+              help="Record the run in this SQLite journal (created if missing): run the same "
+                   "command again after a crash and it resumes, buying only what is missing.")
+@click.option("--run-id", metavar="NAME",
+              help="The run's name in the journal (default: a digest of the CSV's rows).")
+@click.option("--release-excess", is_flag=True,
+              help="Remove again the IPs that writes landing late bought beyond the CSV.")
+@click.option("--audit-delay", type=click.FloatRange(min=0), default=DEFAULT_AUDIT_DELAY,
+              show_default=True, metavar="SECONDS",
+              help="After an ambiguous failure, wait this long before listing the account "
+                   "for writes that landed late.")
 @click.pass_context
 def bulk_add_ips(
-    ctx: click.Context, csv_file: Path, concurrency: int, report: Path | None
+    ctx: click.Context, csv_file: Path, concurrency: int, report: Path | None,
+    journal: Path | None, run_id: str | None, release_excess: bool, audit_delay: float,
 ) -> None:
     """Provision IPs for every account of a CSV file.
 
@@ -202,7 +232,14 @@ def bulk_add_ips(
     10 is split into requests of 10, one at a time per account. Prints a summary; exits 1
     if any account did not get every IP it asked for, 130 after Ctrl-C (the writes in
     flight finish first, and are reported).
+
+    With --journal, every write is recorded before it is sent: after a crash (or kill -9),
+    run the same command again; finished accounts are not touched, the others are listed
+    and only what is missing is bought. Accounts whose writes failed ambiguously are listed
+    again after --audit-delay, and IPs beyond the CSV are reported as excess.
     """
+    if run_id is not None and journal is None:
+        raise click.UsageError("--run-id names a run in a journal: give --journal as well")
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -224,10 +261,12 @@ def bulk_add_ips(
         # obtained through on_progress before asyncio.run raises: the tracker keeps them.
         with contextlib.suppress(KeyboardInterrupt):
             result = run_api(lambda sg: sg.provisioning.bulk_add_ips(
-                requests, concurrency=concurrency, on_progress=on_progress))
+                requests, concurrency=concurrency, on_progress=on_progress, journal=journal,
+                run_id=run_id, audit_delay=audit_delay, release_excess=release_excess))
     if result is None:
         results, unknown = tracker.results()
         outcome = _Outcome(results, True, frozenset(unknown), current_secrets())
     else:
-        outcome = _Outcome(list(result.results), secrets=current_secrets())
+        outcome = _Outcome(list(result.results), secrets=current_secrets(),
+                           run_id=result.run_id)
     _finish(ctx, outcome, report)

@@ -9,6 +9,9 @@
         ...  # AddAccountIps
         await journal.record_outcome("run-1", "acct-1", chunk=0, ips=added.ips)
 
+Several records of one account go in one step with ``record_all`` (a bulk run writes the
+marker with every chunk's intent, and the outcomes with the finish, that way).
+
 `Journal` (base.py) is the interface; `SQLiteJournal` (sqlite.py) the default implementation,
 one SQLite file. A journal shared by several worker processes (Redis) is a second
 implementation of the same interface.
@@ -21,20 +24,36 @@ from collections.abc import Callable
 
 from .base import (
     AccountState,
+    Ambiguous,
     ChunkState,
+    Excess,
+    Finish,
+    Intent,
     Journal,
     JournalError,
     JournalMismatchError,
+    Marker,
+    Outcome,
+    Record,
+    Released,
 )
 from .sqlite import SCHEMA_VERSION, SQLiteJournal
 
 __all__ = [
     "SCHEMA_VERSION",
     "AccountState",
+    "Ambiguous",
     "ChunkState",
+    "Excess",
+    "Finish",
+    "Intent",
     "Journal",
     "JournalError",
     "JournalMismatchError",
+    "Marker",
+    "Outcome",
+    "Record",
+    "Released",
     "SQLiteJournal",
     "open_journal",
 ]

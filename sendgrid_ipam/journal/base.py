@@ -57,6 +57,7 @@ _MAX_REGION = 32
 # IPv4, the API's addresses, checked fast: a run validates thousands of them
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_IPV4_LIST = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(?:,{_OCTET}(?:\.{_OCTET}){{3}})*")
 
 
 class JournalError(SendGridError):
@@ -299,7 +300,34 @@ def _ip(field: str, value: object) -> str:
 def _ips(field: str, value: object) -> tuple[str, ...]:
     if isinstance(value, str | bytes) or not isinstance(value, Sequence):
         raise ValidationError(field, f"must be a sequence of IP addresses, not {value!r}")
+    # the common case, IPv4 addresses only, in one match of the whole list
+    if all(type(ip) is str for ip in value):
+        joined = ",".join(value)
+        # (as many commas as separators: no item held one)
+        if joined.count(",") == len(value) - 1 and _IPV4_LIST.fullmatch(joined):
+            return tuple(dict.fromkeys(value))
     return tuple(dict.fromkeys(_ip(f"{field}[{index}]", ip) for index, ip in enumerate(value)))
+
+
+def _checked(field: str, record: object) -> Record:
+    """`record` rebuilt from validated values (a `ValidationError` naming `field` if not)."""
+    if isinstance(record, Marker):
+        return Marker(None if record.marker is None else _ip(f"{field}.marker", record.marker))
+    if isinstance(record, Intent):
+        return Intent(_integer(f"{field}.chunk", record.chunk, 0),
+                      _integer(f"{field}.size", record.size, 1))
+    if isinstance(record, Outcome):
+        return Outcome(_integer(f"{field}.chunk", record.chunk, 0),
+                       _ips(f"{field}.ips", record.ips))
+    if isinstance(record, Ambiguous):
+        at = record.at
+        if isinstance(at, bool) or not isinstance(at, int | float) or not (
+                math.isfinite(at) and at >= 0):
+            raise ValidationError(f"{field}.at", f"must be a finite time of at least 0, not {at!r}")
+        return Ambiguous(float(at))
+    if isinstance(record, Finish | Excess | Released):
+        return type(record)(_ips(f"{field}.ips", record.ips))
+    raise ValidationError(field, f"must be a record of an account's progress, not {record!r}")
 
 
 class Journal(abc.ABC):
@@ -441,6 +469,71 @@ class Journal(abc.ABC):
         """
         await self._apply(*self._key(run_id, account_id), Released(_ips("ips", ips)))
 
+    async def begin_accounts(
+        self, run_id: str, targets: Sequence[tuple[str, str, int]]
+    ) -> None:
+        """Record the run's target of many accounts at once: ``(account_id, region, count)``
+        each, as `begin_account` does, in one step (one commit where the backend can).
+
+        Raises:
+            ValidationError, JournalError: as `begin_account`.
+            JournalMismatchError: another target was recorded for one of them (then none of
+                them is recorded, where the backend commits them in one step).
+        """
+        run = _text("run_id", run_id, _MAX_ID)
+        begins = [(_text(f"targets[{index}].account_id", account, _MAX_ID),
+                   Begin(_text("region", region, _MAX_REGION), _integer("count", count, 1)))
+                  for index, (account, region, count) in enumerate(targets)]
+        if begins:
+            await self._begin_all(run, begins)
+
+    async def record_all(self, run_id: str, account_id: str, records: Sequence[Record]) -> None:
+        """Record several records of one account in order, in one step (one commit where the
+        backend can): a marker with the first intent, an outcome with the next intent, the
+        last outcome with the finish. Each is checked as its own ``record_*`` method checks it.
+
+        Args:
+            records: `Marker`, `Intent`, `Outcome`, `Ambiguous`, `Finish`, `Excess` and
+                `Released` records, applied in this order.
+
+        Raises:
+            ValidationError, JournalError, JournalMismatchError: as the ``record_*`` methods;
+                where the backend commits in one step, none of the records is then stored.
+        """
+        checked = [_checked(f"records[{index}]", record) for index, record in enumerate(records)]
+        if checked:
+            await self._apply_all(*self._key(run_id, account_id), checked)
+
+    async def record_many(
+        self, run_id: str, steps: Sequence[tuple[str, Sequence[Record]]]
+    ) -> list[BaseException | None]:
+        """Several accounts' steps at once (one commit where the backend can): each
+        ``(account_id, records)`` applied as `record_all` applies it, on its own.
+
+        Returns, per step in order, None if it was stored, else the error that refused it
+        (`ValidationError`, `JournalMismatchError`, `JournalError`): one refused step does
+        not refuse the others.
+
+        Raises:
+            ValidationError: a run id of the wrong type or form.
+            JournalError: the journal cannot be written (then no step is stored, where the
+                backend commits them in one step; else each step not stored has its error).
+        """
+        run = _text("run_id", run_id, _MAX_ID)
+        errors: list[BaseException | None] = [None] * len(steps)
+        valid: list[tuple[int, str, list[Record]]] = []
+        for index, (account_id, records) in enumerate(steps):
+            try:
+                valid.append((index, _text("account_id", account_id, _MAX_ID), [
+                    _checked(f"records[{n}]", record) for n, record in enumerate(records)]))
+            except ValidationError as exc:
+                errors[index] = exc
+        stored = await self._apply_many(run, [(account, records) for _, account, records
+                                              in valid])
+        for (index, _, _), error in zip(valid, stored, strict=True):
+            errors[index] = error
+        return errors
+
     async def load(self, run_id: str) -> Mapping[str, AccountState]:
         """Every account's state in the run, by account id (empty for an unknown run).
 
@@ -449,6 +542,32 @@ class Journal(abc.ABC):
             JournalError: the journal cannot be read.
         """
         return await self._load(_text("run_id", run_id, _MAX_ID))
+
+    async def unfinished_elsewhere(
+        self, run_id: str, account_ids: Sequence[str]
+    ) -> Mapping[str, str]:
+        """Which of `account_ids` another run of this journal began and did not finish.
+
+        A run resumed under another id (the requests were edited, say) would buy those
+        accounts' IPs again: a caller refuses to start such a run. Returns account id -> the
+        other run's id.
+
+        Raises:
+            ValidationError: a run or account id of the wrong type or form.
+            JournalError: the journal cannot be read.
+        """
+        wanted = {_text("account_id", account, _MAX_ID) for account in account_ids}
+        found = await self._unfinished(_text("run_id", run_id, _MAX_ID))
+        return {account: run for account, run in found.items() if account in wanted}
+
+    @staticmethod
+    def check_run_id(run_id: object) -> str:
+        """`run_id` if it is a valid run id (non-empty printable text, at most 256 characters).
+
+        Raises:
+            ValidationError: it is not.
+        """
+        return _text("run_id", run_id, _MAX_ID)
 
     @staticmethod
     def _key(run_id: str, account_id: str) -> tuple[str, str]:
@@ -475,3 +594,32 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     async def _load(self, run_id: str) -> Mapping[str, AccountState]:
         """Every account's state in the run."""
+
+    async def _apply_all(self, run_id: str, account_id: str, records: list[Record]) -> None:
+        """Store `records` of one account in order (a backend that can: atomically)."""
+        for record in records:
+            await self._apply(run_id, account_id, record)
+
+    async def _apply_many(
+        self, run_id: str, steps: list[tuple[str, list[Record]]]
+    ) -> list[BaseException | None]:
+        """Store each account's records (a backend that can: in one commit); per step, None
+        or the error that refused it."""
+        errors: list[BaseException | None] = []
+        for account_id, records in steps:
+            try:
+                await self._apply_all(run_id, account_id, records)
+            except Exception as exc:  # refused, or the store failed: that step's answer
+                errors.append(exc)
+            else:
+                errors.append(None)
+        return errors
+
+    async def _begin_all(self, run_id: str, begins: list[tuple[str, Begin]]) -> None:
+        """Store the `Begin` of each account (a backend that can: atomically)."""
+        for account_id, begin in begins:
+            await self._apply(run_id, account_id, begin)
+
+    @abc.abstractmethod
+    async def _unfinished(self, run_id: str) -> Mapping[str, str]:
+        """Every account begun and not finished in a run other than `run_id`: account -> run."""

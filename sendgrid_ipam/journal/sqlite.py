@@ -19,10 +19,11 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -91,6 +92,8 @@ CREATE TABLE extra_ips (
 );
 """
 
+_PLAIN = re.compile(r'\["[0-9A-Fa-f.:", ]*"\]|\[\]')
+
 _Job = Callable[[sqlite3.Connection], Any]
 
 
@@ -123,8 +126,36 @@ def _ips_from(text: str | None) -> tuple[str, ...] | None:
     return tuple(ips)
 
 
+@contextlib.contextmanager
+def _savepoint(connection: sqlite3.Connection) -> Iterator[None]:
+    """Several records as one: all stored, or (one refused) none."""
+    connection.execute("SAVEPOINT records")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK TO records")
+        connection.execute("RELEASE records")
+        raise
+    connection.execute("RELEASE records")
+
+
+def _with(state: AccountState, **changes: Any) -> AccountState:
+    """`state` with `changes` (attrs.evolve introspects the class on every call: this is
+    called for most records)."""
+    fields: dict[str, Any] = {
+        "marker_known": state.marker_known, "marker": state.marker, "chunks": state.chunks,
+        "ambiguous_at": state.ambiguous_at, "finished": state.finished,
+        "final_ips": state.final_ips, "excess": state.excess, "released": state.released,
+    }
+    fields.update(changes)
+    return AccountState(state.run_id, state.account_id, state.region, state.count, **fields)
+
+
 def _json(ips: tuple[str, ...]) -> str:
-    return json.dumps(list(ips))
+    text = '["' + '", "'.join(ips) + '"]' if ips else "[]"
+    # validated addresses need no escaping (a fraction of json.dumps' cost, once per outcome
+    # and finish), except an IPv6 zone ("fe80::1%eth0"), which may hold any character
+    return text if _PLAIN.fullmatch(text) else json.dumps(list(ips))
 
 
 class SQLiteJournal(Journal):
@@ -217,6 +248,52 @@ class SQLiteJournal(Journal):
             lambda connection: self._read_run(connection, run_id)
         )
         return states
+
+    async def _apply_all(self, run_id: str, account_id: str, records: list[Record]) -> None:
+        await self._submit(
+            lambda connection: self._store_all(connection, run_id, account_id, records))
+
+    async def _apply_many(
+        self, run_id: str, steps: list[tuple[str, list[Record]]]
+    ) -> list[BaseException | None]:
+        def job(connection: sqlite3.Connection) -> list[BaseException | None]:
+            errors: list[BaseException | None] = []
+            for account_id, records in steps:
+                try:  # a step raises before it writes: a refused one leaves nothing behind
+                    self._store_all(connection, run_id, account_id, records)
+                except sqlite3.Error:
+                    raise
+                except Exception as exc:
+                    errors.append(exc)
+                else:
+                    errors.append(None)
+            return errors
+
+        errors: list[BaseException | None] = await self._submit(job)
+        return errors
+
+    async def _begin_all(self, run_id: str, begins: list[tuple[str, Begin]]) -> None:
+        def job(connection: sqlite3.Connection) -> None:
+            with _savepoint(connection):
+                for account_id, begin in begins:
+                    row = connection.execute(
+                        "SELECT region, count FROM accounts WHERE run_id = ? AND account_id = ?",
+                        (run_id, account_id)).fetchone()
+                    state = None if row is None else AccountState(run_id, account_id, *row)
+                    if check_record(run_id, account_id, state, begin):
+                        self._write(connection, (run_id, account_id), begin)
+
+        await self._submit(job)
+
+    async def _unfinished(self, run_id: str) -> Mapping[str, str]:
+        def read(connection: sqlite3.Connection) -> dict[str, str]:
+            rows = connection.execute(
+                "SELECT account_id, run_id FROM accounts WHERE finished = 0 AND run_id != ?"
+                " ORDER BY rowid", (run_id,))
+            return dict(rows)
+
+        found: dict[str, str] = await self._submit(read)
+        return found
 
     # the group commit
     async def _submit(self, job: _Job) -> Any:
@@ -358,6 +435,73 @@ class SQLiteJournal(Journal):
             return state or AccountState(run_id, account_id, record.region, record.count)
         return None
 
+    def _store_all(
+        self, connection: sqlite3.Connection, run_id: str, account_id: str, records: list[Record]
+    ) -> None:
+        """Several records of one account: every one is checked (against the state as the
+        records before it leave it) before any is written, so a refused one writes nothing.
+        The account's row is read once, each chunk a record touches once."""
+        state = self._state_for(connection, run_id, account_id, Marker(None))
+        if state is None:
+            check_record(run_id, account_id, None, records[0])  # raises: no target
+            return
+        chunks: dict[int, ChunkState | None] = {}
+        extra: dict[str, tuple[str, ...]] = {}
+        new: list[Record] = []
+        key = (run_id, account_id)
+        for record in records:
+            view = state
+            if isinstance(record, Intent | Outcome):
+                if record.chunk not in chunks:
+                    chunks[record.chunk] = self._chunk(connection, key, record.chunk)
+                found = chunks[record.chunk]
+                if found is not None:
+                    view = _with(state, chunks=(found,))
+            elif isinstance(record, Excess | Released):
+                kind = "excess" if isinstance(record, Excess) else "released"
+                if kind not in extra:
+                    extra[kind] = self._extra(connection, key, kind)
+                view = (_with(state, excess=extra[kind]) if kind == "excess"
+                        else _with(state, released=extra[kind]))
+            if not check_record(run_id, account_id, view, record):
+                continue
+            new.append(record)
+            if isinstance(record, Marker):
+                state = _with(state, marker_known=True, marker=record.marker)
+            elif isinstance(record, Finish):
+                state = _with(state, finished=True, final_ips=record.ips)
+            elif isinstance(record, Intent):
+                chunks[record.chunk] = ChunkState(record.chunk, record.size)
+            elif isinstance(record, Outcome):
+                found = chunks[record.chunk]
+                assert found is not None  # check_record refused an outcome with no intent
+                chunks[record.chunk] = ChunkState(found.number, found.size, record.ips)
+            elif isinstance(record, Excess | Released):
+                kind = "excess" if isinstance(record, Excess) else "released"
+                extra[kind] = tuple(dict.fromkeys((*extra[kind], *record.ips)))
+        for record in new:
+            self._write(connection, key, record)
+
+    @staticmethod
+    def _chunk(
+        connection: sqlite3.Connection, key: tuple[str, str], number: int
+    ) -> ChunkState | None:
+        found = connection.execute(
+            "SELECT size, ips FROM chunks WHERE run_id = ? AND account_id = ? AND number = ?",
+            (*key, number),
+        ).fetchone()
+        return None if found is None else ChunkState(number, found[0], _ips_from(found[1]))
+
+    @staticmethod
+    def _extra(connection: sqlite3.Connection, key: tuple[str, str], kind: str) -> tuple[str, ...]:
+        return tuple(
+            ip
+            for (ip,) in connection.execute(
+                "SELECT ip FROM extra_ips WHERE run_id = ? AND account_id = ? AND kind = ?",
+                (*key, kind),
+            )
+        )
+
     def _state_for(
         self, connection: sqlite3.Connection, run_id: str, account_id: str, record: Record
     ) -> AccountState | None:
@@ -378,21 +522,11 @@ class SQLiteJournal(Journal):
         chunks: tuple[ChunkState, ...] = ()
         extra: tuple[str, ...] = ()
         if isinstance(record, Intent | Outcome):
-            found = connection.execute(
-                "SELECT size, ips FROM chunks WHERE run_id = ? AND account_id = ? AND number = ?",
-                (*key, record.chunk),
-            ).fetchone()
-            if found is not None:
-                chunks = (ChunkState(record.chunk, found[0], _ips_from(found[1])),)
+            found = self._chunk(connection, key, record.chunk)
+            chunks = () if found is None else (found,)
         elif isinstance(record, Excess | Released):
-            kind = "excess" if isinstance(record, Excess) else "released"
-            extra = tuple(
-                ip
-                for (ip,) in connection.execute(
-                    "SELECT ip FROM extra_ips WHERE run_id = ? AND account_id = ? AND kind = ?",
-                    (*key, kind),
-                )
-            )
+            extra = self._extra(connection, key,
+                                "excess" if isinstance(record, Excess) else "released")
         return AccountState(
             run_id,
             account_id,
@@ -402,7 +536,7 @@ class SQLiteJournal(Journal):
             marker=marker,
             chunks=chunks,
             finished=bool(finished),
-            final_ips=_ips_from(final) or (),
+            final_ips=(_ips_from(final) or ()) if finished else (),
             excess=extra if isinstance(record, Excess) else (),
             released=extra if isinstance(record, Released) else (),
         )

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
-from collections.abc import AsyncIterator, Iterable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Unpack
 
 from .._convert import unstructure
+from ..audit import (
+    DEFAULT_AUDIT_DELAY,
+    AccountAudit,
+    Listing,
+    Watches,
+    above_marker,
+    check_delay,
+    wait_until,
+)
 from ..bulk import BulkResult, ProgressCallback, run_bulk
-from ..errors import ValidationError
+from ..engine import CallTrace
+from ..errors import AmbiguousResultError, SendGridError, ValidationError
 from ..models import (
     AccountIp,
     AccountIps,
@@ -24,11 +37,37 @@ from ..reconcile import AddAccountIpsReconciler
 from ._base import Resource
 
 if TYPE_CHECKING:
-    from ..engine import CallTrace, RequestOptions
+    from ..engine import Engine, RequestOptions
+    from ..journal import Journal
+
+BeforeSend = Callable[[frozenset[str]], Awaitable[None]]
+"""Called under the account's write lease, after the marker is known and before the POST,
+with the marker (the account's newest IPs): where a bulk run makes its journal durable."""
+
+_REMOVE_CHUNK = 10  # the most IPs one RemoveAccountIps request may name
+
+
+class _Reconciler(AddAccountIpsReconciler):
+    """The AddAccountIps reconciler, calling `before_send` once its marker is known."""
+
+    __slots__ = ("before_send",)
+
+    def __init__(self, *args: Any, before_send: BeforeSend) -> None:
+        super().__init__(*args)
+        self.before_send = before_send
+
+    async def prepare(self, lease_token: int | None) -> None:
+        """Note the marker, then let the caller record it (and its intent) durably."""
+        await super().prepare(lease_token)
+        await self.before_send(self.known or frozenset())
 
 
 class ProvisioningResource(Resource):
     """Add, list and remove the IPs of a partner's customer accounts."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._watches = Watches()
 
     async def add_ips(
         self, account_id: str, *, count: int, region: Region, **options: Unpack[RequestOptions]
@@ -41,6 +80,10 @@ class ProvisioningResource(Resource):
         IP instead of resending. If the IPs are there, they are returned with
         ``reconciled=True``. The call holds the account's write lease throughout, so other
         writes to the account through the same coordinator wait their turn.
+
+        A write that failed ambiguously may still land seconds after every check (a gateway
+        answered 504 while the backend went on): the client remembers the account, and
+        `audit` finds such IPs later.
 
         Args:
             account_id: the customer's SendGrid account ID.
@@ -67,20 +110,39 @@ class ProvisioningResource(Resource):
         known_token: int | None,
         options: RequestOptions,
         trace: CallTrace | None,
+        before_send: BeforeSend | None = None,
     ) -> AccountIps:
-        """AddAccountIps; ``known`` are the account's newest IPs as of lease ``known_token``."""
+        """AddAccountIps; ``known`` are the account's newest IPs as of lease ``known_token``.
+
+        Every call is noted for the audit: an account whose call met an ambiguous failure is
+        watched from that call's marker on, with every IP reported for it since.
+        """
         body = AddAccountIpsBody(count, region)
         path = _account(account_id)
 
         def list_ips(limit: int) -> AsyncIterator[AccountIp]:
             return self.list_ips(path, limit=limit, **options)
 
-        return await self._engine.execute(
-            OPERATIONS["AddAccountIps"], path=path, body=unstructure(body),
-            options=options, read=functools.partial(_read_added, body),
-            reconciler=AddAccountIpsReconciler(list_ips, path, body, known, known_token),
-            trace=trace, lease=account_lease(path),
-        )
+        args = (list_ips, path, body, known, known_token)
+        reconciler = (AddAccountIpsReconciler(*args) if before_send is None
+                      else _Reconciler(*args, before_send=before_send))
+        trace = trace if trace is not None else CallTrace()
+        engine = self._engine
+        try:
+            added: AccountIps = await engine.execute(
+                OPERATIONS["AddAccountIps"], path=path, body=unstructure(body),
+                options=options, read=functools.partial(_read_added, body),
+                reconciler=reconciler, trace=trace, lease=account_lease(path),
+            )
+        except SendGridError as exc:
+            found = exc.found if isinstance(exc, AmbiguousResultError) else ()
+            self._watches.note(path, region, reconciler.known, found,
+                               trace.ambiguous or isinstance(exc, AmbiguousResultError),
+                               engine.wall_clock())
+            raise
+        self._watches.note(path, region, reconciler.known, added.ips, trace.ambiguous,
+                           engine.wall_clock())
+        return added
 
     def list_ips(
         self, account_id: str, *, limit: int | None = None, **options: Unpack[RequestOptions]
@@ -126,25 +188,183 @@ class ProvisioningResource(Resource):
         *,
         concurrency: int = 32,
         on_progress: ProgressCallback | None = None,
+        journal: str | os.PathLike[str] | Journal | None = None,
+        run_id: str | None = None,
+        audit_delay: float = DEFAULT_AUDIT_DELAY,
+        release_excess: bool = False,
         **options: Unpack[RequestOptions],
     ) -> BulkResult:
         """Provision IPs for many accounts at once; never raises for one account's failure.
 
         Each account's count is split into requests of at most 10, sent one after another
         for that account (never two writes in flight for one account), while accounts run in
-        parallel, up to ``concurrency`` at once. See `sendgrid_ipam.bulk`.
+        parallel, up to ``concurrency`` at once. With a journal, a run killed at any moment
+        resumes when run again: see `sendgrid_ipam.bulk`. Before it returns, the run audits
+        the accounts that met an ambiguous failure (waiting ``audit_delay`` after the last
+        one) and reports any IP a late write added as ``excess``.
 
         Args:
             requests: `ProvisionRequest` items; one account may appear once.
             concurrency: accounts provisioned at the same time.
             on_progress: called with each account's result as soon as it is final, and
                 with every chunk of IPs as soon as it is obtained.
+            journal: the journal that makes the run resumable: the path of an SQLite file
+                (created if missing), or a `Journal`. None: no journal.
+            run_id: the run's name in the journal (default: a digest of the requests, so the
+                same requests resume the same run).
+            audit_delay: seconds to wait after an account's last ambiguous failure before
+                listing it for late writes (default 5).
+            release_excess: remove the excess IPs the audit finds again (RemoveAccountIps).
 
         Returns:
             A `BulkResult` with every account's outcome.
+
+        Raises:
+            ValidationError: a bad argument (nothing is sent).
+            JournalError: the journal cannot be opened or written (before any write), or it
+                holds another target for an account of the requests (`JournalMismatchError`,
+                before any write), or holds an unfinished run of another id on one of them.
         """
-        return await run_bulk(self._add_ips, requests, concurrency=concurrency,
-                              on_progress=on_progress, options=options)
+        return await run_bulk(
+            _Port(self, options), requests, concurrency=concurrency, on_progress=on_progress,
+            options=options, journal=journal, run_id=run_id, audit_delay=audit_delay,
+            release_excess=release_excess,
+        )
+
+    async def audit(
+        self,
+        accounts: Iterable[str] | None = None,
+        *,
+        audit_delay: float = DEFAULT_AUDIT_DELAY,
+        release_excess: bool = False,
+        **options: Unpack[RequestOptions],
+    ) -> tuple[AccountAudit, ...]:
+        """Look for IPs that writes which failed ambiguously added after every check.
+
+        Each account that met an ambiguous AddAccountIps failure through this client is
+        listed, under its write lease, once ``audit_delay`` seconds have passed since its last
+        such failure, down to the marker noted before the first of them. Every IP above the
+        marker that no call reported is ``excess``. An audited account is forgotten unless
+        it met another ambiguous failure meanwhile.
+
+        Args:
+            accounts: the accounts to audit; None: every account the client watches. An
+                account never watched gets an empty `AccountAudit` without a request.
+            audit_delay: seconds to wait after an account's last ambiguous failure (default
+                5: gateways answer 504 while the backend finishes up to ~3 s later).
+            release_excess: remove the excess IPs again (RemoveAccountIps, 10 per request;
+                safe to retry after an ambiguous failure).
+
+        Returns:
+            One `AccountAudit` per account, in order; a failure is in its ``error``.
+
+        Raises:
+            ValidationError: a bad argument (nothing is sent).
+        """
+        delay = check_delay(audit_delay)
+        if not isinstance(release_excess, bool):
+            raise ValidationError("release_excess",
+                                  f"must be True or False, not {release_excess!r}")
+        ids = self._watches.accounts() if accounts is None else tuple(
+            _account(account) for account in _strings("accounts", accounts))
+        port = _Port(self, options)
+        return await _gather(*(self._audit(port, account, delay, release_excess)
+                               for account in ids))
+
+    async def _audit(
+        self, port: _Port, account_id: str, delay: float, release: bool
+    ) -> AccountAudit:
+        watch = self._watches.get(account_id)
+        if watch is None:
+            return AccountAudit(account_id)
+        engine = self._engine
+        last = watch.last_ambiguous
+        await wait_until(last + delay, engine.wall_clock, engine.sleep)
+        try:
+            listing = await port.above_marker(account_id, watch.marker,
+                                              frozenset(watch.regions))
+        except SendGridError as exc:
+            return AccountAudit(account_id, error=exc)
+        excess = tuple(ip for ip in listing.held if ip not in watch.reported)
+        released: tuple[str, ...] = ()
+        error: SendGridError | None = None
+        if release and excess:
+            released, error = await port.release(account_id, excess)
+        self._watches.forget(account_id, last)
+        return AccountAudit(account_id, listing.held, excess, released, error)
+
+
+class _Port:
+    """What a bulk run (and an audit) needs of the resource, bound to one call's options."""
+
+    def __init__(self, resource: ProvisioningResource, options: RequestOptions) -> None:
+        self.resource = resource
+        self.options = options
+        engine = resource._engine
+        self.wall_clock = engine.wall_clock
+        self.sleep = engine.sleep
+
+    def add(
+        self,
+        account_id: str,
+        count: int,
+        region: Region,
+        known: frozenset[str] | None,
+        known_token: int | None,
+        trace: CallTrace,
+        before_send: BeforeSend,
+    ) -> Awaitable[AccountIps]:
+        """AddAccountIps for one chunk (see `ProvisioningResource._add_ips`)."""
+        return self.resource._add_ips(account_id, count, region, known, known_token,
+                                      self.options, trace, before_send)
+
+    async def above_marker(
+        self, account_id: str, marker: frozenset[str], regions: frozenset[str] | None
+    ) -> Listing:
+        """List the account down to `marker` under its write lease (no write interleaves)."""
+        engine = self.resource._engine
+        lease = engine.coordinator.lease(account_lease(account_id), wait=engine.policy.deadline)
+        async with lease as held:
+            items = self.resource.list_ips(account_id, limit=100, **self.options)
+
+            async def pairs() -> AsyncIterator[tuple[str, str | None]]:
+                async for item in items:
+                    yield item.ip, item.region
+
+            try:
+                newest, above = await above_marker(pairs(), marker, regions)
+            finally:
+                with contextlib.suppress(AttributeError):
+                    await items.aclose()  # type: ignore[attr-defined]
+            return Listing(newest, held.token, above)
+
+    async def release(
+        self, account_id: str, ips: Sequence[str]
+    ) -> tuple[tuple[str, ...], SendGridError | None]:
+        """Remove `ips` from the account, 10 per request; (removed, the error that stopped it)."""
+        removed: list[str] = []
+        for start in range(0, len(ips), _REMOVE_CHUNK):
+            chunk = ips[start:start + _REMOVE_CHUNK]
+            try:
+                await self.resource.remove_ips(account_id, ips=chunk, **self.options)
+            except SendGridError as exc:
+                return tuple(removed), exc
+            removed.extend(chunk)
+        return tuple(removed), None
+
+    def settled(self, account_id: str, audited_after: float) -> None:
+        """The bulk run audited the account: the client need not watch it any longer."""
+        self.resource._watches.forget(account_id, audited_after)
+
+
+async def _gather(*audits: Awaitable[AccountAudit]) -> tuple[AccountAudit, ...]:
+    return tuple(await asyncio.gather(*audits))
+
+
+def _strings(field: str, values: object) -> list[object]:
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ValidationError(field, f"must be an iterable of account ids, not {values!r}")
+    return list(values)
 
 
 _read_account_ips = OPERATIONS["AddAccountIps"].read

@@ -38,7 +38,7 @@ def test_bulk_add_ips(
     fake.script("AddAccountIps", Fault.applied_error(502), account_id="acct-2")
 
     result = api(fake, "--max-attempts", "3", "bulk-add-ips", csv_file,
-                 "--report", str(report_file), "--concurrency", "2")
+                 "--report", str(report_file), "--concurrency", "2", "--audit-delay", "0")
 
     assert result.exit_code == 0, result.stderr
     assert "15/15" in result.stderr  # the progress bar, in IPs
@@ -51,8 +51,8 @@ def test_bulk_add_ips(
     report = json.loads(report_file.read_text())
     assert report["summary"] == {
         "accounts": 2, "accounts_ok": 2, "accounts_failed": 0, "accounts_interrupted": 0,
-        "ips_requested": 15, "ips_added": 15, "retries": 1, "reconciled": 1,
-        "interrupted": False,
+        "ips_requested": 15, "ips_added": 15, "ips_excess": 0, "ips_released": 0,
+        "retries": 1, "reconciled": 1, "interrupted": False, "run_id": None,
     }
     by_account = {entry["account_id"]: entry for entry in report["accounts"]}
     assert set(by_account) == {"acct-1", "acct-2"}
@@ -64,7 +64,8 @@ def test_bulk_add_ips(
     assert by_account["acct-1"]["requests"] == 2  # 12 = 10 + 2
     assert by_account["acct-2"] | {"ips": None} == {
         "account_id": "acct-2", "region": "eu", "requested": 3, "ips": None, "ok": True,
-        "error": None, "attempts": 2, "requests": 1, "reconciled": 1,
+        "error": None, "attempts": 2, "requests": 1, "reconciled": 1, "excess": [],
+        "released": [],
     }
     assert fake.account_ips("acct-3") == []
 
@@ -154,7 +155,7 @@ def test_interruption_reports_what_was_obtained(
     from sendgrid_ipam.cli import _bulk
 
     def interrupted_run(action: Any) -> None:
-        def bulk_add_ips(requests: Any, *, concurrency: int, on_progress: Any) -> None:
+        def bulk_add_ips(requests: Any, *, on_progress: Any, **options: Any) -> None:
             # done before Ctrl-C, after a retry
             on_progress(BulkProgress("acct-1", ("192.0.2.1", "192.0.2.2"),
                                      AccountResult("acct-1", "us", 2, ("192.0.2.1", "192.0.2.2"),

@@ -17,10 +17,15 @@ from sendgrid_ipam.cli import main
 from . import KEY, invoke, json_lines
 
 DEMO_KEYS = ["accounts", "ips_requested", "ips_added", "duplicates", "failures", "retries",
-             "reconciled", "elapsed_s"]
+             "reconciled", "excess", "released", "elapsed_s"]
 
 
-def test_demo_json() -> None:
+def test_demo_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sendgrid_ipam import demo
+
+    # Late writes land within 0.1 s here (the demo's: 0.5-3 s), with the audit scaled alike.
+    monkeypatch.setattr(demo, "run_demo", functools.partial(
+        demo.run_demo, late_delay=(0.01, 0.1), audit_delay=0.15))
     result = invoke("demo", "--accounts", "5", "--ips-per-account", "3", "--json")
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout.splitlines()[-1])
@@ -34,8 +39,8 @@ def test_demo_human(monkeypatch: pytest.MonkeyPatch) -> None:
     from sendgrid_ipam import demo
 
     # The same run without the demo's one-second 429 window.
-    monkeypatch.setattr(demo, "run_demo", functools.partial(demo.run_demo,
-                                                            rate_limit_window=0))
+    monkeypatch.setattr(demo, "run_demo", functools.partial(
+        demo.run_demo, rate_limit_window=0, late_delay=(0.01, 0.1), audit_delay=0.15))
     result = invoke("demo", "--accounts", "2", "--ips-per-account", "2", "--seed", "3")
     assert result.exit_code == 0, result.stderr
     assert "IPs obtained" in result.stdout

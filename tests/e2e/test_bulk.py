@@ -81,7 +81,7 @@ async def test_faults_lose_nothing_and_buy_nothing_twice(
 ) -> None:
     fake.faults = FaultRates(error=0.05, applied_error=0.05, applied_drop=0.05)
     result = await sg.provisioning.bulk_add_ips(
-        [ProvisionRequest(a, 12, "us") for a in ACCOUNTS], concurrency=16
+        [ProvisionRequest(a, 12, "us") for a in ACCOUNTS], concurrency=16, audit_delay=0.05
     )
     assert result.failed == ()
     for account in result.results:
@@ -100,7 +100,7 @@ async def test_one_accounts_failure_is_reported_not_raised(
         ProvisionRequest("acct-002", 12, "us"),
         ProvisionRequest("no-such-account", 2, "us"),
     ]
-    result = await sg.provisioning.bulk_add_ips(requests)
+    result = await sg.provisioning.bulk_add_ips(requests, audit_delay=0.05)
 
     accounts = by_account(result.results)
     assert accounts["acct-001"].ok

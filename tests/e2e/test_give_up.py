@@ -69,7 +69,7 @@ async def test_a_bulk_run_with_an_empty_budget_reports_every_ip_bought(
     async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST,
                             retry_budget=RetryBudget(capacity=0)) as sg:
         result = await sg.provisioning.bulk_add_ips(
-            [ProvisionRequest(a, 12, "us") for a in ACCOUNTS])
+            [ProvisionRequest(a, 12, "us") for a in ACCOUNTS], audit_delay=0.05)
     for account in result.results:
         assert sorted(account.ips) == sorted(fake.account_ips(account.account_id))
     assert result.reconciled > 0
@@ -159,7 +159,8 @@ async def test_a_reply_without_ips_never_makes_bulk_buy_on(fake: FakeSendGrid) -
     """A 2xx that lists no IPs is a DecodeError, checked, and ends the account's run."""
     fake.faults = FaultRates(malformed=1.0, operations={"AddAccountIps"})
     async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST) as sg:
-        result = await sg.provisioning.bulk_add_ips([ProvisionRequest("acct-1", 30, "us")])
+        result = await sg.provisioning.bulk_add_ips([ProvisionRequest("acct-1", 30, "us")],
+                                                    audit_delay=0.05)
     (account,) = result.results
     # every malformed reply was applied, and found by the check: all of it is reported
     assert sorted(account.ips) == sorted(fake.account_ips("acct-1"))

@@ -109,7 +109,7 @@ async def test_a_bulk_run_beside_single_calls_on_its_accounts(
 
     bulk, *singles = await asyncio.gather(
         sg.provisioning.bulk_add_ips([ProvisionRequest(a, 25, "us") for a in accounts],
-                                     concurrency=12),
+                                     concurrency=12, audit_delay=0.05),
         *(single(a) for a in accounts),
     )
 
