@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["Attempt"]
 
 _DEBUG = logging.DEBUG
+_LEVELS: dict[int, bool] = getattr(logger, "_cache", {})  # (absent: always asks)
 
 
 class Attempt:
@@ -80,7 +81,9 @@ class Attempt:
         engine = self.engine
         if self.lease is not None:
             await self.lease.check()  # fencing: a holder that lost its lease sends nothing
-        debug = logger.isEnabledFor(_DEBUG)
+        debug = _LEVELS.get(_DEBUG)  # logging's own cache of isEnabledFor (cleared in place)
+        if debug is None:
+            debug = logger.isEnabledFor(_DEBUG)
         started = engine.clock() if debug else 0.0
         slots = engine.slots
         if slots.free and not slots.waiters:  # Slots.try_take(), inlined: runs on every call
@@ -107,9 +110,10 @@ class Attempt:
                     )
                 ) as resp:
                     status, headers = resp.status, resp.headers
-                    length = resp.content_length
-                    if (status < 300 and length is not None and length <= engine.max_reply_size
-                            and engine.inflates):
+                    # (The header itself, not aiohttp's content_length property: a C call.)
+                    length = headers.get("Content-Length")
+                    if (status < 300 and length is not None and engine.inflates
+                            and length.isdecimal() and int(length) <= engine.max_reply_size):
                         body = await resp.read()  # the common case: exactly that much
                     else:
                         body, failure = await self._read_bounded(resp, status)
