@@ -1,4 +1,4 @@
-"""Rate-limit headers, and the client-wide gate that holds requests until a window reopens.
+"""Rate-limit headers; the per-endpoint pacer's arithmetic; the older client-wide gate.
 
 SendGrid answers ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` on its replies, and 429
 when a key is over its limit. The reset is documented as a Unix timestamp in seconds, but one
@@ -7,7 +7,53 @@ smaller ones as a delay. Header names are matched case-insensitively.
 
 A header that cannot be read (not ASCII, not a number, a number that is negative, not
 finite or absurdly long, a date that cannot exist) is treated as absent: no header can make a
-call fail. What a reply can do to the client-wide gate is clamped by ``max_closure``.
+call fail. What one reply can do to a pace (or the gate) is clamped by ``max_closure``.
+
+Pacing
+------
+SendGrid limits each endpoint separately, so a coordinator keeps one `PaceState` per
+endpoint (the operationId), and only for endpoints whose replies said the budget is low.
+The arithmetic is two pure functions over that state, so that a shared coordinator can run
+the same steps on state kept elsewhere (a Redis script); every time is Unix (wall-clock)
+seconds on the client's clock (a reply's times are moved onto it with the reply's ``Date``):
+
+``PaceState(remaining, reset_at, next_at, probe_until, sent, seen, limit)``
+    ``remaining``: requests that may still start without news (never below 0);
+    ``reset_at``: when the server said the budget renews; ``next_at``: no request starts
+    before it (the hold after a 429); ``probe_until``: while a *probe* is out, the others
+    wait for its reply until then; ``sent``: reservations made (each request's *ticket* is
+    the value of ``sent`` just after its own); ``seen``: the newest ticket whose reply was
+    learned (0: none); ``limit``: the last ``X-RateLimit-Limit`` (shown, not used).
+
+``reserve(state, now, rules) -> (delay, state)``
+    ``delay`` 0: the request may start, the returned state counts it (its ticket is
+    ``state.sent``). Otherwise the request waits ``delay`` seconds (or until new replies are
+    learned) and asks again; the state is unchanged. In order: before ``next_at``, wait for
+    it; with ``remaining`` > 0, go (the budget never shrinks at a reset: a fixed window
+    refills, a bucket only gains), also after ``reset_at``; with none left before
+    ``reset_at``, wait for it; after it with none known, send one probe (``probe_until =
+    now + rules.probe_timeout``) and hold the rest until its reply or ``probe_until``.
+
+``learn(state, reply, now, *, limited, ticket, jitter, rules) -> state | None``
+    ``reply`` the `RateLimit` read from a reply; ``limited`` whether it was a 429;
+    ``ticket`` the request's ticket (None: not reserved through this pace); ``jitter``
+    seconds (the caller draws them, between 0 and ``rules.jitter``) added after a 429.
+    A reply older than what was learned (ticket <= ``seen``, or no ticket once any
+    ticketed reply was learned) changes nothing. A 429 holds the endpoint until its
+    Retry-After, else its reset, else ``rules.unknown_window``, plus the jitter, never
+    more than ``rules.max_closure`` from now; the first request after the hold is a probe.
+    Any other reply with a Remaining and a reset still ahead sets ``remaining`` to
+    Remaining less the requests reserved after this one (they may not have been counted
+    yet, so the budget is never overstated while they are in flight) and ``reset_at`` to
+    its reset (clamped like a 429's). None, meaning "stop pacing this endpoint", when the
+    reply leaves nothing to pace by (no Remaining or no reset ahead, and no hold), or when
+    more than ``rules.pace_below`` requests remain.
+
+So a run spends each window's budget as fast as its requests come, never more, and waits at
+the end of it for the reset: the full limit, without meeting it. Bucket-like servers, whose
+reset is always near, are paced by the same steps (each probe's reply says how many tokens
+came back). Requests keep their tickets in a context variable of their task, from the
+reservation to the reply (see `MemoryCoordinator`).
 """
 
 from __future__ import annotations
@@ -25,7 +71,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._text import shown
 
-__all__ = ["RateLimit", "RateLimitGate"]
+__all__ = ["PaceRules", "PaceState", "RateLimit", "RateLimitGate", "learn", "reserve"]
 
 _EPOCH_THRESHOLD = 1e9
 # A 429 that says nothing of when the window reopens still closes the gate for this long,
@@ -240,3 +286,112 @@ class RateLimitGate:
             await self._sleep(delay)
             waited += delay
         return waited
+
+
+# ------------------------------------------------------------------------------ pacing
+
+
+@attrs.frozen
+class PaceRules:
+    """The constants of pacing (see the module's docstring).
+
+    Args:
+        max_closure: the longest one reply may hold an endpoint, in seconds.
+        pace_below: an endpoint is paced once a reply says at most this many requests
+            remain; keep it above the requests that can be in flight at once.
+        probe_timeout: how long the others wait for a probe's reply before one more goes.
+        unknown_window: how long a 429 that names no reset holds its endpoint.
+        jitter: the most jitter, in seconds, added to a 429's hold.
+    """
+
+    max_closure: float = 60.0
+    pace_below: int = 128
+    probe_timeout: float = 0.5
+    unknown_window: float = _UNKNOWN_WINDOW
+    jitter: float = 0.05
+
+
+@attrs.frozen
+class PaceState:
+    """One endpoint's pace: plain numbers, Unix seconds (see the module's docstring)."""
+
+    remaining: int = 0
+    reset_at: float = 0.0
+    next_at: float = 0.0
+    probe_until: float = 0.0
+    sent: int = 0
+    seen: int = 0
+    limit: int | None = None
+
+
+def reserve(state: PaceState, now: float, rules: PaceRules) -> tuple[float, PaceState]:
+    """Whether a request may start now: ``(0, state counting it)`` or ``(delay, state)``."""
+    if now < state.next_at:
+        return state.next_at - now, state
+    if state.remaining > 0:
+        return 0.0, attrs.evolve(state, remaining=state.remaining - 1, sent=state.sent + 1)
+    if now < state.reset_at:
+        return state.reset_at - now, state
+    if now < state.probe_until:
+        return state.probe_until - now, state
+    return 0.0, attrs.evolve(state, probe_until=now + rules.probe_timeout, sent=state.sent + 1)
+
+
+def learn(
+    state: PaceState | None,
+    reply: RateLimit,
+    now: float,
+    *,
+    limited: bool,
+    ticket: int | None,
+    jitter: float,
+    rules: PaceRules,
+) -> PaceState | None:
+    """The pace after a reply (None: the endpoint need not be paced)."""
+    if state is not None and (state.seen >= ticket if ticket is not None else state.seen):
+        return state  # older news than what the pace already knows
+    base = state or PaceState()
+    seen = base.seen if ticket is None else ticket
+    latest = now + rules.max_closure
+    if limited:
+        until = reply.retry_at
+        if until is None and reply.reset_at is not None and reply.reset_at > now:
+            until = reply.reset_at
+        if until is None:
+            until = now + rules.unknown_window
+        hold = min(max(until, now) + jitter, latest)
+        return attrs.evolve(base, remaining=0, reset_at=hold, next_at=max(base.next_at, hold),
+                            probe_until=0.0, seen=seen, limit=reply.limit or base.limit)
+    held = base.next_at > now
+    if reply.remaining is None or reply.reset_at is None or reply.reset_at <= now:
+        return base if held and state is not None else None
+    in_flight = base.sent - (ticket if ticket is not None else 0)
+    remaining = max(0, reply.remaining - in_flight)
+    if remaining > rules.pace_below and not held:
+        return None
+    return attrs.evolve(base, remaining=remaining, reset_at=min(reply.reset_at, latest),
+                        probe_until=0.0, seen=seen, limit=reply.limit or base.limit)
+
+
+def read_limits(headers: Mapping[str, str], local: float) -> RateLimit:
+    """A reply's limits with every time on the local clock (``local`` is its Unix time now).
+
+    The reply's times are the server's: read against its ``Date`` (when that is more than
+    a couple of seconds off ours) and moved onto our clock, as the pace keeps our time.
+    """
+    server = _server_now(headers, local)
+    limits = RateLimit.from_headers(headers, now=server)
+    if server == local:
+        return limits
+    shift = local - server
+    return attrs.evolve(
+        limits,
+        reset_at=None if limits.reset_at is None else limits.reset_at + shift,
+        retry_at=None if limits.retry_at is None else limits.retry_at + shift,
+    )
+
+
+def plenty_left(headers: Mapping[str, str], floor: int) -> bool:
+    """True when the reply's Remaining is readable and above ``floor`` (cheap: one lookup)."""
+    remaining = _count(_header(headers, "X-RateLimit-Remaining"))
+    return remaining is not None and remaining > floor
