@@ -42,11 +42,12 @@ seconds on the client's clock (a reply's times are moved onto it with the reply'
     ticketed reply was learned) changes nothing. A 429 holds the endpoint until its
     Retry-After, else its reset, else ``rules.unknown_window``, plus the jitter, never
     more than ``rules.max_closure`` from now; the first request after the hold is a probe.
-    Any other reply with a Remaining and a reset still ahead sets ``remaining`` to
+    Any other reply with a Remaining and a reset (ahead, or less than 2 s past: a bucket's
+    next token may be past by the time its reply arrives) sets ``remaining`` to
     Remaining less the requests reserved after this one (they may not have been counted
     yet, so the budget is never overstated while they are in flight) and ``reset_at`` to
     its reset (clamped like a 429's). None, meaning "stop pacing this endpoint", when the
-    reply leaves nothing to pace by (no Remaining or no reset ahead, and no hold), or when
+    reply leaves nothing to pace by (no Remaining, no reset or one long past, and no hold), or when
     more than ``rules.pace_below`` requests remain.
 
 So a run spends each window's budget as fast as its requests come, never more, and waits at
@@ -363,7 +364,9 @@ def learn(
         return attrs.evolve(base, remaining=0, reset_at=hold, next_at=max(base.next_at, hold),
                             probe_until=0.0, seen=seen, limit=reply.limit or base.limit)
     held = base.next_at > now
-    if reply.remaining is None or reply.reset_at is None or reply.reset_at <= now:
+    # A reset just past still counts: a bucket's "next token" is often behind us by the time
+    # its reply arrives. One long past says nothing of the window now.
+    if reply.remaining is None or reply.reset_at is None or reply.reset_at < now - _SKEW:
         return base if held and state is not None else None
     in_flight = base.sent - (ticket if ticket is not None else 0)
     remaining = max(0, reply.remaining - in_flight)

@@ -10,8 +10,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 
-from ..errors import ErrorDetail, RateLimitError, RequestTimeoutError
 from .._text import shown
+from ..errors import ErrorDetail, RateLimitError, RequestTimeoutError
 from ..ratelimit import (
     PaceRules,
     PaceState,
