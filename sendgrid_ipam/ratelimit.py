@@ -72,7 +72,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._text import shown
 
-__all__ = ["PaceRules", "PaceState", "RateLimit", "RateLimitGate", "learn", "reserve"]
+__all__ = [
+    "PaceRules", "PaceState", "RateLimit", "RateLimitGate", "agrees", "learn", "reserve",
+]
 
 _EPOCH_THRESHOLD = 1e9
 # A 429 that says nothing of when the window reopens still closes the gate for this long,
@@ -398,3 +400,21 @@ def plenty_left(headers: Mapping[str, str], floor: int) -> bool:
     """True when the reply's Remaining is readable and above ``floor`` (cheap: one lookup)."""
     remaining = _count(_header(headers, "X-RateLimit-Remaining"))
     return remaining is not None and remaining > floor
+
+
+SHARE_SLACK = 3
+"""Requests a reply's count may be off a shared pace's (replies overtaking each other)."""
+
+
+def agrees(state: PaceState, reply: RateLimit, ticket: int | None) -> bool:
+    """Whether a reply of the same window fits the pace's count, as one counter would.
+
+    Two endpoints whose replies name the same limit and reset and counts that agree are
+    limited by one counter (a limit per key, not per endpoint): they share one pace. A
+    member whose reply stops agreeing has a counter of its own, and leaves the pace.
+    """
+    if reply.remaining is None or reply.limit != state.limit or reply.reset_at != state.reset_at:
+        return False
+    estimate = reply.remaining - (state.sent - ticket if ticket is not None else 0)
+    in_flight = state.sent - state.seen
+    return state.remaining - SHARE_SLACK <= estimate <= state.remaining + in_flight + SHARE_SLACK

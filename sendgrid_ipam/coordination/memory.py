@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import random
 import time
 from collections import deque
@@ -11,19 +10,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 
 from .._text import shown
-from ..errors import ErrorDetail, RateLimitError, RequestTimeoutError
-from ..ratelimit import (
-    PaceRules,
-    PaceState,
-    RateLimit,
-    RateLimitGate,
-    learn,
-    plenty_left,
-    read_limits,
-    reserve,
-)
-from ..retry import RetryBudget, logger
+from ..errors import RequestTimeoutError
+from ..ratelimit import PaceRules, PaceState, RateLimitGate
+from ..retry import RetryBudget
 from .base import Coordinator, Lease, LeaseLostError
+from .pacer import Pacer
 
 __all__ = ["MemoryCoordinator"]
 
@@ -73,29 +64,6 @@ class _Key:
         self.waiters: deque[asyncio.Future[None]] = deque()
 
 
-class _Pace:
-    """One paced endpoint: its `PaceState`, and the tasks waiting for news of it."""
-
-    __slots__ = ("generation", "state", "wake")
-
-    def __init__(self, state: PaceState, generation: int) -> None:
-        self.state = state
-        self.generation = generation
-        self.wake: asyncio.Future[None] | None = None  # set when a reply brings news
-
-    def notify(self) -> None:
-        if self.wake is not None:
-            if not self.wake.done():
-                self.wake.set_result(None)
-            self.wake = None
-
-
-# The ticket of the task's last paced request: (endpoint, generation, ticket). The reservation
-# and the reply's observe run in the same task, so a context variable carries it between them.
-_TICKET: contextvars.ContextVar[tuple[str, int, int] | None] = contextvars.ContextVar(
-    "sendgrid_ipam_pace_ticket", default=None)
-
-
 class MemoryCoordinator(Coordinator):
     """Pacer, retry budget and leases for the calls of one process.
 
@@ -142,114 +110,47 @@ class MemoryCoordinator(Coordinator):
         self.budget = budget or RetryBudget()
         self.rules = PaceRules(max_closure=float(max_closure), pace_below=pace_below)
         """The pacing constants."""
-        self._wall_clock = wall_clock
-        self._sleep = sleep
-        self._rng = rng or random.Random()
-        self._paces: dict[str, _Pace] = {}
-        self._generations = 0
+        self.pacer = Pacer(self.rules, wall_clock, sleep, rng or random.Random())
+        """The per-endpoint paces."""
         self._keys: dict[str, _Key] = {}
         self._tokens: dict[str, int] = {}  # each key's last token
         self.quiet = True
 
     def __repr__(self) -> str:
-        return (f"<MemoryCoordinator {self.budget!r} paced={sorted(self._paces)} "
-                f"leases held={len(self._keys)}>")
+        return f"<MemoryCoordinator {self.budget!r} {self.pacer!r} leases held={len(self._keys)}>"
 
     # ---------------------------------------------------------------- pacing
 
     def pace(self, endpoint: str) -> PaceState | None:
         """The pace of ``endpoint``, or None while it is not paced."""
-        pace = self._paces.get(endpoint)
-        return None if pace is None else pace.state
+        return self.pacer.pace(endpoint)
 
     def held_for(self, endpoint: str) -> float:
         """Seconds until a request to ``endpoint`` could start (0: now); reserves nothing."""
-        pace = self._paces.get(endpoint)
-        if pace is None:
-            return 0.0
-        return reserve(pace.state, self._wall_clock(), self.rules)[0]
+        return self.pacer.held_for(endpoint)
 
     def gate_open(self, endpoint: str) -> bool:
         """True when a request to ``endpoint`` may start now; it is then counted."""
-        pace = self._paces.get(endpoint)
-        if pace is None:
-            if not self._paces:
-                self.quiet = True
+        if self.pacer.idle:
+            self.quiet = True
             return True
-        return self._try_reserve(endpoint, pace, self._wall_clock()) == 0.0
-
-    def _try_reserve(self, endpoint: str, pace: _Pace, now: float) -> float:
-        delay, state = reserve(pace.state, now, self.rules)
-        if not delay:
-            pace.state = state
-            _TICKET.set((endpoint, pace.generation, state.sent))
-        return delay
+        return self.pacer.try_start(endpoint)
 
     async def wait_at_gate(self, endpoint: str, *, within: float) -> float:
         """Wait for ``endpoint``'s pace to let a request start, within ``within`` seconds.
 
         Waiters wake when the wait is over or when a reply brings news of the endpoint.
-        """
-        waited = 0.0
-        started = self._wall_clock()
-        while True:
-            pace = self._paces.get(endpoint)
-            if pace is None:
-                return waited
-            now = self._wall_clock()
-            delay = self._try_reserve(endpoint, pace, now)
-            if not delay:
-                return waited
-            waited = max(0.0, now - started)
-            if waited + delay > within:
-                raise RateLimitError(
-                    429, [ErrorDetail(f"rate-limit window closed for {delay:.1f}s more")],
-                    "", {}, RateLimit(reset_at=now + delay),
-                )
-            logger.debug("holding a request to %s %.3fs for the rate limit", endpoint, delay,
-                         extra={"sendgrid_ipam_event": "rate_limited", "operation": endpoint,
-                                "wait": delay})
-            await self._wait_for_news(pace, delay)
-            waited = max(0.0, self._wall_clock() - started)
 
-    async def _wait_for_news(self, pace: _Pace, delay: float) -> None:
-        if pace.wake is None:
-            pace.wake = asyncio.get_running_loop().create_future()
-        wake = pace.wake
-        sleeping = asyncio.ensure_future(self._sleep(delay))
-        try:
-            await asyncio.wait((wake, sleeping), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeping.cancel()
+        Raises:
+            RateLimitError: the endpoint stays held longer than ``within`` seconds.
+        """
+        return await self.pacer.wait(endpoint, within)
 
     def observe(self, endpoint: str, status: int, headers: Mapping[str, str]) -> None:
         """Learn from a reply that carries rate-limit headers (or is a 429)."""
-        pace = self._paces.get(endpoint)
-        limited = status == 429
-        if pace is None and not limited and plenty_left(headers, self.rules.pace_below):
-            return  # the common case of a reply with rate-limit headers: nothing to do
-        ticket = None
-        mine = _TICKET.get()
-        if mine is not None and pace is not None and mine[0] == endpoint:
-            _TICKET.set(None)
-            if mine[1] == pace.generation:
-                ticket = mine[2]
-        now = self._wall_clock()
-        jitter = self._rng.uniform(0.0, self.rules.jitter) if limited else 0.0
-        state = learn(None if pace is None else pace.state, read_limits(headers, now), now,
-                      limited=limited, ticket=ticket, jitter=jitter, rules=self.rules)
-        if state is None:
-            if pace is not None:
-                del self._paces[endpoint]
-                pace.notify()
-            return
-        if pace is None:
-            self._generations += 1
-            self._paces[endpoint] = _Pace(state, self._generations)
+        self.pacer.observe(endpoint, status, headers)
+        if not self.pacer.idle:
             self.quiet = False
-        elif state is not pace.state:
-            pace.state = state
-            pace.notify()
 
     # ---------------------------------------------------------------- leases
 
