@@ -271,6 +271,12 @@ HEADERS: Final = ("shape", "contender", "time (median)", "vs ideal", "vs bound",
                   "429s", "429 share", "failed accounts")
 
 
+def ratio(seconds: Sequence[float], ideals: Sequence[float]) -> str:
+    """The median of the runs' ratios ("n/a" when the work fits in the free budget)."""
+    ratios = [s / i for s, i in zip(seconds, ideals, strict=True) if i > 0]
+    return str(Ratio(median(ratios) if ratios else None))
+
+
 def rows(results: Sequence[Run], shapes: Sequence[str],
          contenders: Sequence[str]) -> list[list[str]]:
     table = []
@@ -282,8 +288,8 @@ def rows(results: Sequence[Run], shapes: Sequence[str],
             limited = median([r.limited for r in mine])
             table.append([
                 shape, contender, f"{seconds:.2f} s",
-                str(Ratio(median([r.seconds / r.ideal for r in mine]))),
-                str(Ratio(median([r.seconds / r.bound for r in mine]))),
+                ratio([r.seconds for r in mine], [r.ideal for r in mine]),
+                ratio([r.seconds for r in mine], [r.bound for r in mine]),
                 f"{requests:,.0f}", f"{limited:,.0f}", f"{limited / requests:.1%}",
                 str(sum(r.failed_accounts for r in mine)),
             ])
