@@ -398,7 +398,11 @@ def read_limits(headers: Mapping[str, str], local: float) -> RateLimit:
 
 def plenty_left(headers: Mapping[str, str], floor: int) -> bool:
     """True when the reply's Remaining is readable and above ``floor`` (cheap: one lookup)."""
-    remaining = _count(_header(headers, "X-RateLimit-Remaining"))
+    text = (headers.get("X-RateLimit-Remaining") if type(headers) is CIMultiDictProxy
+            else _header(headers, "X-RateLimit-Remaining"))
+    if text is not None and len(text) < 19 and text.isdigit() and text.isascii():
+        return int(text) > floor  # the usual form, read without the general parser
+    remaining = _count(text)
     return remaining is not None and remaining > floor
 
 

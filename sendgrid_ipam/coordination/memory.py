@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 
 from .._text import shown
 from ..errors import RequestTimeoutError
-from ..ratelimit import PaceRules, PaceState, RateLimitGate
+from ..ratelimit import PaceRules, PaceState, RateLimitGate, plenty_left
 from ..retry import RetryBudget
 from .base import Coordinator, Lease, LeaseLostError
 from .pacer import Pacer
@@ -148,6 +148,8 @@ class MemoryCoordinator(Coordinator):
 
     def observe(self, endpoint: str, status: int, headers: Mapping[str, str]) -> None:
         """Learn from a reply that carries rate-limit headers (or is a 429)."""
+        if self.quiet and status != 429 and plenty_left(headers, self.rules.pace_below):
+            return  # the usual reply: nothing paced, plenty left
         self.pacer.observe(endpoint, status, headers)
         if not self.pacer.idle:
             self.quiet = False
