@@ -195,6 +195,16 @@ def _server_now(headers: Mapping[str, str], local: float) -> float:
     return server
 
 
+def check_max_closure(max_closure: object) -> None:
+    """Raise ValueError unless ``max_closure`` is a positive, finite number of seconds."""
+    if isinstance(max_closure, bool) or not isinstance(max_closure, int | float) or not (
+        0 < max_closure <= sys.float_info.max  # (NaN fails both comparisons)
+    ):
+        raise ValueError(
+            f"max_closure must be a positive number of seconds, not {shown(max_closure)}"
+        )
+
+
 class RateLimitGate:
     """Holds every request of one client while the rate-limit window is closed.
 
@@ -227,12 +237,7 @@ class RateLimitGate:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_closure: float = 60.0,
     ) -> None:
-        if isinstance(max_closure, bool) or not isinstance(max_closure, int | float) or not (
-            0 < max_closure <= sys.float_info.max  # (NaN fails both comparisons)
-        ):
-            raise ValueError(
-                f"max_closure must be a positive number of seconds, not {shown(max_closure)}"
-            )
+        check_max_closure(max_closure)
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep

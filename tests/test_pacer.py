@@ -319,3 +319,14 @@ async def test_a_429_naming_no_time_resumes_after_the_hold_without_backoff(
     # no 5 s backoff: the unknown window (1 s) plus at most the jitter, at the gate
     assert len(mocked.sent) == 2
     assert RULES.unknown_window <= sum(fake_time.sleeps) <= RULES.unknown_window + RULES.jitter
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"max_closure": 0}, "max_closure"), ({"max_closure": float("nan")}, "max_closure"),
+     ({"pace_below": 0}, "pace_below"), ({"pace_below": True}, "pace_below"),
+     ({"pace_below": 1.5}, "pace_below")],
+)
+def test_bad_pacing_settings_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        MemoryCoordinator(**kwargs)  # type: ignore[arg-type]

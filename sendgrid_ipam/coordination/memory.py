@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 
 from .._text import shown
 from ..errors import RequestTimeoutError
-from ..ratelimit import PaceRules, PaceState, RateLimitGate, plenty_left
+from ..ratelimit import PaceRules, PaceState, check_max_closure, plenty_left
 from ..retry import RetryBudget
 from .base import Coordinator, Lease, LeaseLostError
 from .pacer import Pacer
@@ -104,7 +104,7 @@ class MemoryCoordinator(Coordinator):
         pace_below: int = 128,
         rng: random.Random | None = None,
     ) -> None:
-        RateLimitGate(max_closure=max_closure)  # the same check of max_closure
+        check_max_closure(max_closure)
         if isinstance(pace_below, bool) or not isinstance(pace_below, int) or pace_below < 1:
             raise ValueError(f"pace_below must be a positive integer, not {shown(pace_below)}")
         self.budget = budget or RetryBudget()
