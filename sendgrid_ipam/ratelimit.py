@@ -36,12 +36,14 @@ seconds on the client's clock (a reply's times are moved onto it with the reply'
 
 ``learn(state, reply, now, *, limited, ticket, jitter, rules) -> state | None``
     ``reply`` the `RateLimit` read from a reply; ``limited`` whether it was a 429;
-    ``ticket`` the request's ticket (None: not reserved through this pace); ``jitter``
-    seconds (the caller draws them, between 0 and ``rules.jitter``) added after a 429.
+    ``ticket`` the request's ticket (None: not reserved through this pace); ``jitter`` a
+    fraction the caller draws between 0 and 1: a 429's hold grows by that fraction of a
+    tenth of the wait, at most ``rules.jitter`` seconds.
     A reply older than what was learned (ticket <= ``seen``, or no ticket once any
     ticketed reply was learned) changes nothing. A 429 holds the endpoint until its
-    Retry-After, else its reset, else ``rules.unknown_window``, plus the jitter, never
-    more than ``rules.max_closure`` from now; the first request after the hold is a probe.
+    Retry-After, else its reset (one already past: not at all), else
+    ``rules.unknown_window``, plus the jitter, never more than ``rules.max_closure`` from
+    now; the first request after the hold is a probe.
     Any other reply with a Remaining and a reset (ahead, or less than 2 s past: a bucket's
     next token may be past by the time its reply arrives) sets ``remaining`` to
     Remaining less the requests reserved after this one (they may not have been counted
@@ -309,7 +311,8 @@ class PaceRules:
             remain; keep it above the requests that can be in flight at once.
         probe_timeout: how long the others wait for a probe's reply before one more goes.
         unknown_window: how long a 429 that names no reset holds its endpoint.
-        jitter: the most jitter, in seconds, added to a 429's hold.
+        jitter: the most jitter, in seconds, added to a 429's hold (which adds at most a
+            tenth of the wait).
     """
 
     max_closure: float = 60.0
@@ -362,12 +365,11 @@ def learn(
     seen = base.seen if ticket is None else ticket
     latest = now + rules.max_closure
     if limited:
-        until = reply.retry_at
-        if until is None and reply.reset_at is not None and reply.reset_at > now:
-            until = reply.reset_at
+        until = reply.retry_at if reply.retry_at is not None else reply.reset_at
         if until is None:
             until = now + rules.unknown_window
-        hold = min(max(until, now) + jitter, latest)
+        wait = max(until - now, 0.0)  # a reset already past (a late 429) holds for a probe
+        hold = min(now + wait + jitter * min(rules.jitter, wait / 10), latest)
         return attrs.evolve(base, remaining=0, reset_at=hold, next_at=max(base.next_at, hold),
                             probe_until=0.0, seen=seen, limit=reply.limit or base.limit)
     held = base.next_at > now

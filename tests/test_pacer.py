@@ -118,15 +118,28 @@ def limited(state: PaceState | None, facts: RateLimit, *, jitter: float = 0.0,
 
 
 def test_a_429_with_retry_after_holds_until_then_plus_jitter_and_no_backoff() -> None:
-    state = limited(None, reply(0, 30.0, retry_after=3.0), jitter=0.02)
-    assert reserve(state, NOW, RULES)[0] == pytest.approx(3.02)
-    started, _, _ = starts(state, NOW + 3.02, 5)
+    state = limited(None, reply(0, 30.0, retry_after=3.0), jitter=0.5)
+    # jitter: half (the fraction drawn) of at most a tenth of the wait, at most 50 ms
+    assert reserve(state, NOW, RULES)[0] == pytest.approx(3.0 + 0.5 * 0.05)
+    started, _, _ = starts(state, NOW + 3.025, 5)
     assert started == 1, "one probe at the end of the hold, not the whole crowd"
 
 
 def test_a_429_without_retry_after_holds_until_the_reset() -> None:
-    state = limited(None, reply(0, 7.0), jitter=0.01)
-    assert reserve(state, NOW, RULES)[0] == pytest.approx(7.01)
+    state = limited(None, reply(0, 7.0), jitter=1.0)
+    assert reserve(state, NOW, RULES)[0] == pytest.approx(7.0 + RULES.jitter)
+
+
+def test_the_jitter_of_a_short_hold_is_short() -> None:
+    state = limited(None, reply(0, 0.02), jitter=1.0)
+    assert reserve(state, NOW, RULES)[0] == pytest.approx(0.022, abs=1e-6)
+
+
+def test_a_late_429_whose_reset_is_past_holds_only_for_a_probe() -> None:
+    state = limited(None, reply(0, -0.3), jitter=1.0)
+    assert reserve(state, NOW, RULES)[0] == 0.0
+    started, _, delay = starts(state, NOW, 3)
+    assert (started, delay) == (1, pytest.approx(RULES.probe_timeout))
 
 
 def test_a_429_naming_no_time_holds_for_the_unknown_window() -> None:
@@ -136,7 +149,7 @@ def test_a_429_naming_no_time_holds_for_the_unknown_window() -> None:
 
 def test_no_reply_holds_longer_than_max_closure() -> None:
     rules = PaceRules(max_closure=5.0)
-    state = limited(None, reply(0, 1e6, retry_after=1e9), jitter=0.05, rules=rules)
+    state = limited(None, reply(0, 1e6, retry_after=1e9), jitter=1.0, rules=rules)
     assert reserve(state, NOW, rules)[0] == pytest.approx(5.0)
     paced = learn(None, reply(0, 1e6), NOW, limited=False, ticket=None, jitter=0.0,
                   rules=rules)

@@ -165,7 +165,7 @@ class Pacer:
             if regrouped is not pace:
                 pace, ticket = regrouped, None  # the ticket was another pace's
         state = learn(None if pace is None else pace.state, reply, now, limited=limited,
-                      ticket=ticket, jitter=self._rng.uniform(0.0, self.rules.jitter),
+                      ticket=ticket, jitter=self._rng.random(),
                       rules=self.rules)
         if pace is None:
             if state is not None:
