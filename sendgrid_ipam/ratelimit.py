@@ -56,7 +56,7 @@ So a run spends each window's budget as fast as its requests come, never more, a
 the end of it for the reset: the full limit, without meeting it. Bucket-like servers, whose
 reset is always near, are paced by the same steps (each probe's reply says how many tokens
 came back). Requests keep their tickets in a context variable of their task, from the
-reservation to the reply (see `MemoryCoordinator`).
+reservation to the reply (see ``coordination/pacer.py``).
 """
 
 from __future__ import annotations
