@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import multiprocessing
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Final
@@ -39,6 +40,8 @@ class FakeSettings:
     error: float = 0.0
     applied_error: float = 0.0
     applied_drop: float = 0.0
+    window_every: float = 0.0  # seconds between 429 windows (0: none)
+    window_length: float = 0.0  # seconds each 429 window lasts
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class FakeSnapshot:
     faults: dict[str, int]
     writes_applied: int  # AddAccountIps requests that took effect
     account_ips: dict[str, tuple[str, ...]]  # every account's IPs, newest first
+    limited: int = 0  # requests answered 429
 
 
 def make_fake(settings: FakeSettings) -> FakeSendGrid:
@@ -72,14 +76,37 @@ def snapshot_of(fake: FakeSendGrid, accounts: tuple[str, ...]) -> FakeSnapshot:
         faults=dict(Counter(r.fault for r in fake.log if r.fault)),
         writes_applied=fake.count("AddAccountIps", applied=True),
         account_ips={a: tuple(fake.account_ips(a)) for a in accounts},
+        limited=fake.count(status=429),
     )
+
+
+@contextlib.asynccontextmanager
+async def rate_limit_windows(fake: FakeSendGrid, settings: FakeSettings) -> AsyncIterator[None]:
+    """Every ``window_every`` seconds, a 429 window of ``window_length`` seconds (every
+    request refused, Remaining 0, Reset its end), while the block runs."""
+    if not settings.window_every:
+        yield
+        return
+
+    async def windows() -> None:
+        while True:
+            await asyncio.sleep(settings.window_every)
+            fake.rate_limit_window(settings.window_length)
+
+    task = asyncio.create_task(windows())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _serve(settings: FakeSettings, conn: Connection, max_lifetime: float) -> None:
     """The child: serve until asked for the snapshot (or the parent is gone)."""
 
     async def main() -> None:
-        async with make_fake(settings) as fake:
+        async with make_fake(settings) as fake, rate_limit_windows(fake, settings):
             conn.send(fake.url)
             loop = asyncio.get_running_loop()
             # conn.poll blocks a worker thread, not the loop; EOF (parent gone) ends it too.

@@ -47,6 +47,7 @@ from benchmarks._fake_process import (
     FakeSettings,
     FakeSnapshot,
     make_fake,
+    rate_limit_windows,
     snapshot_of,
 )
 from sendgrid_ipam import BulkResult, ProvisionRequest, RetryPolicy, SendGridIPAM
@@ -87,11 +88,13 @@ class Scenario:
     error: float = 0.0
     applied_error: float = 0.0
     applied_drop: float = 0.0
+    window_every: float = 0.0
+    window_length: float = 0.0
     journal: bool = False  # record the run in a fresh SQLite journal
 
     def settings(self, accounts: tuple[str, ...], seed: int) -> FakeSettings:
         return FakeSettings(API_KEY, accounts, seed, self.error, self.applied_error,
-                            self.applied_drop)
+                            self.applied_drop, self.window_every, self.window_length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,7 @@ class Run:
     attempts: int
     retries: int
     reconciled: int
+    limited: int = 0
     check: Check = field(default_factory=Check)
 
     @property
@@ -157,7 +161,8 @@ def tally(scenario: Scenario, seed: int, seconds: float, fake: FakeSnapshot,
         writes_applied=fake.writes_applied,
         ips_requested=result.ips_requested, ips_obtained=result.ips_added,
         accounts_failed=len(result.failed), attempts=sum(a.attempts for a in result.results),
-        retries=result.retries, reconciled=result.reconciled, check=check,
+        retries=result.retries, reconciled=result.reconciled, limited=fake.limited,
+        check=check,
     )
 
 
@@ -182,7 +187,7 @@ async def run_once(scenario: Scenario, seed: int, workload: Workload, in_process
     with tempfile.TemporaryDirectory(prefix="bench-bulk-") as directory:
         journal = Path(directory) / "run.journal" if scenario.journal else None
         if in_process:
-            async with make_fake(settings) as fake:
+            async with make_fake(settings) as fake, rate_limit_windows(fake, settings):
                 seconds, result = await provision(fake.url, seed, workload, journal)
                 return tally(scenario, seed, seconds, snapshot_of(fake, settings.accounts),
                              result)
@@ -223,6 +228,7 @@ class BulkSummary:
     requests: float
     retries: float
     reconciled: float
+    limited: float
     writes_applied: float
     accounts_failed: int
     ips_short: int
@@ -252,6 +258,7 @@ def summarise(results: Sequence[Run], scenarios: Sequence[Scenario]) -> list[Bul
             requests=median([r.requests for r in mine]),
             retries=median([r.retries for r in mine]),
             reconciled=median([r.reconciled for r in mine]),
+            limited=median([r.limited for r in mine]),
             writes_applied=median([r.writes_applied for r in mine]),
             accounts_failed=sum(r.accounts_failed for r in mine),
             ips_short=sum(r.ips_requested - r.ips_obtained for r in mine),
@@ -261,7 +268,7 @@ def summarise(results: Sequence[Run], scenarios: Sequence[Scenario]) -> list[Bul
 
 
 HEADERS: Final = ("scenario", "time (median)", "vs fault-free", "requests/IP", "requests",
-                  "AddAccountIps applied", "retries", "reconciled", "failed accounts",
+                  "AddAccountIps applied", "retries", "reconciled", "429s", "failed accounts",
                   "IPs short", "beyond asked", "lost", "phantom", "reported twice")
 
 
@@ -269,7 +276,7 @@ def rows(summaries: Sequence[BulkSummary]) -> list[list[str]]:
     return [
         [s.scenario, f"{s.seconds * 1000:,.0f} ms", str(s.ratio), f"{s.requests_per_ip:.3f}",
          f"{s.requests:,.0f}", f"{s.writes_applied:,.0f}", f"{s.retries:,.0f}",
-         f"{s.reconciled:,.0f}", str(s.accounts_failed), str(s.ips_short),
+         f"{s.reconciled:,.0f}", f"{s.limited:,.0f}", str(s.accounts_failed), str(s.ips_short),
          str(s.check.beyond_asked), str(s.check.lost), str(s.check.phantom),
          str(s.check.reported_twice)]
         for s in summaries
@@ -298,6 +305,10 @@ def explain(workload: Workload, runs: int, in_process: bool,
         "four columns: totals over all runs; the last four must be 0.",
     ]
     for s in summaries:
+        if s.scenario.endswith("429 windows"):
+            notes.append(f"429 windows ({s.scenario}): the fake refuses every request (429, "
+                         "Remaining 0, Reset the window's end) during each window; 429s: "
+                         "median per run of the requests answered 429.")
         notes.append(f"requests by operation ({s.scenario}, all runs): "
                      + ", ".join(f"{k} {v}" for k, v in sorted(s.operations.items())))
         if s.faults:
@@ -330,12 +341,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="faulty scenario: rate of dropped connections after applying")
     parser.add_argument("--journal", action="store_true",
                         help="compare fault-free runs without and with a journal (SQLite)")
+    parser.add_argument("--window-every", type=float, default=0.0, metavar="SECONDS",
+                        help="also run the faulty scenario with a 429 window (every request "
+                             "refused) this often (0: not)")
+    parser.add_argument("--window-length", type=float, default=0.1, metavar="SECONDS",
+                        help="how long each 429 window lasts")
     parser.add_argument("--in-process", action="store_true",
                         help="run the fake in this process, on the client's core")
     parser.add_argument("--json", dest="json_path", metavar="PATH")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     args.runs = args.runs or (5 if args.quick else 15)
+    if args.window_every < 0 or args.window_length <= 0:
+        parser.error("--window-every must be >= 0 and --window-length > 0")
     if min(args.runs, args.accounts, args.ips_per_account, args.concurrency) < 1:
         parser.error("--runs, --accounts, --ips-per-account and --concurrency must be >= 1")
     if args.accounts * args.ips_per_account > FAKE_ADDRESSES * 0.9:
@@ -355,6 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.error + args.applied_error + args.applied_drop, 0.10) else "faulty",
         args.error, args.applied_error, args.applied_drop)
     scenarios = [Scenario("fault-free"), faulty]
+    if args.window_every:
+        scenarios.append(Scenario(
+            f"{faulty.name} + 429 windows", faulty.error, faulty.applied_error,
+            faulty.applied_drop, args.window_every, args.window_length))
     if args.journal:
         scenarios = [Scenario("fault-free"), Scenario("fault-free, journal", journal=True)]
     settings: dict[str, Any] = {"workload": asdict(workload), "runs": args.runs,

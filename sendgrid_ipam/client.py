@@ -145,7 +145,9 @@ class SendGridIPAM:
         self.coordinator = coordinator or MemoryCoordinator(
             budget=retry_budget, clock=clock, wall_clock=wall_clock, sleep=sleep,
             # No one reply closes the gate for longer than a call would wait for it.
-            max_closure=max(self.retry.max_rate_limit_wait, 1.0))
+            max_closure=max(self.retry.max_rate_limit_wait, 1.0),
+            # Paced once fewer requests remain than could be in flight at once.
+            pace_below=max(128, 2 * max_connections))
         headers = _wire.base_headers(key, user_agent)
         # The engine inflates replies itself, within max_reply_size: ask only for what it reads.
         headers["Accept-Encoding"] = "gzip, deflate"

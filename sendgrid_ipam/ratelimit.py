@@ -1,4 +1,4 @@
-"""Rate-limit headers, and the client-wide gate that holds requests until a window reopens.
+"""Rate-limit headers; the per-endpoint pacer's arithmetic; the older client-wide gate.
 
 SendGrid answers ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` on its replies, and 429
 when a key is over its limit. The reset is documented as a Unix timestamp in seconds, but one
@@ -7,7 +7,56 @@ smaller ones as a delay. Header names are matched case-insensitively.
 
 A header that cannot be read (not ASCII, not a number, a number that is negative, not
 finite or absurdly long, a date that cannot exist) is treated as absent: no header can make a
-call fail. What a reply can do to the client-wide gate is clamped by ``max_closure``.
+call fail. What one reply can do to a pace (or the gate) is clamped by ``max_closure``.
+
+Pacing
+------
+SendGrid limits each endpoint separately, so a coordinator keeps one `PaceState` per
+endpoint (the operationId), and only for endpoints whose replies said the budget is low.
+The arithmetic is two pure functions over that state, so that a shared coordinator can run
+the same steps on state kept elsewhere (a Redis script); every time is Unix (wall-clock)
+seconds on the client's clock (a reply's times are moved onto it with the reply's ``Date``):
+
+``PaceState(remaining, reset_at, next_at, probe_until, sent, seen, limit)``
+    ``remaining``: requests that may still start without news (never below 0);
+    ``reset_at``: when the server said the budget renews; ``next_at``: no request starts
+    before it (the hold after a 429); ``probe_until``: while a *probe* is out, the others
+    wait for its reply until then; ``sent``: reservations made (each request's *ticket* is
+    the value of ``sent`` just after its own); ``seen``: the newest ticket whose reply was
+    learned (0: none); ``limit``: the last ``X-RateLimit-Limit`` (shown, not used).
+
+``reserve(state, now, rules) -> (delay, state)``
+    ``delay`` 0: the request may start, the returned state counts it (its ticket is
+    ``state.sent``). Otherwise the request waits ``delay`` seconds (or until new replies are
+    learned) and asks again; the state is unchanged. In order: before ``next_at``, wait for
+    it; with ``remaining`` > 0, go (the budget never shrinks at a reset: a fixed window
+    refills, a bucket only gains), also after ``reset_at``; with none left before
+    ``reset_at``, wait for it; after it with none known, send one probe (``probe_until =
+    now + rules.probe_timeout``) and hold the rest until its reply or ``probe_until``.
+
+``learn(state, reply, now, *, limited, ticket, jitter, rules) -> state | None``
+    ``reply`` the `RateLimit` read from a reply; ``limited`` whether it was a 429;
+    ``ticket`` the request's ticket (None: not reserved through this pace); ``jitter`` a
+    fraction the caller draws between 0 and 1: a 429's hold grows by that fraction of a
+    tenth of the wait, at most ``rules.jitter`` seconds.
+    A reply older than what was learned (ticket <= ``seen``, or no ticket once any
+    ticketed reply was learned) changes nothing. A 429 holds the endpoint until its
+    Retry-After, else its reset (one already past: not at all), else
+    ``rules.unknown_window``, plus the jitter, never more than ``rules.max_closure`` from
+    now; the first request after the hold is a probe.
+    Any other reply with a Remaining and a reset (ahead, or less than 2 s past: a bucket's
+    next token may be past by the time its reply arrives) sets ``remaining`` to
+    Remaining less the requests reserved after this one (they may not have been counted
+    yet, so the budget is never overstated while they are in flight) and ``reset_at`` to
+    its reset (clamped like a 429's). None, meaning "stop pacing this endpoint", when the
+    reply leaves nothing to pace by (no Remaining, no reset or one long past, and no hold), or when
+    more than ``rules.pace_below`` requests remain.
+
+So a run spends each window's budget as fast as its requests come, never more, and waits at
+the end of it for the reset: the full limit, without meeting it. Bucket-like servers, whose
+reset is always near, are paced by the same steps (each probe's reply says how many tokens
+came back). Requests keep their tickets in a context variable of their task, from the
+reservation to the reply (see ``coordination/pacer.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +74,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._text import shown
 
-__all__ = ["RateLimit", "RateLimitGate"]
+__all__ = [
+    "PaceRules", "PaceState", "RateLimit", "RateLimitGate", "agrees", "learn", "reserve",
+]
 
 _EPOCH_THRESHOLD = 1e9
 # A 429 that says nothing of when the window reopens still closes the gate for this long,
@@ -146,6 +197,16 @@ def _server_now(headers: Mapping[str, str], local: float) -> float:
     return server
 
 
+def check_max_closure(max_closure: object) -> None:
+    """Raise ValueError unless ``max_closure`` is a positive, finite number of seconds."""
+    if isinstance(max_closure, bool) or not isinstance(max_closure, int | float) or not (
+        0 < max_closure <= sys.float_info.max  # (NaN fails both comparisons)
+    ):
+        raise ValueError(
+            f"max_closure must be a positive number of seconds, not {shown(max_closure)}"
+        )
+
+
 class RateLimitGate:
     """Holds every request of one client while the rate-limit window is closed.
 
@@ -178,12 +239,7 @@ class RateLimitGate:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_closure: float = 60.0,
     ) -> None:
-        if isinstance(max_closure, bool) or not isinstance(max_closure, int | float) or not (
-            0 < max_closure <= sys.float_info.max  # (NaN fails both comparisons)
-        ):
-            raise ValueError(
-                f"max_closure must be a positive number of seconds, not {shown(max_closure)}"
-            )
+        check_max_closure(max_closure)
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
@@ -240,3 +296,136 @@ class RateLimitGate:
             await self._sleep(delay)
             waited += delay
         return waited
+
+
+# ------------------------------------------------------------------------------ pacing
+
+
+@attrs.frozen
+class PaceRules:
+    """The constants of pacing (see the module's docstring).
+
+    Args:
+        max_closure: the longest one reply may hold an endpoint, in seconds.
+        pace_below: an endpoint is paced once a reply says at most this many requests
+            remain; keep it above the requests that can be in flight at once.
+        probe_timeout: how long the others wait for a probe's reply before one more goes.
+        unknown_window: how long a 429 that names no reset holds its endpoint.
+        jitter: the most jitter, in seconds, added to a 429's hold (which adds at most a
+            tenth of the wait).
+    """
+
+    max_closure: float = 60.0
+    pace_below: int = 128
+    probe_timeout: float = 0.5
+    unknown_window: float = _UNKNOWN_WINDOW
+    jitter: float = 0.05
+
+
+@attrs.frozen
+class PaceState:
+    """One endpoint's pace: plain numbers, Unix seconds (see the module's docstring)."""
+
+    remaining: int = 0
+    reset_at: float = 0.0
+    next_at: float = 0.0
+    probe_until: float = 0.0
+    sent: int = 0
+    seen: int = 0
+    limit: int | None = None
+
+
+def reserve(state: PaceState, now: float, rules: PaceRules) -> tuple[float, PaceState]:
+    """Whether a request may start now: ``(0, state counting it)`` or ``(delay, state)``."""
+    if now < state.next_at:
+        return state.next_at - now, state
+    if state.remaining > 0:
+        return 0.0, attrs.evolve(state, remaining=state.remaining - 1, sent=state.sent + 1)
+    if now < state.reset_at:
+        return state.reset_at - now, state
+    if now < state.probe_until:
+        return state.probe_until - now, state
+    return 0.0, attrs.evolve(state, probe_until=now + rules.probe_timeout, sent=state.sent + 1)
+
+
+def learn(
+    state: PaceState | None,
+    reply: RateLimit,
+    now: float,
+    *,
+    limited: bool,
+    ticket: int | None,
+    jitter: float,
+    rules: PaceRules,
+) -> PaceState | None:
+    """The pace after a reply (None: the endpoint need not be paced)."""
+    if state is not None and (state.seen >= ticket if ticket is not None else state.seen):
+        return state  # older news than what the pace already knows
+    base = state or PaceState()
+    seen = base.seen if ticket is None else ticket
+    latest = now + rules.max_closure
+    if limited:
+        until = reply.retry_at if reply.retry_at is not None else reply.reset_at
+        if until is None:
+            until = now + rules.unknown_window
+        wait = max(until - now, 0.0)  # a reset already past (a late 429) holds for a probe
+        hold = min(now + wait + jitter * min(rules.jitter, wait / 10), latest)
+        return attrs.evolve(base, remaining=0, reset_at=hold, next_at=max(base.next_at, hold),
+                            probe_until=0.0, seen=seen, limit=reply.limit or base.limit)
+    held = base.next_at > now
+    # A reset just past still counts: a bucket's "next token" is often behind us by the time
+    # its reply arrives. One long past says nothing of the window now.
+    if reply.remaining is None or reply.reset_at is None or reply.reset_at < now - _SKEW:
+        return base if held and state is not None else None
+    in_flight = base.sent - (ticket if ticket is not None else 0)
+    remaining = max(0, reply.remaining - in_flight)
+    if remaining > rules.pace_below and not held:
+        return None
+    return attrs.evolve(base, remaining=remaining, reset_at=min(reply.reset_at, latest),
+                        probe_until=0.0, seen=seen, limit=reply.limit or base.limit)
+
+
+def read_limits(headers: Mapping[str, str], local: float) -> RateLimit:
+    """A reply's limits with every time on the local clock (``local`` is its Unix time now).
+
+    The reply's times are the server's: read against its ``Date`` (when that is more than
+    a couple of seconds off ours) and moved onto our clock, as the pace keeps our time.
+    """
+    server = _server_now(headers, local)
+    limits = RateLimit.from_headers(headers, now=server)
+    if server == local:
+        return limits
+    shift = local - server
+    return attrs.evolve(
+        limits,
+        reset_at=None if limits.reset_at is None else limits.reset_at + shift,
+        retry_at=None if limits.retry_at is None else limits.retry_at + shift,
+    )
+
+
+def plenty_left(headers: Mapping[str, str], floor: int) -> bool:
+    """True when the reply's Remaining is readable and above ``floor`` (cheap: one lookup)."""
+    text = (headers.get("X-RateLimit-Remaining") if type(headers) is CIMultiDictProxy
+            else _header(headers, "X-RateLimit-Remaining"))
+    if text is not None and len(text) < 19 and text.isdigit() and text.isascii():
+        return int(text) > floor  # the usual form, read without the general parser
+    remaining = _count(text)
+    return remaining is not None and remaining > floor
+
+
+SHARE_SLACK = 3
+"""Requests a reply's count may be off a shared pace's (replies overtaking each other)."""
+
+
+def agrees(state: PaceState, reply: RateLimit, ticket: int | None) -> bool:
+    """Whether a reply of the same window fits the pace's count, as one counter would.
+
+    Two endpoints whose replies name the same limit and reset and counts that agree are
+    limited by one counter (a limit per key, not per endpoint): they share one pace. A
+    member whose reply stops agreeing has a counter of its own, and leaves the pace.
+    """
+    if reply.remaining is None or reply.limit != state.limit or reply.reset_at != state.reset_at:
+        return False
+    estimate = reply.remaining - (state.sent - ticket if ticket is not None else 0)
+    in_flight = state.sent - state.seen
+    return state.remaining - SHARE_SLACK <= estimate <= state.remaining + in_flight + SHARE_SLACK

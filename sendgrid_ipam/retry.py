@@ -4,9 +4,12 @@ Retried: 429, 500, 502, 503 and 504 replies, transport errors (connection lost, 
 2xx replies that cannot be decoded. Never another 4xx.
 
 Waits honour ``Retry-After`` (seconds or an HTTP date), then ``X-RateLimit-Reset`` on a 429,
-and otherwise follow capped exponential backoff with full jitter. No sleep is started that
-would end past the call's deadline; a rate-limit wait longer than ``max_rate_limit_wait``
-ends the call with `RateLimitError` (its ``retry_at`` says when the window opens).
+and otherwise follow capped exponential backoff with full jitter, except after a 429: that
+call resumes at the reset with no backoff on top (the coordinator's pace for the endpoint
+adds a little jitter and lets one probe through first; see ``ratelimit.py``). No sleep is
+started that would end past the call's deadline; a rate-limit wait longer than
+``max_rate_limit_wait`` ends the call with `RateLimitError` (its ``retry_at`` says when the
+window opens).
 
 An *ambiguous* failure is one after which a write may have taken effect: a 5xx, a reply
 that cannot be decoded, a timeout or a connection lost after the request may have been sent.
@@ -173,7 +176,10 @@ class _Wait(wait_base):
         self.from_server = delay is not None
         self.rate_limited = isinstance(exc, RateLimitError)
         if delay is None:
-            delay = self.policy.backoff(retry_state.attempt_number, self.rng)
+            # A 429 that names no reset gets no backoff either: the coordinator holds its
+            # endpoint for a while and then lets one probe through (with a little jitter).
+            delay = 0.0 if self.rate_limited else self.policy.backoff(
+                retry_state.attempt_number, self.rng)
         if self.settle and exc is not None and is_ambiguous(exc):
             delay = max(delay, self.settle)
         return delay

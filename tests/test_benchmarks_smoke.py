@@ -28,3 +28,17 @@ def test_bench_client_runs_and_reports_ratios() -> None:
 def test_bench_bulk_loses_and_doubles_nothing() -> None:
     out = run("benchmarks.bench_bulk", "--accounts", "8", "--runs", "1")
     assert "duplicates/lost/phantom: all 0" in out
+
+
+def test_bench_bulk_runs_with_429_windows() -> None:
+    out = run("benchmarks.bench_bulk", "--accounts", "8", "--runs", "1",
+              "--window-every", "0.05", "--window-length", "0.02")
+    assert "+ 429 windows" in out
+    assert "duplicates/lost/phantom: all 0" in out
+
+
+def test_bench_pacing_runs_both_shapes_and_contenders() -> None:
+    out = run("benchmarks.bench_pacing", "--accounts", "20", "--runs", "1", "--markdown")
+    for shape in ("bucket", "fixed"):
+        for contender in ("sendgrid_ipam", "naive"):
+            assert f"| {shape} | {contender} |" in out

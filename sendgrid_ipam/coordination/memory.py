@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 
-from ..errors import ErrorDetail, RateLimitError, RequestTimeoutError
-from ..ratelimit import RateLimit, RateLimitGate
-from ..retry import RetryBudget, logger
+from .._text import shown
+from ..errors import RequestTimeoutError
+from ..ratelimit import PaceRules, PaceState, check_max_closure, plenty_left
+from ..retry import RetryBudget
 from .base import Coordinator, Lease, LeaseLostError
+from .pacer import Pacer
 
 __all__ = ["MemoryCoordinator"]
 
@@ -62,7 +65,12 @@ class _MemoryLease(Lease):
 
 
 class MemoryCoordinator(Coordinator):
-    """Gate, retry budget and leases for the calls of one process.
+    """Pacer, retry budget and leases for the calls of one process.
+
+    Rate limits are paced per endpoint (see `sendgrid_ipam.ratelimit`): once a reply says
+    at most ``pace_below`` requests remain, that endpoint's requests share one budget until
+    its reset, and a 429 holds that endpoint alone. Endpoints whose replies carry no
+    rate-limit headers, or plenty of budget, are not paced and cost nothing.
 
     Leases here never expire: a holder in this process always releases at the end of its
     ``async with`` block (its call's deadline bounds how long that is). Keys with no holder
@@ -71,9 +79,18 @@ class MemoryCoordinator(Coordinator):
 
     Args:
         budget: the retry budget (default: a fresh `RetryBudget`).
-        clock, wall_clock, sleep: injected for tests that must not wait for real.
-        max_closure: the longest one reply may close the gate, in seconds (then a request
+        clock: unused by pacing (kept for callers that pass it).
+        wall_clock: Unix time, which paces are kept in.
+        sleep: how to wait while an endpoint is held (injected by tests).
+        max_closure: the longest one reply may hold an endpoint, in seconds (then a request
             goes through as a probe).
+        pace_below: pace an endpoint once at most this many of its requests remain (keep
+            it above the requests that can be in flight at once).
+        rng: draws the jitter after a 429.
+
+    Raises:
+        ValueError: ``max_closure`` is not a positive finite number, or ``pace_below`` is
+            not a positive integer.
     """
 
     def __init__(
@@ -84,44 +101,58 @@ class MemoryCoordinator(Coordinator):
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_closure: float = 60.0,
+        pace_below: int = 128,
+        rng: random.Random | None = None,
     ) -> None:
+        check_max_closure(max_closure)
+        if isinstance(pace_below, bool) or not isinstance(pace_below, int) or pace_below < 1:
+            raise ValueError(f"pace_below must be a positive integer, not {shown(pace_below)}")
         self.budget = budget or RetryBudget()
-        self.gate = RateLimitGate(clock=clock, wall_clock=wall_clock, sleep=sleep,
-                                  max_closure=max_closure)
+        self.rules = PaceRules(max_closure=float(max_closure), pace_below=pace_below)
+        """The pacing constants."""
+        self.pacer = Pacer(self.rules, wall_clock, sleep, rng or random.Random())
+        """The per-endpoint paces."""
         self._held: dict[str, _MemoryLease] = {}  # each held key's lease
         self._waiters: dict[str, deque[asyncio.Future[None]]] = {}  # only while contended
         self._tokens: dict[str, int] = {}  # each key's last token
         self.quiet = True
 
     def __repr__(self) -> str:
-        return f"<MemoryCoordinator {self.budget!r} leases held={len(self._held)}>"
+        return f"<MemoryCoordinator {self.budget!r} {self.pacer!r} leases held={len(self._held)}>"
 
-    # ---------------------------------------------------------------- gate
+    # ---------------------------------------------------------------- pacing
+
+    def pace(self, endpoint: str) -> PaceState | None:
+        """The pace of ``endpoint``, or None while it is not paced."""
+        return self.pacer.pace(endpoint)
+
+    def held_for(self, endpoint: str) -> float:
+        """Seconds until a request to ``endpoint`` could start (0: now); reserves nothing."""
+        return self.pacer.held_for(endpoint)
 
     def gate_open(self, endpoint: str) -> bool:
-        """True while no reply has closed the gate (one gate for every endpoint, for now)."""
-        if self.gate.reopen_at and self.gate.is_closed():
-            return False
-        self.quiet = True
-        return True
+        """True when a request to ``endpoint`` may start now; it is then counted."""
+        if self.pacer.idle:
+            self.quiet = True
+            return True
+        return self.pacer.try_start(endpoint)
 
     async def wait_at_gate(self, endpoint: str, *, within: float) -> float:
-        """Wait for the gate to reopen, unless it stays closed longer than ``within``."""
-        gate = self.gate
-        closed_for = gate.closed_for()
-        if closed_for > within:
-            raise RateLimitError(
-                429, [ErrorDetail(f"rate-limit window closed for {closed_for:.1f}s more")],
-                "", {}, RateLimit(reset_at=gate.reopens_at()),
-            )
-        logger.debug("holding a request %.2fs for the rate-limit window", closed_for,
-                     extra={"sendgrid_ipam_event": "rate_limited", "wait": closed_for})
-        return await gate.wait()
+        """Wait for ``endpoint``'s pace to let a request start, within ``within`` seconds.
+
+        Waiters wake when the wait is over or when a reply brings news of the endpoint.
+
+        Raises:
+            RateLimitError: the endpoint stays held longer than ``within`` seconds.
+        """
+        return await self.pacer.wait(endpoint, within)
 
     def observe(self, endpoint: str, status: int, headers: Mapping[str, str]) -> None:
-        """Close the gate as the reply says."""
-        self.gate.observe(status, headers)
-        if self.gate.reopen_at:
+        """Learn from a reply that carries rate-limit headers (or is a 429)."""
+        if self.quiet and status != 429 and plenty_left(headers, self.rules.pace_below):
+            return  # the usual reply: nothing paced, plenty left
+        self.pacer.observe(endpoint, status, headers)
+        if not self.pacer.idle:
             self.quiet = False
 
     # ---------------------------------------------------------------- leases

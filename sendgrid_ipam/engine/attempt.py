@@ -179,8 +179,8 @@ class Attempt:
 
     def _reply(self, status: int, headers: Mapping[str, str], body: bytes) -> Any:
         engine = self.engine
-        if status == 429 or headers.get("X-RateLimit-Remaining") == "0":
-            engine.coordinator.observe(self.endpoint, status, headers)
+        if status == 429 or headers.get("X-RateLimit-Remaining") is not None:
+            engine.coordinator.observe(self.endpoint, status, headers)  # paces the endpoint
         if engine.inflates and (encoding := headers.get("Content-Encoding")) and body:
             body = self._inflate(status, body, encoding)
         if status >= 300:

@@ -73,7 +73,7 @@ async def test_a_success_with_unreadable_headers_is_a_success(
     script.append(reply(200, [*headers, b"X-RateLimit-Remaining: 0"], POOL))
     async with SendGridIPAM(KEY, base_url=url, retry=ONE_ATTEMPT) as sg:
         assert await sg.pools.get("1") == IpPool(id="1", name="pp")
-        assert sg.coordinator.gate.closed_for() <= 1.0  # the unknown-window default at most
+        assert sg.coordinator.held_for("GetIpPool") <= 1.0  # the unknown-window default at most
 
 
 async def test_a_429_asking_for_years_closes_the_gate_for_at_most_a_minute(
@@ -84,7 +84,7 @@ async def test_a_429_asking_for_years_closes_the_gate_for_at_most_a_minute(
     async with SendGridIPAM(KEY, base_url=url, retry=ONE_ATTEMPT) as sg:
         with pytest.raises(RateLimitError) as info:
             await sg.pools.get("1")
-        assert 0 < sg.coordinator.gate.closed_for() <= 60.0
+        assert 0 < sg.coordinator.held_for("GetIpPool") <= 60.0
     assert info.value.retry_at is not None
     assert info.value.retry_at > 1e12
 
