@@ -10,8 +10,10 @@ again once ``audit_delay`` has passed: whatever is above the marker and was neve
 ``excess``. A bulk run does the same for its own accounts before it returns.
 
 Both rest on the rule reconciliation rests on: while an account is watched, only this client
-(or the writers its coordinator leases to) adds IPs to it. An IP another writer added above the
-marker is taken for excess.
+adds IPs to it. Writers through the same coordinator are seen: the account's lease token
+tells whether anyone else held it since this client's last write, and if so the audit counts
+nothing as excess and releases nothing (its ``error`` says why, with the candidates in
+``.found``). A writer that bypasses the coordinator cannot be seen.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class Watch:
     regions: set[str]
     reported: dict[str, None]  # an ordered set
     last_ambiguous: float  # Unix seconds
+    last_token: int | None = None  # the lease token of this client's last write to it
 
 
 class Watches:
@@ -92,9 +95,11 @@ class Watches:
         ips: Iterable[str],
         ambiguous: bool,
         now: float,
+        token: int | None = None,
     ) -> None:
         """After an AddAccountIps call: start or extend the account's watch if the call met
-        an ambiguous failure, and count the IPs it reported if the account is watched."""
+        an ambiguous failure, and count the IPs it reported if the account is watched.
+        ``token`` is the write lease's token of the call (None: it took none)."""
         watch = self._by_account.get(account_id)
         if ambiguous:
             if watch is None:
@@ -104,6 +109,15 @@ class Watches:
             watch.last_ambiguous = max(watch.last_ambiguous, now)
         if watch is not None:
             watch.reported.update(dict.fromkeys(ips))
+            if token is not None:
+                watch.last_token = token
+
+    @staticmethod
+    def others_wrote(watch: Watch, listing_token: int | None) -> bool:
+        """Whether another writer held the account's lease since this client's last write:
+        then the IPs above the marker cannot all be told from that writer's."""
+        return (watch.last_token is not None and listing_token is not None
+                and listing_token != watch.last_token + 1)
 
     def get(self, account_id: str) -> Watch | None:
         """The account's watch, if it is watched."""

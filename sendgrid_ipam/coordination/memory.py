@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import deque
@@ -198,7 +199,8 @@ class MemoryCoordinator(Coordinator):
                 self._held[key] = orphan
                 orphan.release_now()
             else:
-                waiters.remove(waiter)
+                with contextlib.suppress(ValueError):  # a release may have dropped it already
+                    waiters.remove(waiter)
                 if not waiters and self._waiters.get(key) is waiters:
                     del self._waiters[key]
             if isinstance(exc, TimeoutError):

@@ -99,12 +99,14 @@ class Engine(EngineState):
                 if held is None:
                     holding = self.coordinator.lease(lease, wait=deadline - self.clock())
                     held = await self._wait_for_lease(op, holding)
+                    attempt.capped = True  # time has passed: the deadline may cut the attempt
                 if held.losable:
                     attempt.lease = held  # checked before each send (fencing)
                 if trace is not None:
                     trace.lease_token = held.token
             if reconciler is not None and reconciler.prepares:
                 await self._prepare(op, reconciler, held, deadline)
+                attempt.capped = True  # likewise after the marker read
             try:
                 result: T = await attempt.send()
             except SendGridError as exc:

@@ -213,7 +213,9 @@ class Flow:
         assert self.reconciler is not None
         context = OUTER_DEADLINE.set(self.attempt.deadline)  # its reads end with the call
         try:
+            await self.confirm_lease()
             await self.reconciler.verify(result)
+            await self.confirm_lease()
         except AmbiguousResultError as exc:
             exc.found = _union(self.reconciler.items(result), exc.found)
             raise
@@ -247,7 +249,10 @@ class Flow:
                     f"{self.op.operation_id} failed ambiguously and then lost its write lease "
                     "before it could check", found=self.in_hand,
                 ) from exc
-            if self.op.resend_safe or self.reconciler is None or not is_ambiguous(exc):
+            # Checked if any attempt failed ambiguously, not only the last: attempt 1 may have
+            # landed although the call ends on, say, a 429.
+            if self.op.resend_safe or self.reconciler is None or not (
+                    is_ambiguous(exc) or any(map(is_ambiguous, self.errors))):
                 raise exc
             engine = self.attempt.engine
             settle = min(self.attempt.policy.settle, self.attempt.deadline - engine.clock())
@@ -278,7 +283,9 @@ class Flow:
             )
         context = OUTER_DEADLINE.set(self.attempt.deadline)  # its reads end with the call
         try:
+            await self.confirm_lease()
             found = await self.reconciler.resolve()
+            await self.confirm_lease()  # what it read was ours alone to read
         except AmbiguousResultError as exc:
             exc.found = _union(self.in_hand, exc.found)
             raise  # the check found something other than what was asked: final
@@ -298,6 +305,21 @@ class Flow:
             },
         )
         return took, found
+
+    async def confirm_lease(self) -> None:
+        """A check reads the account as its lease's holder: one that may have lost it (a
+        shared coordinator) confirms it before and after, or the check could take another
+        writer's IPs for its own; losing it makes the write's outcome unknown."""
+        lease = self.attempt.lease
+        if lease is None:
+            return
+        try:
+            await lease.check()
+        except LeaseLostError as exc:
+            raise AmbiguousResultError(
+                f"{self.op.operation_id} lost its write lease while checking whether a failed "
+                "attempt took effect", found=self.in_hand,
+            ) from exc
 
     def unknown(self) -> AmbiguousResultError:
         """The public error once no further check will be made (caused by the check's)."""

@@ -138,10 +138,17 @@ class ProvisioningResource(Resource):
             found = exc.found if isinstance(exc, AmbiguousResultError) else ()
             self._watches.note(path, region, reconciler.known, found,
                                trace.ambiguous or isinstance(exc, AmbiguousResultError),
-                               engine.wall_clock())
+                               engine.wall_clock(), trace.lease_token)
+            raise
+        except asyncio.CancelledError:
+            # Cancelled with the POST perhaps in flight: it may land, unreported. Once the
+            # lease was taken, the account is watched, so that an audit finds it.
+            if trace.lease_token is not None:
+                self._watches.note(path, region, reconciler.known, (), True,
+                                   engine.wall_clock(), trace.lease_token)
             raise
         self._watches.note(path, region, reconciler.known, added.ips, trace.ambiguous,
-                           engine.wall_clock())
+                           engine.wall_clock(), trace.lease_token)
         return added
 
     def list_ips(
@@ -286,6 +293,12 @@ class ProvisioningResource(Resource):
         except SendGridError as exc:
             return AccountAudit(account_id, error=exc)
         excess = tuple(ip for ip in listing.held if ip not in watch.reported)
+        if excess and self._watches.others_wrote(watch, listing.token):
+            self._watches.forget(account_id, last)
+            return AccountAudit(account_id, listing.held, error=AmbiguousResultError(
+                f"another writer held {account_id!r}'s write lease since this client's last "
+                "write: IPs above the marker cannot be told from its own, so none is called "
+                "excess or released", found=excess))
         released: tuple[str, ...] = ()
         error: SendGridError | None = None
         if release and excess:

@@ -86,7 +86,7 @@ async def test_the_audit_waits_its_delay_on_the_clients_clock(fake: FakeSendGrid
 
     async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST, wall_clock=lambda: now,
                             sleep=sleep) as sg:
-        fake.script("AddAccountIps", Fault.late(503, delay=0.01), account_id="acct-1")
+        fake.script("AddAccountIps", Fault.late(503, delay=0.3), account_id="acct-1")
         await sg.provisioning.add_ips("acct-1", count=1, region="us")
         slept.clear()
         await fake.settle()

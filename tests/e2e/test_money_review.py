@@ -1,0 +1,92 @@
+"""Money-critical moments found by review: cancellation, lease waits, shared audits, a late 429."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from sendgrid_ipam import AmbiguousResultError, RetryPolicy, SendGridError, SendGridIPAM
+from sendgrid_ipam.testing import FakeSendGrid, Fault
+
+KEY = "SG.review"
+FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, settle=0.02)
+
+
+async def test_cancelled_add_ips_is_watched_for_the_audit() -> None:
+    """add_ips cancelled while its POST is in flight: the POST lands; audit() must find it."""
+    async with FakeSendGrid(api_key=KEY, accounts=["acct-1"]) as fake:
+        fake.script("AddAccountIps", Fault.slow(0.3))
+        async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST) as sg:
+            call = asyncio.create_task(sg.provisioning.add_ips("acct-1", count=2, region="us"))
+            await asyncio.sleep(0.15)  # the marker GET is done, the slow POST in flight
+            assert not call.done()
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            await asyncio.sleep(0.4)  # the POST lands on the server
+            bought = fake.account_ips("acct-1")
+            assert len(bought) == 2
+            audits = await sg.provisioning.audit(["acct-1"], audit_delay=0)
+            assert sorted(audits[0].excess) == sorted(bought), "bought, never reported"
+
+
+async def test_a_write_that_waited_for_its_lease_still_ends_by_its_deadline() -> None:
+    """Call 2 waits ~0.4 s for the lease call 1 holds; its POST then hangs. With
+    deadline=0.6 and timeout=0.5 it must end by ~0.6 s, not 0.4 + 0.5."""
+    async with FakeSendGrid(api_key=KEY, accounts=["acct-1"]) as fake:
+        fake.script("AddAccountIps", Fault.slow(0.4))   # call 1's POST
+        fake.script("AddAccountIps", Fault.slow(0.8))   # call 2's POST hangs
+        async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST) as sg:
+            first = asyncio.create_task(sg.provisioning.add_ips("acct-1", count=1, region="us"))
+            await asyncio.sleep(0.05)  # call 1 holds the lease
+            started = time.monotonic()
+            with pytest.raises(SendGridError):
+                await sg.provisioning.add_ips("acct-1", count=1, region="us",
+                                              deadline=0.6, timeout=0.5)
+            elapsed = time.monotonic() - started
+            await first
+            await asyncio.sleep(0.5)
+            assert elapsed < 0.7, f"the call ran {elapsed:.2f}s past its 0.6s deadline"
+
+
+async def test_audit_does_not_release_ips_another_client_of_the_coordinator_bought() -> None:
+    """Two clients (processes) share one coordinator, as the docs allow. A's write fails
+    ambiguously (reconciled), B then buys 2 IPs and reports them to its caller. A's audit
+    must not call B's IPs excess, let alone remove them."""
+    from sendgrid_ipam.coordination import MemoryCoordinator
+
+    shared = MemoryCoordinator()
+    async with FakeSendGrid(api_key=KEY, accounts=["acct-1"]) as fake:
+        fake.script("AddAccountIps", Fault.applied_error(502))
+        async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST, coordinator=shared) as a, \
+                SendGridIPAM(KEY, base_url=fake.url, retry=FAST, coordinator=shared) as b:
+            mine = await a.provisioning.add_ips("acct-1", count=2, region="us")
+            theirs = await b.provisioning.add_ips("acct-1", count=2, region="us")
+            [audit] = await a.provisioning.audit(["acct-1"], audit_delay=0, release_excess=True)
+        assert mine.reconciled
+        assert not set(audit.released) & set(theirs.ips), (
+            f"A's audit removed B's IPs {audit.released}; B was told it holds {theirs.ips}")
+
+
+async def test_a_call_that_ends_on_a_429_after_an_ambiguous_attempt_checks_again() -> None:
+    """Attempt 1: 504, its write lands 0.15 s later (after the check before the resend).
+    Attempts 2..3: 429. The call ends with the 429: it must not say nothing was bought
+    while the account holds attempt 1's IPs."""
+    async with FakeSendGrid(api_key=KEY, accounts=["acct-1"]) as fake:
+        fake.script("AddAccountIps", Fault.late(504, delay=0.15))
+        fake.script("AddAccountIps", Fault.error(429))
+        fake.script("AddAccountIps", Fault.error(429))
+        policy = RetryPolicy(max_attempts=3, initial_backoff=0.1, max_backoff=0.1,
+                             settle=0.02)
+        async with SendGridIPAM(KEY, base_url=fake.url, retry=policy) as sg:
+            try:
+                got = await sg.provisioning.add_ips("acct-1", count=2, region="us")
+                told = set(got.ips)
+            except AmbiguousResultError as exc:
+                told = set(exc.found)
+            except Exception as exc:
+                told, error = set(), exc
+            await asyncio.sleep(0.3)
+        bought = set(fake.account_ips("acct-1"))
+        assert told == bought, f"bought {sorted(bought)}, told {sorted(told)} ({error!r})"
