@@ -133,16 +133,16 @@ class SendGridIPAM:
         if coordinator is not None and retry_budget is not None:
             raise ConfigurationError(
                 "pass retry_budget= or coordinator=, not both: the budget is the coordinator's")
-        self.base_url = _check_base_url(base_url or BASE_URLS[region])
+        self.base_url: str = _check_base_url(base_url or BASE_URLS[region])
         self.region = region
         try:
-            self.timeout = as_timeout(timeout)
+            self.timeout: aiohttp.ClientTimeout = as_timeout(timeout)
         except ValidationError as exc:
             raise ConfigurationError(str(exc)) from None
         self.on_behalf_of = on_behalf_of
-        self.retry = retry or RetryPolicy()
+        self.retry: RetryPolicy = retry or RetryPolicy()
         self.max_connections = max_connections
-        self.coordinator = coordinator or MemoryCoordinator(
+        self.coordinator: Coordinator = coordinator or MemoryCoordinator(
             budget=retry_budget, clock=clock, wall_clock=wall_clock, sleep=sleep,
             # No one reply closes the gate for longer than a call would wait for it.
             max_closure=max(self.retry.max_rate_limit_wait, 1.0))
@@ -162,9 +162,9 @@ class SendGridIPAM:
             seed=seed,
         )
         self._given_session = session
-        self.ips = IpsResource(self._engine)
-        self.pools = PoolsResource(self._engine)
-        self.provisioning = ProvisioningResource(self._engine)
+        self.ips: IpsResource = IpsResource(self._engine)
+        self.pools: PoolsResource = PoolsResource(self._engine)
+        self.provisioning: ProvisioningResource = ProvisioningResource(self._engine)
 
     @property
     def retry_budget(self) -> RetryBudget:

@@ -38,7 +38,7 @@ from .errors import APIError, AttemptRecord, DecodeError, RateLimitError, Transp
 
 __all__ = ["RETRYABLE_STATUSES", "RetryBudget", "RetryPolicy", "is_ambiguous", "is_retryable"]
 
-logger = logging.getLogger("sendgrid_ipam")
+logger: logging.Logger = logging.getLogger("sendgrid_ipam")
 
 T = TypeVar("T")
 
@@ -102,9 +102,9 @@ class RetryBudget:
     def __init__(self, capacity: float = 100.0, refill: float = 0.2) -> None:
         if capacity < 0 or refill < 0:
             raise ValueError("capacity and refill must be at least 0")
-        self.capacity = float(capacity)
-        self.refill = float(refill)
-        self.available = float(capacity)
+        self.capacity: float = float(capacity)
+        self.refill: float = float(refill)
+        self.available: float = float(capacity)
 
     def try_spend(self) -> bool:
         """Take one retry from the budget; False when it is empty."""

@@ -85,13 +85,13 @@ class MemoryCoordinator(Coordinator):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_closure: float = 60.0,
     ) -> None:
-        self.budget = budget or RetryBudget()
-        self.gate = RateLimitGate(clock=clock, wall_clock=wall_clock, sleep=sleep,
-                                  max_closure=max_closure)
+        self.budget: RetryBudget = budget or RetryBudget()
+        self.gate: RateLimitGate = RateLimitGate(clock=clock, wall_clock=wall_clock, sleep=sleep,
+                                                 max_closure=max_closure)
         self._held: dict[str, _MemoryLease] = {}  # each held key's lease
         self._waiters: dict[str, deque[asyncio.Future[None]]] = {}  # only while contended
         self._tokens: dict[str, int] = {}  # each key's last token
-        self.quiet = True
+        self.quiet: bool = True
 
     def __repr__(self) -> str:
         return f"<MemoryCoordinator {self.budget!r} leases held={len(self._held)}>"

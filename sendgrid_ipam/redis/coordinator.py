@@ -52,7 +52,7 @@ from ._connection import FAILURES, connect, server_name, unavailable
 
 __all__ = ["RedisCoordinator"]
 
-logger = logging.getLogger("sendgrid_ipam")
+logger: logging.Logger = logging.getLogger("sendgrid_ipam")
 
 _FIRST_POLL = 0.002
 _LAST_POLL = 0.025
@@ -172,7 +172,7 @@ class RedisCoordinator(Coordinator):
             raise ConfigurationError(str(exc)) from None
         self.client = client
         self.namespace = namespace
-        self.lease_ttl = float(lease_ttl)
+        self.lease_ttl: float = float(lease_ttl)
         self.reads_without_redis = reads_without_redis
         self.max_closure = max_closure
         self.server = server

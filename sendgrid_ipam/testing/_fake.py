@@ -123,7 +123,7 @@ class FakeSendGrid:
         self._faults = FaultPlan(faults, seed)
         self.log: list[RequestRecord] = []
         """One record per request, oldest first."""
-        self.app = self._build_app()
+        self.app: web.Application = self._build_app()
         """The aiohttp application."""
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
