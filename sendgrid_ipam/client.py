@@ -82,8 +82,10 @@ class SendGridIPAM:
         max_reply_size: the most bytes of body one reply may have, after decompression
             (default 16 MiB); a longer one ends the attempt with `DecodeError`.
         user_agent: replaces the ``sendgrid-ipam/<version>`` User-Agent.
-        clock, wall_clock, sleep, seed: a monotonic clock, a Unix clock, an async sleep and
-            a jitter seed, for tests that must not wait for real.
+        clock: a monotonic clock (tests inject one so that they never wait for real).
+        wall_clock: a Unix clock, for ``Retry-After`` dates and rate-limit resets.
+        sleep: the async sleep of retry waits and gate waits (tests inject one).
+        seed: seeds the backoff jitter, for reproducible tests.
 
     Raises:
         ConfigurationError: no API key, an unknown region, an unsafe ``base_url`` or

@@ -64,7 +64,10 @@ def _attempts(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
 class RetryPolicy:
     """How one call retries.
 
-    Args:
+    Immutable; every field is validated when the policy is made (a `ValueError` names the
+    field), and each is also a keyword argument of the constructor.
+
+    Attributes:
         max_attempts: attempts in all, the first included (1 turns retries off).
         initial_backoff: the first backoff's upper bound, in seconds; it doubles per retry.
         max_backoff: the cap on one backoff, in seconds.

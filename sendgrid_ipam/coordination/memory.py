@@ -71,7 +71,9 @@ class MemoryCoordinator(Coordinator):
 
     Args:
         budget: the retry budget (default: a fresh `RetryBudget`).
-        clock, wall_clock, sleep: injected for tests that must not wait for real.
+        clock: a monotonic clock (tests inject one so that they never wait for real).
+        wall_clock: a Unix clock, for ``Retry-After`` dates and rate-limit resets.
+        sleep: the async sleep of gate waits (tests inject one).
         max_closure: the longest one reply may close the gate, in seconds (then a request
             goes through as a probe).
     """
