@@ -87,7 +87,12 @@ class RetryPolicy:
     settle: float = attrs.field(default=1.0, validator=_positive)
 
     def backoff(self, retry_number: int, rng: random.Random) -> float:
-        """The full-jitter backoff before retry ``retry_number`` (1 for the first retry)."""
+        """The full-jitter backoff before a retry: uniform from 0 to the capped ceiling.
+
+        Args:
+            retry_number: which retry, 1 for the first; the ceiling doubles with each.
+            rng: the random generator (the client's, seeded with ``seed=``).
+        """
         ceiling = min(self.max_backoff, self.initial_backoff * 2 ** (retry_number - 1))
         return rng.uniform(0.0, ceiling)
 

@@ -221,11 +221,19 @@ class FaultRates:
         return Fault.late(rng.choice(self.statuses), delay=delay, html=shape == 1)
 
     def covers(self, operation_id: str) -> bool:
-        """Whether calls of this operation may get random faults."""
+        """Whether calls of this operation may get random faults.
+
+        Args:
+            operation_id: the operation, by its operationId.
+        """
         return self.operations is None or operation_id in self.operations
 
     def pick(self, rng: random.Random) -> Fault | None:
-        """A fault, or None, drawn from `rng` (one draw, plus one for a status if needed)."""
+        """A fault, or None, drawn from `rng` (one draw, plus one for a status if needed).
+
+        Args:
+            rng: the fake's seeded generator.
+        """
         roll = rng.random()
         for rate, make in self._makers():
             if roll < rate:
