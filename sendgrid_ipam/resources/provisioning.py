@@ -247,8 +247,8 @@ class ProvisioningResource(Resource):
                 holds another target for an account of the requests (`JournalMismatchError`,
                 before any write), or holds an unfinished run of another id on one of them.
 
-        Implements operationId AddAccountIps (ListAccountIps for checks and audits,
-        RemoveAccountIps with ``release_excess``).
+        Uses operationIds AddAccountIps (through `add_ips`), ListAccountIps for checks and
+        audits, and RemoveAccountIps with ``release_excess``.
         """
         return await run_bulk(
             _Port(self, options), requests, concurrency=concurrency, on_progress=on_progress,
@@ -288,8 +288,7 @@ class ProvisioningResource(Resource):
         Raises:
             ValidationError: a bad argument (nothing is sent).
 
-        Implements operationId ListAccountIps (and RemoveAccountIps with
-        ``release_excess``).
+        Uses operationIds ListAccountIps, and RemoveAccountIps with ``release_excess``.
         """
         delay = check_delay(audit_delay)
         if not isinstance(release_excess, bool):
