@@ -63,7 +63,7 @@ CHUNK = 10
 MAX_RESYNCS = 2
 """How often an account is listed again after an `AmbiguousResultError` before it fails."""
 
-logger = logging.getLogger("sendgrid_ipam")
+logger: logging.Logger = logging.getLogger("sendgrid_ipam")
 
 
 @attrs.frozen

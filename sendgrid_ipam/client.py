@@ -82,8 +82,10 @@ class SendGridIPAM:
         max_reply_size: the most bytes of body one reply may have, after decompression
             (default 16 MiB); a longer one ends the attempt with `DecodeError`.
         user_agent: replaces the ``sendgrid-ipam/<version>`` User-Agent.
-        clock, wall_clock, sleep, seed: a monotonic clock, a Unix clock, an async sleep and
-            a jitter seed, for tests that must not wait for real.
+        clock: a monotonic clock (tests inject one so that they never wait for real).
+        wall_clock: a Unix clock, for ``Retry-After`` dates and rate-limit resets.
+        sleep: the async sleep of retry waits and gate waits (tests inject one).
+        seed: seeds the backoff jitter, for reproducible tests.
 
     Raises:
         ConfigurationError: no API key, an unknown region, an unsafe ``base_url`` or
@@ -133,16 +135,16 @@ class SendGridIPAM:
         if coordinator is not None and retry_budget is not None:
             raise ConfigurationError(
                 "pass retry_budget= or coordinator=, not both: the budget is the coordinator's")
-        self.base_url = _check_base_url(base_url or BASE_URLS[region])
+        self.base_url: str = _check_base_url(base_url or BASE_URLS[region])
         self.region = region
         try:
-            self.timeout = as_timeout(timeout)
+            self.timeout: aiohttp.ClientTimeout = as_timeout(timeout)
         except ValidationError as exc:
             raise ConfigurationError(str(exc)) from None
         self.on_behalf_of = on_behalf_of
-        self.retry = retry or RetryPolicy()
+        self.retry: RetryPolicy = retry or RetryPolicy()
         self.max_connections = max_connections
-        self.coordinator = coordinator or MemoryCoordinator(
+        self.coordinator: Coordinator = coordinator or MemoryCoordinator(
             budget=retry_budget, clock=clock, wall_clock=wall_clock, sleep=sleep,
             # No one reply closes the gate for longer than a call would wait for it.
             max_closure=max(self.retry.max_rate_limit_wait, 1.0),
@@ -164,9 +166,9 @@ class SendGridIPAM:
             seed=seed,
         )
         self._given_session = session
-        self.ips = IpsResource(self._engine)
-        self.pools = PoolsResource(self._engine)
-        self.provisioning = ProvisioningResource(self._engine)
+        self.ips: IpsResource = IpsResource(self._engine)
+        self.pools: PoolsResource = PoolsResource(self._engine)
+        self.provisioning: ProvisioningResource = ProvisioningResource(self._engine)
 
     @property
     def retry_budget(self) -> RetryBudget:

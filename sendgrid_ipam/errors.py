@@ -28,7 +28,7 @@ met and how long the client waited after it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
@@ -142,20 +142,45 @@ class AmbiguousResultError(SendGridError):
     found: tuple[str, ...]
     """The IP addresses the check found (empty when it found none or could not check)."""
 
-    def __init__(self, message: str, *, found: Iterable[str] = (), expected: Any = None) -> None:
+    def __init__(self, message: str, *, found: Iterable[str] = (),
+                 expected: int | Sequence[str] | None = None) -> None:
         super().__init__(message)
         self.found = tuple(found)
-        self.expected = expected
+        self.expected: int | Sequence[str] | None = expected
+        """What was asked: a count of IPs, or the IPs themselves (None when not known)."""
+
+
+class FailedAccount(Protocol):
+    """What `BulkProvisioningError.failed` holds: a failed account's `AccountResult`.
+
+    (A protocol only because this module cannot import the bulk runner's types.)
+    """
+
+    @property
+    def account_id(self) -> str:
+        """The account."""
+
+    @property
+    def requested(self) -> int:
+        """How many IPs were asked for."""
+
+    @property
+    def ips(self) -> tuple[str, ...]:
+        """The IPs it obtained before failing."""
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why it failed (None when it simply obtained fewer IPs than asked)."""
 
 
 class BulkProvisioningError(SendGridError):
     """Raised by `BulkResult.raise_for_failures`; ``.failed`` lists the failed accounts."""
 
-    def __init__(self, failed: Sequence[Any]) -> None:
+    def __init__(self, failed: Sequence[FailedAccount]) -> None:
         names = ", ".join(r.account_id for r in failed[:5])
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
         super().__init__(f"{len(failed)} account(s) failed: {names}{more}")
-        self.failed = tuple(failed)
+        self.failed: tuple[FailedAccount, ...] = tuple(failed)
 
 
 class APIError(SendGridError):
@@ -174,9 +199,9 @@ class APIError(SendGridError):
         rate_limit: RateLimit | None = None,
     ) -> None:
         self.status = status
-        self.errors = list(errors)
+        self.errors: list[ErrorDetail] = list(errors)
         self.body = body
-        self.headers = dict(headers)
+        self.headers: dict[str, str] = dict(headers)
         self.rate_limit = rate_limit
         super().__init__(self._summary())
 

@@ -243,11 +243,11 @@ class RateLimitGate:
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
-        self.max_closure = float(max_closure)
+        self.max_closure: float = float(max_closure)
         """The longest one reply may close the gate, in seconds."""
-        self.reopen_at = 0.0
+        self.reopen_at: float = 0.0
         """The monotonic time the window reopens; 0 while the gate has not been closed."""
-        self.closures = 0
+        self.closures: int = 0
 
     def closed_for(self) -> float:
         """Seconds until the gate reopens (0 when open)."""

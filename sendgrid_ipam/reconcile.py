@@ -90,11 +90,11 @@ class AddAccountIpsReconciler(_Base):
         """``list_ips(limit)`` lists the account newest first. ``known``: IPs the caller
         knows are the account's newest, valid only while nobody else wrote: with
         ``known_token``, the lease token of the holding that learnt them."""
-        self.list_ips = list_ips
-        self.account_id = account_id
-        self.body = body
-        self.known = known
-        self.known_token = known_token
+        self.list_ips: Callable[[int], AsyncIterator[AccountIp]] = list_ips
+        self.account_id: str = account_id
+        self.body: AddAccountIpsBody = body
+        self.known: frozenset[str] | None = known
+        self.known_token: int | None = known_token
 
     async def prepare(self, lease_token: int | None) -> None:
         """Note the account's newest IP, unless the caller knows it and nobody wrote since.
@@ -163,9 +163,9 @@ class CreatePoolReconciler(_Base):
         list_pool_ips: Callable[[str], AsyncIterator[PoolIp]],
         body: CreatePoolBody,
     ) -> None:
-        self.list_pools = list_pools
-        self.list_pool_ips = list_pool_ips
-        self.body = body
+        self.list_pools: Callable[[], AsyncIterator[IpPool]] = list_pools
+        self.list_pool_ips: Callable[[str], AsyncIterator[PoolIp]] = list_pool_ips
+        self.body: CreatePoolBody = body
 
     def is_echo(self, exc: SendGridError) -> bool:
         """A 400 "already exists" on the name may be our own earlier attempt."""
@@ -199,9 +199,9 @@ class AddIpReconciler(_Base):
         self, list_since: Callable[[int], AsyncIterator[IpAddress]], body: AddIpBody, now: float
     ) -> None:
         """``list_since(t)`` lists the IPs added since Unix time ``t``."""
-        self.list_since = list_since
-        self.body = body
-        self.since = max(0, int(now) - ADD_IP_CLOCK_SLACK)
+        self.list_since: Callable[[int], AsyncIterator[IpAddress]] = list_since
+        self.body: AddIpBody = body
+        self.since: int = max(0, int(now) - ADD_IP_CLOCK_SLACK)
         self.before: frozenset[str] = frozenset()
 
     async def _recent(self) -> list[Any]:

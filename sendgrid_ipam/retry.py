@@ -41,7 +41,7 @@ from .errors import APIError, AttemptRecord, DecodeError, RateLimitError, Transp
 
 __all__ = ["RETRYABLE_STATUSES", "RetryBudget", "RetryPolicy", "is_ambiguous", "is_retryable"]
 
-logger = logging.getLogger("sendgrid_ipam")
+logger: logging.Logger = logging.getLogger("sendgrid_ipam")
 
 T = TypeVar("T")
 
@@ -67,7 +67,10 @@ def _attempts(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
 class RetryPolicy:
     """How one call retries.
 
-    Args:
+    Immutable; every field is validated when the policy is made (a `ValueError` names the
+    field), and each is also a keyword argument of the constructor.
+
+    Attributes:
         max_attempts: attempts in all, the first included (1 turns retries off).
         initial_backoff: the first backoff's upper bound, in seconds; it doubles per retry.
         max_backoff: the cap on one backoff, in seconds.
@@ -87,7 +90,12 @@ class RetryPolicy:
     settle: float = attrs.field(default=1.0, validator=_positive)
 
     def backoff(self, retry_number: int, rng: random.Random) -> float:
-        """The full-jitter backoff before retry ``retry_number`` (1 for the first retry)."""
+        """The full-jitter backoff before a retry: uniform from 0 to the capped ceiling.
+
+        Args:
+            retry_number: which retry, 1 for the first; the ceiling doubles with each.
+            rng: the random generator (the client's, seeded with ``seed=``).
+        """
         ceiling = min(self.max_backoff, self.initial_backoff * 2 ** (retry_number - 1))
         return rng.uniform(0.0, ceiling)
 
@@ -105,9 +113,9 @@ class RetryBudget:
     def __init__(self, capacity: float = 100.0, refill: float = 0.2) -> None:
         if capacity < 0 or refill < 0:
             raise ValueError("capacity and refill must be at least 0")
-        self.capacity = float(capacity)
-        self.refill = float(refill)
-        self.available = float(capacity)
+        self.capacity: float = float(capacity)
+        self.refill: float = float(refill)
+        self.available: float = float(capacity)
 
     def try_spend(self) -> bool:
         """Take one retry from the budget; False when it is empty."""

@@ -112,6 +112,10 @@ class Coordinator(abc.ABC):
 
         Waits its turn behind other holders, at most ``wait`` seconds.
 
+        Args:
+            key: what the lease guards: an account, a pool name, the IPAM account.
+            wait: the most seconds to wait for it (what is left of the call's deadline).
+
         Raises:
             RequestTimeoutError: the lease was not obtained within ``wait`` (nothing sent).
         """
@@ -121,6 +125,9 @@ class Coordinator(abc.ABC):
         round trip (an uncontended in-process lease), else None: then use `lease`.
 
         A lease taken this way is released with ``release_now``.
+
+        Args:
+            key: what the lease guards, as for `lease`.
         """
         return None
 

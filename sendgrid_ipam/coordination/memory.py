@@ -108,15 +108,15 @@ class MemoryCoordinator(Coordinator):
         check_max_closure(max_closure)
         if isinstance(pace_below, bool) or not isinstance(pace_below, int) or pace_below < 1:
             raise ValueError(f"pace_below must be a positive integer, not {shown(pace_below)}")
-        self.budget = budget or RetryBudget()
-        self.rules = PaceRules(max_closure=float(max_closure), pace_below=pace_below)
+        self.budget: RetryBudget = budget or RetryBudget()
+        self.rules: PaceRules = PaceRules(max_closure=float(max_closure), pace_below=pace_below)
         """The pacing constants."""
-        self.pacer = Pacer(self.rules, wall_clock, sleep, rng or random.Random())
+        self.pacer: Pacer = Pacer(self.rules, wall_clock, sleep, rng or random.Random())
         """The per-endpoint paces."""
         self._held: dict[str, _MemoryLease] = {}  # each held key's lease
         self._waiters: dict[str, deque[asyncio.Future[None]]] = {}  # only while contended
         self._tokens: dict[str, int] = {}  # each key's last token
-        self.quiet = True
+        self.quiet: bool = True
 
     def __repr__(self) -> str:
         return f"<MemoryCoordinator {self.budget!r} {self.pacer!r} leases held={len(self._held)}>"

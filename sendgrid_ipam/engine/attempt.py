@@ -60,19 +60,19 @@ class Attempt:
         policy: RetryPolicy,
         capped: bool,
     ) -> None:
-        self.engine = engine
-        self.session = session
-        self.endpoint = endpoint
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.data = data
-        self.timeout = timeout
-        self.read = read
-        self.deadline = deadline
-        self.policy = policy
+        self.engine: EngineState = engine
+        self.session: aiohttp.ClientSession = session
+        self.endpoint: str = endpoint
+        self.method: str = method
+        self.url: URL = url
+        self.headers: Mapping[str, str] | None = headers
+        self.data: bytes | None = data
+        self.timeout: aiohttp.ClientTimeout | None = timeout
+        self.read: Callable[[Any], Any] = read
+        self.deadline: float = deadline
+        self.policy: RetryPolicy = policy
         # Whether the deadline can cut an attempt short; retries set it, as time has passed.
-        self.capped = capped
+        self.capped: bool = capped
         self.lease: Lease | None = None  # a write's lease, checked before each send
 
 

@@ -116,12 +116,12 @@ class Flow:
         reconciler: Reconciler | None,
         trace: CallTrace | None,
     ) -> None:
-        self.op = op
-        self.attempt = attempt
-        self.reconciler = reconciler
-        self.trace = trace
+        self.op: Operation = op
+        self.attempt: Attempt = attempt
+        self.reconciler: Reconciler | None = reconciler
+        self.trace: CallTrace | None = trace
         self.errors: list[SendGridError] = []  # each failed attempt's error, in order
-        self.resent = False  # a resend followed an ambiguous failure
+        self.resent: bool = False  # a resend followed an ambiguous failure
         self.in_hand: tuple[str, ...] = ()  # items a reply handed us that a check then lost
         self.check_failure: SendGridError | None = None  # why the last CHECK was UNKNOWN
 

@@ -19,7 +19,7 @@ class Slots:
     __slots__ = ("free", "waiters")
 
     def __init__(self, size: int) -> None:
-        self.free = size
+        self.free: int = size
         self.waiters: deque[asyncio.Future[None]] = deque()
 
     def try_take(self) -> bool:

@@ -14,7 +14,7 @@ from yarl import URL
 
 from ..coordination import Coordinator
 from ..errors import DecodeError
-from ..retry import RetryPolicy
+from ..retry import RetryBudget, RetryPolicy
 from .body import ERROR_BODY_LIMIT, Secret, redact
 from .slots import Slots
 
@@ -56,13 +56,13 @@ class EngineState:
         self.timeout = timeout
         self.policy = policy
         self.coordinator = coordinator
-        self.budget = coordinator.budget
+        self.budget: RetryBudget = coordinator.budget
         self.max_reply_size = max_reply_size
         self.clock = clock
         self.wall_clock = wall_clock
         self.sleep = sleep
-        self.rng = random.Random(seed)
-        self.slots = Slots(max_connections)
+        self.rng: random.Random = random.Random(seed)
+        self.slots: Slots = Slots(max_connections)
         self.session: aiohttp.ClientSession | None = None
         self.closed = False
         # What each request passes to aiohttp besides the session's own defaults: on a
@@ -72,7 +72,7 @@ class EngineState:
         self.body_headers: dict[str, str] = _JSON
         self.request_timeout: aiohttp.ClientTimeout | None = None
         self.request_kwargs: dict[str, Any] = {"allow_redirects": False}
-        self.inflates = True  # the engine inflates compressed bodies itself, bounded
+        self.inflates: bool = True  # the engine inflates compressed bodies itself, bounded
         self.urls: dict[tuple[str, object], URL] = {}  # see url()
         self._secret = api_key.encode()
         self._secret_text = api_key

@@ -32,8 +32,8 @@ class SharedRetryBudget(RetryBudget):
         if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
             raise ValueError("batch must be an integer of at least 1")
         self.batch = batch
-        self.available = 0.0  # nothing reserved until the first round trip
-        self.credit = 0.0  # earned by successful calls, not yet handed in
+        self.available: float = 0.0  # nothing reserved until the first round trip
+        self.credit: float = 0.0  # earned by successful calls, not yet handed in
         self.shared: float | None = None  # the shared balance when last seen
 
     def on_success(self) -> None:

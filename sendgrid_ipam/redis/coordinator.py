@@ -52,7 +52,7 @@ from ._connection import FAILURES, connect, server_name, unavailable
 
 __all__ = ["RedisCoordinator"]
 
-logger = logging.getLogger("sendgrid_ipam")
+logger: logging.Logger = logging.getLogger("sendgrid_ipam")
 
 _FIRST_POLL = 0.002
 _LAST_POLL = 0.025
@@ -132,7 +132,8 @@ class RedisCoordinator(Coordinator):
         reads_without_redis: when Redis cannot be reached, let reads go without the shared
             gate (each process then honours only the rate limits it sees itself). Writes
             never go without Redis.
-        retry_capacity, retry_refill: the shared retry budget, as `RetryBudget`'s.
+        retry_capacity: the shared retry budget's capacity, as `RetryBudget`'s ``capacity``.
+        retry_refill: retries credited per successful call, as `RetryBudget`'s ``refill``.
         retry_batch: retries each process reserves at a time (see `SharedRetryBudget`).
         max_closure: the longest one reply may close an endpoint, in seconds.
         server: how errors name the server (set by `from_url`: host:port/db, no password).
@@ -172,7 +173,7 @@ class RedisCoordinator(Coordinator):
             raise ConfigurationError(str(exc)) from None
         self.client = client
         self.namespace = namespace
-        self.lease_ttl = float(lease_ttl)
+        self.lease_ttl: float = float(lease_ttl)
         self.reads_without_redis = reads_without_redis
         self.max_closure = max_closure
         self.server = server

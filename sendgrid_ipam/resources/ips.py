@@ -57,7 +57,8 @@ class IpsResource(Resource):
             subusers: subuser ids to assign it to (at most 100).
             region: ``"us"`` (the API's default) or ``"eu"``.
             include_region: include the region in the reply.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: a bad argument, before anything is sent: ``is_auto_warmup`` or
@@ -109,12 +110,16 @@ class IpsResource(Resource):
         Args:
             ip: only this IP.
             limit: the page size, 1 to 5000.
-            is_leased, is_enabled, is_parent_assigned: filter on these settings.
+            is_leased: only IPs leased from SendGrid (True) or not (False).
+            is_enabled: only IPs enabled for sending (True) or not (False).
+            is_parent_assigned: only IPs assigned to the parent account (True) or not.
             pool: only IPs in this pool (not together with ``is_parent_assigned``).
-            start_added_at, end_added_at: Unix times bounding when the IP was added.
+            start_added_at: only IPs added at or after this Unix time.
+            end_added_at: only IPs added at or before this Unix time.
             region: ``"all"``, ``"eu"`` or ``"us"``.
             include_region: include each IP's region.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: a bad argument, raised at once (nothing is sent): an ``ip`` that
@@ -143,7 +148,8 @@ class IpsResource(Resource):
         Args:
             ip: the IP address (IPv4 or IPv6).
             include_region: include the IP's region.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: an ``ip`` that does not parse, or ``include_region`` not
@@ -177,7 +183,8 @@ class IpsResource(Resource):
             is_auto_warmup: warm the IP up automatically.
             is_parent_assigned: the parent account may send from it.
             is_enabled: the IP may be used at all.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: an ``ip`` that does not parse, none of the three settings given,
@@ -204,7 +211,8 @@ class IpsResource(Resource):
         Args:
             ip: the IP address.
             limit: the page size, 1 to 100.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: an ``ip`` that does not parse, or ``limit`` outside 1 to 100,
@@ -232,7 +240,8 @@ class IpsResource(Resource):
         Args:
             ip: the IP address.
             subusers: 1 to 1000 subuser ids.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: an ``ip`` that does not parse; ``subusers`` not a list (a lone
@@ -256,7 +265,8 @@ class IpsResource(Resource):
         Args:
             ip: the IP address.
             subusers: 1 to 1000 subuser ids.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: an ``ip`` that does not parse; ``subusers`` not a list (a lone

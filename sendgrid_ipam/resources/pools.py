@@ -47,7 +47,8 @@ class PoolsResource(Resource):
             limit: the page size, 1 to 100.
             region: ``"all"``, ``"eu"`` or ``"us"``.
             include_region: include each pool's regions.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: a bad argument, raised at once (nothing is sent): an ``ip`` that
@@ -75,7 +76,8 @@ class PoolsResource(Resource):
         Args:
             name: 2 to 64 characters, not beginning with a space or a period.
             ips: up to 100 IP addresses to put in it; all must be assignable.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: a ``name`` that is not 2 to 64 characters long or begins with
@@ -115,7 +117,8 @@ class PoolsResource(Resource):
         Args:
             pool_id: the pool's id (as returned by `create` or `list`).
             include_region: include the pool's regions.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: a ``pool_id`` that is not a string or an int, is empty, or is
@@ -141,7 +144,8 @@ class PoolsResource(Resource):
         Args:
             pool_id: the pool's id (as returned by `create` or `list`).
             name: the new name, 2 to 64 characters, not beginning with a space or a period.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: a ``pool_id`` that is not a string or an int, is empty, or is
@@ -167,7 +171,8 @@ class PoolsResource(Resource):
 
         Args:
             pool_id: the pool's id (as returned by `create` or `list`).
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: a ``pool_id`` that is not a string or an int, is empty, or is
@@ -200,7 +205,8 @@ class PoolsResource(Resource):
             pool_id: the pool's id (as returned by `create` or `list`).
             limit: the page size, 1 to 100.
             include_region: include each IP's region.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: ``limit`` outside 1 to 100 or ``include_region`` not True/False,
@@ -229,7 +235,8 @@ class PoolsResource(Resource):
         Args:
             pool_id: the pool's id (as returned by `create` or `list`).
             ips: 1 to 100 IP addresses; all must be assignable.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: a ``pool_id`` that is not a string or an int, is empty, or is
@@ -254,7 +261,8 @@ class PoolsResource(Resource):
         Args:
             pool_id: the pool's id (as returned by `create` or `list`).
             ips: 1 to 100 IP addresses in the pool.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: a ``pool_id`` that is not a string or an int, is empty, or is

@@ -89,15 +89,22 @@ class ProvisioningResource(Resource):
             account_id: the customer's SendGrid account ID.
             count: how many IPs, 1 to 10.
             region: ``"us"`` or ``"eu"``.
-            **options: ``timeout``, ``retry``, ``on_behalf_of`` for this call.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
 
         Raises:
             ValidationError: a bad argument (nothing is sent).
             AmbiguousResultError: the failed attempt added a different number of IPs than
-                asked, or checking failed; ``.found`` holds what was found.
-            APIError: its subclasses per status (NotFoundError for an unknown account).
+                asked, or checking failed or ran out of the call's deadline; ``.found``
+                holds what was found. Nothing was resent.
+            LeaseLostError: the account's write lease was lost (a shared coordinator's
+                lease expired) before a request was sent; nothing was sent after it.
+            APIError: its subclasses per status (NotFoundError for an unknown account),
+                once retries are spent.
+            TransportError: no usable reply once retries are spent (each retry came after a
+                check found that the failed attempt had not landed).
 
-        Implements operationId AddAccountIps.
+        Implements operationId AddAccountIps (and ListAccountIps for its checks).
         """
         return await self._add_ips(account_id, count, region, None, None, options, None)
 
@@ -177,8 +184,21 @@ class ProvisioningResource(Resource):
     ) -> None:
         """Remove 1 to 10 IPs from a customer account.
 
+        Safe to resend: removing an IP twice leaves the account as once. The call holds the
+        account's write lease.
+
+        Args:
+            account_id: the customer's SendGrid account ID.
+            ips: the IPv4 addresses to remove, 1 to 10.
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for this call
+                (see `RequestOptions`).
+
         Raises:
             ValidationError: no IPs, more than 10, or one that is not an IPv4 address.
+            LeaseLostError: the account's write lease was lost before a request was sent.
+            APIError: its subclasses per status (NotFoundError for an unknown account),
+                once retries are spent.
+            TransportError: no usable reply, once retries are spent.
 
         Implements operationId RemoveAccountIps.
         """
@@ -222,6 +242,8 @@ class ProvisioningResource(Resource):
             audit_delay: seconds to wait after an account's last ambiguous failure before
                 listing it for late writes (default 5).
             release_excess: remove the excess IPs the audit finds again (RemoveAccountIps).
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for each call
+                of the run (see `RequestOptions`).
 
         Returns:
             A `BulkResult` with every account's outcome.
@@ -231,6 +253,9 @@ class ProvisioningResource(Resource):
             JournalError: the journal cannot be opened or written (before any write), or it
                 holds another target for an account of the requests (`JournalMismatchError`,
                 before any write), or holds an unfinished run of another id on one of them.
+
+        Uses operationIds AddAccountIps (through `add_ips`), ListAccountIps for checks and
+        audits, and RemoveAccountIps with ``release_excess``.
         """
         return await run_bulk(
             _Port(self, options), requests, concurrency=concurrency, on_progress=on_progress,
@@ -261,12 +286,16 @@ class ProvisioningResource(Resource):
                 5: gateways answer 504 while the backend finishes up to ~3 s later).
             release_excess: remove the excess IPs again (RemoveAccountIps, 10 per request;
                 safe to retry after an ambiguous failure).
+            **options: ``timeout``, ``retry``, ``deadline``, ``on_behalf_of`` for each call
+                (see `RequestOptions`).
 
         Returns:
             One `AccountAudit` per account, in order; a failure is in its ``error``.
 
         Raises:
             ValidationError: a bad argument (nothing is sent).
+
+        Uses operationIds ListAccountIps, and RemoveAccountIps with ``release_excess``.
         """
         delay = check_delay(audit_delay)
         if not isinstance(release_excess, bool):

@@ -123,7 +123,7 @@ class FakeSendGrid:
         self._faults = FaultPlan(faults, seed)
         self.log: list[RequestRecord] = []
         """One record per request, oldest first."""
-        self.app = self._build_app()
+        self.app: web.Application = self._build_app()
         """The aiohttp application."""
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
@@ -182,7 +182,16 @@ class FakeSendGrid:
 
     # state
     def add_account(self, account_id: str, *, ips: int = 0, region: str = "us") -> list[str]:
-        """Make a partner account exist (if new) and hand it `ips` new IPs; returns those IPs."""
+        """Make a partner account exist (if new) and hand it `ips` new IPs; returns those IPs.
+
+        Args:
+            account_id: the account (created if the fake does not know it).
+            ips: how many new IPs to add to it at once (no request is logged).
+            region: the region of those IPs, ``"us"`` or ``"eu"``.
+
+        Raises:
+            ValueError: fewer than `ips` addresses are left (see `addresses_left`).
+        """
         self._state.accounts.setdefault(account_id, [])
         try:
             return self._state.add_account_ips(account_id, ips, region) if ips else []
@@ -204,7 +213,15 @@ class FakeSendGrid:
         return tuple(self._state.accounts)
 
     def account_ips(self, account_id: str) -> list[str]:
-        """A partner account's IPs, newest first (KeyError for an unknown account)."""
+        """A partner account's IPs, newest first, as they are now (late writes not landed yet
+        excluded).
+
+        Args:
+            account_id: the account.
+
+        Raises:
+            KeyError: the fake does not know the account.
+        """
         return self._state.accounts[account_id][::-1]
 
     def ipam_ips(self) -> list[str]:
@@ -212,7 +229,14 @@ class FakeSendGrid:
         return [record.ip for record in self._state.ipam_order]
 
     def ipam_ip(self, ip: str) -> dict[str, Any]:
-        """One IPAM IP as GetIp with include_region=true answers it, plus its ``subusers``."""
+        """One IPAM IP as GetIp with include_region=true answers it, plus its ``subusers``.
+
+        Args:
+            ip: the IP address, as the fake lists it.
+
+        Raises:
+            KeyError: the IP is not among the fake's IPAM IPs.
+        """
         record = self._state.ipam[ip]
         return ip_details(self._state, record, True) | {"subusers": list(record.subusers)}
 
@@ -240,8 +264,20 @@ class FakeSendGrid:
     def script(
         self, operation_id: str, fault: Fault, *, times: int = 1, account_id: str | None = None
     ) -> None:
-        """Give `fault` to the next `times` calls of `operation_id` (of `account_id` only, if
-        given). Scripted faults queue up per operation and come before random ones."""
+        """Give `fault` to the next `times` calls of `operation_id`.
+
+        Scripted faults queue up per operation and come before random ones. A read meets a
+        write's fault as a read (never applied, never landing late).
+
+        Args:
+            operation_id: the operation, by its operationId (``"AddAccountIps"``...).
+            fault: what goes wrong, e.g. ``Fault.applied_error(502)``.
+            times: how many calls get it.
+            account_id: only calls for this partner account get it (None: any call).
+
+        Raises:
+            ValueError: an unknown operationId, or `times` below 1.
+        """
         self._faults.script(operation_id, fault, times, account_id)
 
     @property
@@ -275,19 +311,36 @@ class FakeSendGrid:
         return self._late.land_all()
 
     def rate_limit_window(self, seconds: float) -> float:
-        """Answer 429 to every request for `seconds` from now; returns when that ends."""
+        """Answer 429 to every request for `seconds` from now.
+
+        Args:
+            seconds: how long the window stays closed.
+
+        Returns:
+            When it reopens, on the fake's monotonic clock.
+        """
         return self._limiter.block(seconds)
 
     # log
     def records(
         self, operation_id: str | None = None, **filters: Unpack[LogFilter]
     ) -> list[RequestRecord]:
-        """The logged requests of `operation_id` (None: any) matching every filter given:
-        ``applied``, ``account_id``, ``status``, ``fault`` (None or left out: any)."""
+        """The logged requests of `operation_id` matching every filter given, in order.
+
+        Args:
+            operation_id: the operation (None: any).
+            **filters: ``applied``, ``account_id``, ``status``, ``fault`` (a fault's name, as
+                `Fault.name`); a filter left out or None matches any value.
+        """
         return select(self.log, operation_id, filters)
 
     def count(self, operation_id: str | None = None, **filters: Unpack[LogFilter]) -> int:
-        """How many logged requests `records()` would return for the same filters."""
+        """How many logged requests `records()` would return for the same filters.
+
+        Args:
+            operation_id: the operation (None: any).
+            **filters: as for `records`.
+        """
         return len(select(self.log, operation_id, filters))
 
     def reset_log(self) -> None:

@@ -164,13 +164,20 @@ class FaultRates:
     """Probabilities of random faults per request, drawn from the fake's seeded generator.
 
     Attributes:
-        error, applied_error, applied_drop, slow, html, malformed, late: each a probability;
-            their sum must not exceed 1. A late fault answers an error status (JSON or HTML,
-            an even chance) or drops the connection (one time in three), and lands later.
+        error: the probability of an error status, nothing applied.
+        applied_error: the probability of the operation applied, then an error status.
+        applied_drop: the probability of the operation applied, then the connection dropped.
+        slow: the probability of a normal reply after ``slow_delay``.
+        html: the probability of an HTML error page (a proxy's), nothing applied.
+        malformed: the probability of a 2xx reply with its JSON cut short (a write applied).
+        late: the probability of a write landing late: an error status (JSON or HTML, an
+            even chance) or a dropped connection (one time in three) is answered at once, and
+            the write lands after a delay between ``late_delay_min`` and ``late_delay_max``.
+            The probabilities' sum must not exceed 1.
         statuses: the statuses ERROR, APPLIED_ERROR, HTML and late faults choose from.
         slow_delay: seconds a SLOW fault waits.
-        late_delay_min, late_delay_max: a late write lands after a delay drawn uniformly
-            between these (seconds).
+        late_delay_min: the least delay, in seconds, before a late write lands.
+        late_delay_max: the longest delay, in seconds, before a late write lands.
         operations: the operationIds that get random faults; None for all.
     """
 
@@ -214,11 +221,19 @@ class FaultRates:
         return Fault.late(rng.choice(self.statuses), delay=delay, html=shape == 1)
 
     def covers(self, operation_id: str) -> bool:
-        """Whether calls of this operation may get random faults."""
+        """Whether calls of this operation may get random faults.
+
+        Args:
+            operation_id: the operation, by its operationId.
+        """
         return self.operations is None or operation_id in self.operations
 
     def pick(self, rng: random.Random) -> Fault | None:
-        """A fault, or None, drawn from `rng` (one draw, plus one for a status if needed)."""
+        """A fault, or None, drawn from `rng` (one draw, plus one for a status if needed).
+
+        Args:
+            rng: the fake's seeded generator.
+        """
         roll = rng.random()
         for rate, make in self._makers():
             if roll < rate:

@@ -30,9 +30,24 @@ def serve(
 ) -> None:
     """Serve a FakeSendGrid on a loopback port until SIGINT (Ctrl-C) or SIGTERM, then return.
 
-    Blocks, running its own event loop. The arguments are those of `FakeSendGrid`; `on_ready`
-    is called with the URL once the server listens (by default it prints the URL to stdout
-    and flushes). Raises OSError if the port is taken, ValueError for a bad argument.
+    Blocks, running its own event loop.
+
+    Args:
+        port: the port (0 picks a free one).
+        api_key: the only key accepted in ``Authorization: Bearer <key>``.
+        accounts: ids of the partner accounts that exist.
+        host: a loopback address to listen on; anything else is refused.
+        rate_limit: requests per window per key; None enforces none.
+        rate_window: the window's length in seconds.
+        faults: probabilities of random faults.
+        seed: the seed of the random faults.
+        ipam_ips: how many IPAM IPs exist from the start.
+        on_ready: called with the URL once the server listens (by default it prints the URL
+            to stdout and flushes).
+
+    Raises:
+        OSError: the port is taken.
+        ValueError: a bad argument (a host that is not loopback, say).
     """
     fake = FakeSendGrid(
         api_key=api_key,
