@@ -192,8 +192,19 @@ def _client(url: str, session: aiohttp.ClientSession | None) -> SendGridIPAM:
     return SendGridIPAM(KEY, base_url=url, retry=POLICY, timeout=TIMEOUT, session=session)
 
 
+# aiohttp before 3.12 accepts a NUL in a header value: the reply is then a success, and there
+# is no error to hold the key (the dependency floors run these tests on aiohttp 3.11).
+_ACCEPTS_NUL = tuple(int(part) for part in aiohttp.__version__.split(".")[:2]) < (3, 12)
+_NUL_ACCEPTED = pytest.mark.skipif(_ACCEPTS_NUL, reason="this aiohttp accepts a NUL in a header")
+
+
+def _cases(table: dict[str, Any]) -> list[Any]:
+    return [pytest.param(value, id=name, marks=[_NUL_ACCEPTED] if "NUL" in name else [])
+            for name, value in table.items()]
+
+
 @pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
-@pytest.mark.parametrize("server", HOSTILE.values(), ids=HOSTILE.keys())
+@pytest.mark.parametrize("server", _cases(HOSTILE))
 async def test_no_error_from_a_hostile_reply_holds_the_key(
     server: Responder,
     call: Callable[[SendGridIPAM], Awaitable[Any]],
@@ -354,8 +365,7 @@ ECHOED_INTO_BAD_REPLIES: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
-@pytest.mark.parametrize("make", ECHOED_INTO_BAD_REPLIES.values(),
-                         ids=ECHOED_INTO_BAD_REPLIES.keys())
+@pytest.mark.parametrize("make", _cases(ECHOED_INTO_BAD_REPLIES))
 async def test_a_key_echoed_into_a_reply_aiohttp_refuses_is_redacted(
     make: Callable[[bytes], bytes], caplog: pytest.LogCaptureFixture
 ) -> None:
