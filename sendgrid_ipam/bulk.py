@@ -42,6 +42,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -49,7 +50,14 @@ import attrs
 from . import _bulk_journal
 from .audit import Listing, check_delay, wait_until
 from .engine import CallTrace, RequestOptions, check_options
-from .errors import AmbiguousResultError, BulkProvisioningError, SendGridError, ValidationError
+from .coordination.base import Lease, LeaseLostError
+from .errors import (
+    AmbiguousResultError,
+    BulkProvisioningError,
+    RequestTimeoutError,
+    SendGridError,
+    ValidationError,
+)
 from .journal.base import Ambiguous, Excess, Finish, Outcome, Released
 from .models import AccountIps, ProvisionRequest, Region
 
@@ -76,6 +84,8 @@ class AccountResult:
     twice by a write that landed late); ``released`` those of the excess removed again.
     ``attempts`` counts the HTTP attempts of its AddAccountIps requests, ``requests`` the
     requests themselves; ``reconciled`` how many of those were settled by reconciliation.
+    ``from_journal`` is True when the account was finished in the journal before this run
+    came to it (its IPs are the journal's; nothing was sent for it).
     """
 
     account_id: str
@@ -88,6 +98,7 @@ class AccountResult:
     reconciled: int = 0
     excess: tuple[str, ...] = ()
     released: tuple[str, ...] = ()
+    from_journal: bool = False
 
     @property
     def ok(self) -> bool:
@@ -124,6 +135,10 @@ class Provisioner(Protocol):
 
     wall_clock: Callable[[], float]
     sleep: Callable[[float], Awaitable[None]]
+    lease_ttl: float  # of the coordinator's leases: how soon a dead worker's claim frees
+
+    def claim(self, key: str) -> AbstractAsyncContextManager[Lease]:
+        """The coordinator's lease on `key` if it is free now (else `RequestTimeoutError`)."""
 
     def add(
         self,
@@ -155,11 +170,14 @@ class Provisioner(Protocol):
 class BulkResult:
     """Every account's outcome, in the order the requests were given, and totals.
 
-    ``run_id`` is the run's id in its journal (None without a journal).
+    ``run_id`` is the run's id in its journal (None without a journal). In a run shared by
+    several workers, ``results`` leave out the accounts another worker finished while this
+    one ran; ``elsewhere`` names them (in request order).
     """
 
     results: tuple[AccountResult, ...]
     run_id: str | None = None
+    elsewhere: tuple[str, ...] = ()
 
     @property
     def failed(self) -> tuple[AccountResult, ...]:
@@ -226,6 +244,10 @@ class _AccountRun:
     recover: bool = False  # a resumed account: list it down to its marker first
     resyncs: int = 0
     planned: dict[int, int] = attrs.Factory(dict)  # chunk -> size of intents made durable
+    claim: Lease | None = None  # this worker's claim on the account in a shared run
+    claimed: bool = False  # this worker claimed it (once at most)
+    elsewhere: bool = False  # another worker finished it while this one ran
+    final: asyncio.Event | None = None  # set once the account is final
 
     @property
     def account_id(self) -> str:
@@ -240,7 +262,7 @@ class _AccountRun:
         r = self.request
         return AccountResult(r.account_id, r.region, r.count, tuple(self.ips), self.error,
                              self.attempts, self.requests, self.reconciled,
-                             tuple(self.excess), tuple(self.released))
+                             tuple(self.excess), tuple(self.released), self.finished)
 
     def resume(self, state: AccountState, now: float) -> None:
         """Take up what the journal holds of the account."""
@@ -281,6 +303,11 @@ class _AccountRun:
         new = tuple(ip for ip in dict.fromkeys(ips) if ip not in self.ips)
         self.ips.extend(new)
         return new, ambiguous
+
+
+def claim_key(run_id: str, account_id: str) -> str:
+    """The key of a worker's claim on an account of a shared run (a coordinator lease)."""
+    return f"bulk:{len(run_id)}:{run_id}:{account_id}"
 
 
 def _plan(first: int, count: int) -> list[tuple[int, int]]:
@@ -372,28 +399,105 @@ class _Bulk:
         self, journal: Journal | None, run_id: str | None, states: Mapping[str, AccountState]
     ) -> BulkResult:
         self.recorder = _bulk_journal.Recorder(journal, run_id, self.stop)
+        self.states = states
         now = self.port.wall_clock()
         for run in self.runs:
-            if (state := states.get(run.account_id)) is not None:
-                run.resume(state, now)
-        pending = iter(self.runs)
+            if (state := states.get(run.account_id)) is not None and state.finished:
+                run.resume(state, now)  # the others are resumed under their claim
         try:
-            async with asyncio.TaskGroup() as group:
-
-                async def worker() -> None:
-                    for run in pending:  # shared by all workers: each run is taken once
-                        if self.stop.is_set():
-                            return
-                        await self.provision(run, group)
-
-                for _ in range(min(self.concurrency, len(self.runs))):
-                    group.create_task(worker())
+            await self.pass_over(self.runs)
+            if journal is not None:
+                await self.sweep(journal)
         finally:
             await self.recorder.flush()  # the run is not over before its records are durable
         for account_id, failure in self.recorder.failures.items():
             run = next(r for r in self.runs if r.account_id == account_id)
             run.error = run.error or failure
-        return BulkResult(tuple(run.result() for run in self.runs), run_id)
+        return BulkResult(tuple(run.result() for run in self.runs if not run.elsewhere), run_id,
+                          tuple(run.account_id for run in self.runs if run.elsewhere))
+
+    async def pass_over(self, runs: list[_AccountRun]) -> None:
+        """Take up each of `runs` once, up to ``concurrency`` at a time."""
+        pending = iter(runs)
+        async with asyncio.TaskGroup() as group:
+
+            async def worker() -> None:
+                for run in pending:  # shared by all workers: each run is taken once
+                    if self.stop.is_set():
+                        return
+                    await self.take(run, group)
+
+            for _ in range(min(self.concurrency, len(runs))):
+                group.create_task(worker())
+
+    async def sweep(self, journal: Journal) -> None:
+        """A shared run: until every account of the run is finished, wait for those other
+        workers hold and take over any whose claim frees (its worker died, or gave up)."""
+        poll = min(max(self.port.lease_ttl / 4, 0.05), 1.0)
+        while not self.stop.is_set():
+            waiting = [run for run in self.runs if not (run.claimed or run.finished
+                                                        or run.elsewhere)]
+            if not waiting:
+                return
+            await self.port.sleep(poll)
+            try:
+                states = await journal.load(self.recorder.run_id)
+            except SendGridError as exc:
+                self.fail(waiting, exc)
+                return
+            for run in waiting:
+                state = states.get(run.account_id)
+                run.elsewhere = state is not None and state.finished
+            await self.pass_over([run for run in waiting if not run.elsewhere])
+
+    def fail(self, runs: list[_AccountRun], exc: BaseException) -> None:
+        """The run cannot go on (the journal or the coordinator failed): stop it, and give
+        `exc` to the accounts it never took up."""
+        self.stop.set()
+        for run in runs:
+            run.error = run.error or exc
+
+    async def take(self, run: _AccountRun, group: asyncio.TaskGroup) -> None:
+        """Provision one account: with a journal, under this worker's claim on it in the run
+        (so that workers sharing the run split the accounts), from its state in the journal
+        as it is once claimed; the claim is held until the account is final and recorded."""
+        journal = self.recorder.journal
+        if journal is None or (run.finished and not self.release_excess):
+            await self.provision(run, group)
+            return
+        try:
+            async with self.port.claim(claim_key(self.recorder.run_id, run.account_id)) as held:
+                run.claimed = True
+                await self.provision_claimed(run, held, journal, group)
+        except RequestTimeoutError:
+            return  # another worker holds it: the sweep comes back to it
+        except LeaseLostError as exc:  # the coordinator is unavailable: no write may go
+            self.fail([run], exc)
+
+    async def provision_claimed(
+        self, run: _AccountRun, held: Lease, journal: Journal, group: asyncio.TaskGroup
+    ) -> None:
+        state = self.states.get(run.account_id)
+        if held.token != 1 and not run.finished:
+            # claimed before (by another worker, or an earlier one of ours): what it did is
+            # in the journal. The first holding ever finds what the preflight read.
+            r = run.request
+            try:
+                state = await journal.begin_account(self.recorder.run_id, r.account_id,
+                                                    region=r.region, count=r.count)
+            except SendGridError as exc:
+                self.fail([run], exc)
+                return
+            if state.finished:
+                run.elsewhere = True
+                return
+        if state is not None and not run.finished:
+            run.resume(state, self.port.wall_clock())
+        run.claim = held
+        run.final = asyncio.Event()
+        await self.provision(run, group)
+        await run.final.wait()
+        await self.recorder.settle(run.account_id)  # durable before another may claim it
 
     def report(self, event: BulkProgress) -> None:
         if self.on_progress is None:
@@ -411,6 +515,8 @@ class _Bulk:
             self.report(BulkProgress(run.account_id, tuple(run.ips), run.result(), found=True))
             if self.release_excess and set(run.excess) - set(run.released):
                 group.create_task(self.audit(run))
+            elif run.final is not None:
+                run.final.set()
             return
         if run.ips:
             self.report(BulkProgress(run.account_id, tuple(run.ips), found=True))
@@ -457,6 +563,8 @@ class _Bulk:
 
         async def before_send(known: frozenset[str]) -> None:
             nonlocal recorded
+            if run.claim is not None and run.claim.losable:
+                await run.claim.check()  # this worker's claim still holds: nobody took over
             if run.marker is None:
                 run.marker = known
                 # the intents of every chunk the account should need, with the marker: one
@@ -571,3 +679,5 @@ class _Bulk:
             self.recorder.later(run.account_id)
         if not run.finished:
             self.report(BulkProgress(run.account_id, new, run.result()))
+        if run.final is not None:
+            run.final.set()

@@ -19,6 +19,7 @@ Opening the journal logs a warning when the server says AOF is off.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -124,6 +125,10 @@ def _decode(run_id: str, account_id: str, raw: bytes | None) -> AccountState | N
             f"the journal holds an unreadable state for account {account_id!r} in run "
             f"{run_id!r} ({type(exc).__name__}); it was not written by sendgrid-ipam"
         ) from None
+
+
+def _mget(keys: list[str], client: aioredis.Redis) -> Any:
+    return client.mget(keys)
 
 
 class RedisJournal(Journal):
@@ -348,8 +353,8 @@ class RedisJournal(Journal):
         states: dict[str, AccountState] = {}
         for start in range(0, len(accounts), _READ_BATCH):
             part = accounts[start:start + _READ_BATCH]
-            keys = [self._state_key(run_id, account) for account in part]
-            raw = await self._call("reading", lambda client, keys=keys: client.mget(keys))
+            raw = await self._call("reading", functools.partial(
+                _mget, [self._state_key(run_id, account) for account in part]))
             for account, value in zip(part, raw, strict=True):
                 state = _decode(run_id, account, value)
                 if state is not None:
