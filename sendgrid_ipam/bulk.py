@@ -49,8 +49,8 @@ import attrs
 
 from . import _bulk_journal
 from .audit import Listing, check_delay, wait_until
-from .engine import CallTrace, RequestOptions, check_options
 from .coordination.base import Lease, LeaseLostError
+from .engine import CallTrace, RequestOptions, check_options
 from .errors import (
     AmbiguousResultError,
     BulkProvisioningError,

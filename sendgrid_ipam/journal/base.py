@@ -571,6 +571,14 @@ class Journal(abc.ABC):
         """
         return await self._load(_text("run_id", run_id, _MAX_ID))
 
+    async def runs(self) -> list[str]:
+        """The id of every run the journal holds, sorted.
+
+        Raises:
+            JournalError: the journal cannot be read.
+        """
+        return await self._runs()
+
     async def unfinished_elsewhere(
         self, run_id: str, account_ids: Sequence[str]
     ) -> Mapping[str, str]:
@@ -647,6 +655,10 @@ class Journal(abc.ABC):
         """Store the `Begin` of each account (a backend that can: atomically)."""
         for account_id, begin in begins:
             await self._apply(run_id, account_id, begin)
+
+    async def _runs(self) -> list[str]:
+        """Every run id the journal holds (a backend that can list them implements this)."""
+        raise JournalError(f"{type(self).__name__} cannot list its runs: give the run id")
 
     @abc.abstractmethod
     async def _unfinished(self, run_id: str) -> Mapping[str, str]:

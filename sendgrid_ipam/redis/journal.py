@@ -54,14 +54,15 @@ _MAX_DETAIL = 200
 _MAX_CONNECTIONS = 16  # per journal: many tasks' steps queue for these
 
 # Store new states only if every one is still what was read. KEYS: the run's account list,
-# the unfinished set, then one state key per account. ARGV, five per state key: the value
-# read ('' if absent, else '=' .. value), the new value, what changes ('b' begun, 'f'
-# finished), the account id, its member in the unfinished set. Returns 1, or 0 (nothing
-# written: another writer came first).
+# the unfinished set, the set of run ids, then one state key per account. ARGV, five per
+# state key: the value read ('' if absent, else '=' .. value), the new value, what changes
+# ('b' begun, 'f' finished), the account id, its member in the unfinished set; last, the
+# run id. Returns 1,
+# or 0 (nothing written: another writer came first).
 _COMPARE_AND_SET = """
-local n = #KEYS - 2
+local n = #KEYS - 3
 for i = 1, n do
-  local now = redis.call('GET', KEYS[i + 2])
+  local now = redis.call('GET', KEYS[i + 3])
   local read = ARGV[(i - 1) * 5 + 1]
   if read == '' then
     if now then return 0 end
@@ -71,11 +72,12 @@ for i = 1, n do
 end
 for i = 1, n do
   local j = (i - 1) * 5
-  redis.call('SET', KEYS[i + 2], ARGV[j + 2])
+  redis.call('SET', KEYS[i + 3], ARGV[j + 2])
   local change = ARGV[j + 3]
   if string.find(change, 'b', 1, true) then
     redis.call('RPUSH', KEYS[1], ARGV[j + 4])
     redis.call('SADD', KEYS[2], ARGV[j + 5])
+    redis.call('SADD', KEYS[3], ARGV[#ARGV])
   end
   if string.find(change, 'f', 1, true) then
     redis.call('SREM', KEYS[2], ARGV[j + 5])
@@ -205,6 +207,10 @@ class RedisJournal(Journal):
     def _unfinished_key(self) -> str:
         return f"{self.namespace}:journal:unfinished"
 
+    @property
+    def _runs_key(self) -> str:
+        return f"{self.namespace}:journal:runs"
+
     # failures
     def _failed(self, exc: BaseException, doing: str) -> JournalError:
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:_MAX_DETAIL]
@@ -321,16 +327,21 @@ class RedisJournal(Journal):
                 before = read[account]
                 args += [b"" if before is None else b"=" + before, _encode(state),
                          changes[account], account, json.dumps([run_id, account])]
-            stored = await self._call("writing", lambda client: self._cas(
-                keys=[f"{self._run_key(run_id)}:accounts", self._unfinished_key,
-                      *(self._state_key(run_id, account) for account in written)],
-                args=args, client=client))
+            keys_written = [f"{self._run_key(run_id)}:accounts", self._unfinished_key,
+                            self._runs_key, *(self._state_key(run_id, a) for a in written)]
+            stored = await self._call("writing", functools.partial(
+                self._compare_and_set, keys_written, [*args, run_id]))
             if stored:
                 return errors, states
             await asyncio.sleep(0)  # another writer came first: read again
         raise JournalError(
             f"the journal on Redis at {self.server}: account state kept changing under a "
             f"step of run {run_id!r} ({_MAX_CONFLICTS} tries); nothing of it was written")
+
+    def _compare_and_set(
+        self, keys: list[str], args: list[bytes | str], client: aioredis.Redis
+    ) -> Any:
+        return self._cas(keys=keys, args=args, client=client)
 
     @staticmethod
     def _decide(
@@ -360,6 +371,10 @@ class RedisJournal(Journal):
                 if state is not None:
                     states[account] = state
         return states
+
+    async def _runs(self) -> list[str]:
+        members = await self._call("reading", lambda client: client.smembers(self._runs_key))
+        return sorted(member.decode() for member in members)
 
     async def _unfinished(self, run_id: str) -> Mapping[str, str]:
         members = await self._call("reading", lambda client: client.smembers(

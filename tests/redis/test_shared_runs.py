@@ -1,0 +1,201 @@
+"""Shared bulk runs, for real: several ``sendgrid-ipam --coordinator redis://... bulk-add-ips
+same.csv --journal redis://...`` worker processes split one CSV through a real redis-server,
+against the fake over loopback with ambiguous faults, late writes and a 429 window; one of
+them SIGKILLed mid-run; and Redis itself stopped mid-run and started again."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from sendgrid_ipam.testing import FakeSendGrid, FaultRates
+from tests.cli import KEY, running_fake
+
+if TYPE_CHECKING:
+    from sendgrid_ipam.redis._local import LocalRedis as RedisServer
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+
+FAST_CLI = str(Path(__file__).parents[1] / "cli" / "_fast_cli.py")
+WRITES = ("AddAccountIps", "RemoveAccountIps")
+
+
+def write_csv(path: Path, counts: dict[str, int]) -> Path:
+    path.write_text("account_id,count,region\n" + "".join(
+        f"{account},{count},us\n" for account, count in counts.items()), encoding="utf-8")
+    return path
+
+
+def start_worker(fake: FakeSendGrid, redis: RedisServer, csv_file: Path, report: Path,
+                 *extra: str) -> subprocess.Popen[str]:
+    command = [sys.executable, FAST_CLI, "--api-key", KEY, "--base-url", fake.url,
+               "--max-attempts", "10", "--coordinator", redis.url, "--lease-ttl", "1",
+               "bulk-add-ips", str(csv_file), "--journal", redis.url, "--report", str(report),
+               "--concurrency", "4", "--release-excess", "--audit-delay", "0.2", *extra]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_writes(fake: FakeSendGrid, writes: int, workers: list[subprocess.Popen[str]]) -> None:
+    deadline = time.monotonic() + 20
+    while fake.count("AddAccountIps") < writes:
+        assert time.monotonic() < deadline, "the run never got that far"
+        assert any(w.poll() is None for w in workers), "every worker ended already"
+        time.sleep(0.002)
+
+
+def finish(worker: subprocess.Popen[str]) -> tuple[int, str, str]:
+    try:
+        out, err = worker.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        out, err = worker.communicate()
+        pytest.fail(f"a worker did not finish: {err[-2000:]}")
+    return worker.returncode, out, err
+
+
+def run_report(redis: RedisServer, csv_file: Path) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, FAST_CLI, "run-report", "--journal", redis.url,
+                           "--csv", str(csv_file)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def held(fake: FakeSendGrid, accounts: list[str]) -> dict[str, set[str]]:
+    return {account: set(fake.account_ips(account)) for account in accounts}
+
+
+def assert_one_write_at_a_time(fake: FakeSendGrid) -> None:
+    by_account: dict[str | None, list[tuple[float, float]]] = defaultdict(list)
+    for record in fake.records():
+        if record.operation_id in WRITES:
+            by_account[record.account_id].append((record.received_at, record.answered_at))
+    for account, spans in by_account.items():
+        for (_, ended), (started, _) in itertools.pairwise(sorted(spans)):
+            assert ended <= started, f"two writes to {account} were in flight at once"
+
+
+def test_four_workers_share_one_run_and_finish_a_killed_ones_accounts(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    rng = random.Random(14)
+    accounts = [f"shared-{n:02d}" for n in range(24)]
+    counts = {account: rng.randint(1, 23) for account in accounts}
+    csv_file = write_csv(tmp_path / "same.csv", counts)
+    faults = FaultRates(error=0.05, applied_error=0.05, applied_drop=0.04, late=0.03,
+                        late_delay_min=0.02, late_delay_max=0.1, slow=0.2, slow_delay=0.01,
+                        operations=["AddAccountIps"])
+    reports = [tmp_path / f"worker-{n}.json" for n in range(4)]
+    with running_fake(accounts=accounts, faults=faults, seed=14) as fake:
+        workers = [start_worker(fake, own_redis, csv_file, report) for report in reports]
+        wait_for_writes(fake, 12, workers)
+        window_ends = fake.rate_limit_window(0.3)
+        window_starts = window_ends - 0.3
+        wait_for_writes(fake, fake.count("AddAccountIps") + 8, workers)
+        workers[0].send_signal(signal.SIGKILL)
+        outcomes = [finish(worker) for worker in workers]
+        sold = held(fake, accounts)
+        assert_one_write_at_a_time(fake)
+        in_window = sorted((r for r in fake.records()
+                            if window_starts <= r.received_at < window_ends),
+                           key=lambda r: r.received_at)
+        met = [r.fault for r in fake.records("AddAccountIps")]
+    report = run_report(own_redis, csv_file)
+
+    assert outcomes[0][0] == -signal.SIGKILL, "the worker was killed mid-run"
+    for code, out, err in outcomes[1:]:
+        assert code == 0, err[-2000:]
+        assert "Traceback" not in err and KEY not in out + err
+    assert {"applied_error", "applied_drop"} & set(met), "ambiguous faults were met"
+    # every account holds exactly what the CSV asked, and the journal says so
+    assert {account: len(ips) for account, ips in sold.items()} == counts
+    assert report["summary"]["complete"] is True
+    for entry in report["accounts"]:
+        assert set(entry["held"]) == sold[entry["account_id"]], entry
+    # the 429 window: once its first 429 was answered, no worker sent another request
+    # until it ended (those sent before then were in flight already)
+    limited = [r for r in in_window if r.status == 429]
+    assert limited, "the window was met"
+    first_answer = min(r.answered_at for r in limited)
+    late = [r for r in in_window if r.received_at > first_answer + 0.02]
+    assert not late, f"{len(late)} requests went inside the 429 window"
+    # each surviving worker reports the accounts it finished; the others are accounted for
+    reported: dict[str, str] = {}
+    for path in reports[1:]:
+        data = json.loads(path.read_text())
+        mine = {e["account_id"]: e for e in data["accounts"] if not e["from_journal"]}
+        # the rest: finished by another worker before this one started (from the journal),
+        # or while it ran (elsewhere)
+        listed = {e["account_id"] for e in data["accounts"]}
+        assert listed | set(data["elsewhere"]) == set(accounts)
+        assert not listed & set(data["elsewhere"])
+        for account, entry in mine.items():
+            assert account not in reported, f"{account} was reported by two workers"
+            reported[account] = path.name
+            assert entry["ok"] is True, entry
+            assert set(entry["ips"]) - set(entry["released"]) == sold[account]
+    taken_over = [account for account in accounts if account not in reported]
+    # what no survivor reported, the killed worker finished before it died (the journal
+    # says so); the survivors took over the rest of its accounts
+    for entry in report["accounts"]:
+        if entry["account_id"] in taken_over:
+            assert entry["state"] == "finished"
+
+
+def test_redis_stopped_mid_run_stops_writes_and_the_run_resumes_exactly(
+    durable_redis: RedisServer, tmp_path: Path
+) -> None:
+    rng = random.Random(41)
+    accounts = [f"outage-{n:02d}" for n in range(16)]
+    counts = {account: rng.randint(11, 23) for account in accounts}
+    csv_file = write_csv(tmp_path / "same.csv", counts)
+    reports = [tmp_path / f"worker-{n}.json" for n in range(2)]
+    faults = FaultRates(error=0.05, slow=0.6, slow_delay=0.03, operations=["AddAccountIps"])
+    with running_fake(accounts=accounts, faults=faults, seed=41) as fake:
+        workers = [start_worker(fake, durable_redis, csv_file, report) for report in reports]
+        wait_for_writes(fake, 6, workers)
+        durable_redis.stop()
+        stopped = [finish(worker) for worker in workers]
+        bought = held(fake, accounts)
+        writes_then = fake.count("AddAccountIps")
+        time.sleep(0.1)
+        assert fake.count("AddAccountIps") == writes_then, "no write goes without Redis"
+
+        durable_redis.start()
+        told: dict[str, set[str]] = defaultdict(set)
+        for path in reports:
+            for entry in json.loads(path.read_text())["accounts"]:
+                told[entry["account_id"]] |= set(entry["ips"])
+        during = run_report(durable_redis, csv_file)
+        for entry in during["accounts"]:
+            told[entry["account_id"]] |= set(entry["ips"])
+
+        workers = [start_worker(fake, durable_redis, csv_file, report) for report in reports]
+        resumed = [finish(worker) for worker in workers]
+        sold = held(fake, accounts)
+        assert_one_write_at_a_time(fake)
+    report = run_report(durable_redis, csv_file)
+
+    for code, out, err in stopped:
+        assert code == 1, err[-2000:]
+        assert "Traceback" not in err and KEY not in out + err
+    assert any("Redis at 127.0.0.1" in out + err for _, out, err in stopped)
+    assert sum(len(ips) for ips in bought.values()) < sum(counts.values()), "stopped mid-run"
+    for account, ips in bought.items():
+        assert ips <= told[account], f"an IP of {account} was bought and never reported"
+    for code, _, err in resumed:
+        assert code == 0, err[-2000:]
+    assert {account: len(ips) for account, ips in sold.items()} == counts
+    assert report["summary"]["complete"] is True
+    for entry in report["accounts"]:
+        assert set(entry["held"]) == sold[entry["account_id"]]
