@@ -78,12 +78,13 @@ class LocalRedis:
         self.stop()
         raise RuntimeError(f"redis-server did not answer on port {self.port}")
 
-    def stop(self) -> None:
-        """Stop the server, if running (SIGTERM to its PID, then SIGKILL if it lingers)."""
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server, if running (SIGTERM to its PID, then SIGKILL if it lingers;
+        ``kill``: SIGKILL at once, as a crash would)."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        os.kill(process.pid, signal.SIGTERM)
+        os.kill(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
