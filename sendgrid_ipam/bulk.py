@@ -85,7 +85,9 @@ class AccountResult:
     ``attempts`` counts the HTTP attempts of its AddAccountIps requests, ``requests`` the
     requests themselves; ``reconciled`` how many of those were settled by reconciliation.
     ``from_journal`` is True when the account was finished in the journal before this run
-    came to it (its IPs are the journal's; nothing was sent for it).
+    came to it (its IPs are the journal's; nothing was sent for it); ``resumed`` when the
+    journal held writes of an unfinished attempt at it (a crashed run, or a worker of a
+    shared run that died), which this run took up.
     """
 
     account_id: str
@@ -99,6 +101,7 @@ class AccountResult:
     excess: tuple[str, ...] = ()
     released: tuple[str, ...] = ()
     from_journal: bool = False
+    resumed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -242,6 +245,7 @@ class _AccountRun:
     ambiguous_at: float | None = None  # the last ambiguous failure (Unix seconds)
     finished: bool = False  # taken from the journal, untouched
     recover: bool = False  # a resumed account: list it down to its marker first
+    resumed: bool = False  # the journal held writes of an unfinished attempt
     resyncs: int = 0
     planned: dict[int, int] = attrs.Factory(dict)  # chunk -> size of intents made durable
     claim: Lease | None = None  # this worker's claim on the account in a shared run
@@ -262,7 +266,8 @@ class _AccountRun:
         r = self.request
         return AccountResult(r.account_id, r.region, r.count, tuple(self.ips), self.error,
                              self.attempts, self.requests, self.reconciled,
-                             tuple(self.excess), tuple(self.released), self.finished)
+                             tuple(self.excess), tuple(self.released), self.finished,
+                             self.resumed)
 
     def resume(self, state: AccountState, now: float) -> None:
         """Take up what the journal holds of the account."""
@@ -277,7 +282,7 @@ class _AccountRun:
         self.ambiguous_at = state.last_ambiguous_at
         if state.marker_known:
             self.marker = frozenset() if state.marker is None else frozenset({state.marker})
-            self.recover = True
+            self.recover = self.resumed = True
             if state.open_chunks:  # a write of unknown outcome: it may still land
                 self.ambiguous_at = max(self.ambiguous_at or now, now)
 

@@ -143,6 +143,7 @@ class _Outcome:
                     "excess": list(r.excess),
                     "released": list(r.released),
                     "from_journal": r.from_journal,
+                    "resumed": r.resumed,
                 }
                 for r in self.results
             ],

@@ -28,6 +28,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSI
 
 FAST_CLI = str(Path(__file__).parents[1] / "cli" / "_fast_cli.py")
 WRITES = ("AddAccountIps", "RemoveAccountIps")
+WINDOW = 0.5  # seconds of the 429 window
+IN_FLIGHT = 0.1  # after the window's first 429, requests already past the gate may still come
 
 
 def write_csv(path: Path, counts: dict[str, int]) -> Path:
@@ -90,18 +92,22 @@ def test_four_workers_share_one_run_and_finish_a_killed_ones_accounts(
 ) -> None:
     rng = random.Random(14)
     accounts = [f"shared-{n:02d}" for n in range(24)]
-    counts = {account: rng.randint(1, 23) for account in accounts}
+    counts = {account: rng.randint(1, 30) for account in accounts}
+    counts.update((account, rng.randint(21, 30)) for account in accounts[:4])
     csv_file = write_csv(tmp_path / "same.csv", counts)
     faults = FaultRates(error=0.05, applied_error=0.05, applied_drop=0.04, late=0.03,
                         late_delay_min=0.02, late_delay_max=0.1, slow=0.2, slow_delay=0.01,
                         operations=["AddAccountIps"])
     reports = [tmp_path / f"worker-{n}.json" for n in range(4)]
     with running_fake(accounts=accounts, faults=faults, seed=14) as fake:
-        workers = [start_worker(fake, own_redis, csv_file, report) for report in reports]
-        wait_for_writes(fake, 12, workers)
-        window_ends = fake.rate_limit_window(0.3)
-        window_starts = window_ends - 0.3
-        wait_for_writes(fake, fake.count("AddAccountIps") + 8, workers)
+        # the first worker begins the first accounts (three chunks each), the others join
+        workers = [start_worker(fake, own_redis, csv_file, reports[0])]
+        wait_for_writes(fake, 2, workers)
+        workers += [start_worker(fake, own_redis, csv_file, report) for report in reports[1:]]
+        wait_for_writes(fake, 8, workers)
+        window_ends = fake.rate_limit_window(WINDOW)
+        window_starts = window_ends - WINDOW
+        wait_for_writes(fake, fake.count("AddAccountIps") + 2, workers)
         workers[0].send_signal(signal.SIGKILL)
         outcomes = [finish(worker) for worker in workers]
         sold = held(fake, accounts)
@@ -127,7 +133,9 @@ def test_four_workers_share_one_run_and_finish_a_killed_ones_accounts(
     limited = [r for r in in_window if r.status == 429]
     assert limited, "the window was met"
     first_answer = min(r.answered_at for r in limited)
-    late = [r for r in in_window if r.received_at > first_answer + 0.02]
+    # (a request that passed the shared gate before the closure reached Redis is in flight:
+    # a loaded machine may take some ms to carry the news)
+    late = [r for r in in_window if r.received_at > first_answer + IN_FLIGHT]
     assert not late, f"{len(late)} requests went inside the 429 window"
     # each surviving worker reports the accounts it finished; the others are accounted for
     reported: dict[str, str] = {}
@@ -144,6 +152,9 @@ def test_four_workers_share_one_run_and_finish_a_killed_ones_accounts(
             reported[account] = path.name
             assert entry["ok"] is True, entry
             assert set(entry["ips"]) - set(entry["released"]) == sold[account]
+    resumed = [e for path in reports[1:] for e in json.loads(path.read_text())["accounts"]
+               if e["resumed"]]
+    assert resumed, "a survivor took over an account the killed worker had begun"
     taken_over = [account for account in accounts if account not in reported]
     # what no survivor reported, the killed worker finished before it died (the journal
     # says so); the survivors took over the rest of its accounts
