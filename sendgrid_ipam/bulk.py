@@ -21,6 +21,15 @@ same requests again with the same journal and the run resumes: finished accounts
 the journal untouched; unfinished ones are listed down to their marker, the IPs above it in the
 region count as obtained, and only the remainder is bought.
 
+**Shared runs.** With a journal, each account is provisioned under a *claim*: the coordinator's
+lease on ``bulk:RUN:ACCOUNT``, taken without waiting, held (and renewed) from before the account's
+journal state is read until the account is final and its records are durable, and confirmed
+before every POST. Several runs of the same requests on one journal — worker processes sharing
+a `RedisJournal` and a `RedisCoordinator`, or tasks of one client — thus split the accounts:
+each takes those it can claim, then waits for the others' and takes over any whose claim frees
+(its worker died: its lease ran out), resuming it from the journal as a rerun would. Its
+`BulkResult` leaves out the accounts another worker finished meanwhile (``elsewhere``).
+
 **Audit.** A write that failed ambiguously may land after every check made (a gateway answered
 504 while the backend finished). Before it returns, the run lists each account that met such a
 failure once ``audit_delay`` has passed since the last one: IPs above the marker that were not

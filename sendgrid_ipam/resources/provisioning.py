@@ -211,7 +211,9 @@ class ProvisioningResource(Resource):
             on_progress: called with each account's result as soon as it is final, and
                 with every chunk of IPs as soon as it is obtained.
             journal: the journal that makes the run resumable: the path of an SQLite file
-                (created if missing), or a `Journal`. None: no journal.
+                (created if missing), a ``redis://`` URL (`RedisJournal`: workers with the
+                same requests share the run, see `sendgrid_ipam.bulk`), or a `Journal`.
+                None: no journal.
             run_id: the run's name in the journal (default: a digest of the requests, so the
                 same requests resume the same run).
             audit_delay: seconds to wait after an account's last ambiguous failure before
