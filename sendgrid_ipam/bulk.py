@@ -58,7 +58,7 @@ import attrs
 
 from . import _bulk_journal
 from .audit import Listing, check_delay, wait_until
-from .coordination.base import Lease, LeaseLostError
+from .coordination.base import CoordinatorUnavailableError, Lease, LeaseLostError
 from .engine import CallTrace, RequestOptions, check_options
 from .errors import (
     AmbiguousResultError,
@@ -484,9 +484,20 @@ class _Bulk:
                 run.claimed = True
                 await self.provision_claimed(run, held, journal, group)
         except RequestTimeoutError:
+            if run.claimed:
+                raise
             return  # another worker holds it: the sweep comes back to it
         except LeaseLostError as exc:  # the coordinator is unavailable: no write may go
+            if run.claimed:
+                raise
             self.fail([run], exc)
+            return
+        if isinstance(run.error, LeaseLostError) and not isinstance(
+                run.error, CoordinatorUnavailableError) and not self.stop.is_set():
+            # this worker paused past its claim and another took the account over: not a
+            # failure of the run; the sweep waits for it like any account another holds
+            index = next(n for n, other in enumerate(self.runs) if other is run)
+            self.runs[index] = _AccountRun(run.request)
 
     async def provision_claimed(
         self, run: _AccountRun, held: Lease, journal: Journal, group: asyncio.TaskGroup

@@ -96,7 +96,7 @@ async def _only_run(journal: Journal) -> str:
 
 @click.command("run-report", short_help="Report a whole bulk run from its journal.")
 @click.option("--journal", "target", metavar="FILE|URL", required=True, callback=journal_target,
-              help="The run's journal: an SQLite file or redis://HOST:PORT/DB.")
+              help="The run's journal: a file (SQLite) or redis://HOST:PORT/DB.")
 @click.option("--run-id", metavar="NAME", help="The run's name in the journal.")
 @click.option("--csv", "csv_file", metavar="FILE.csv",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -39,10 +39,12 @@ async def test_two_runs_of_the_same_requests_split_the_accounts(
 
     assert first.run_id == second.run_id
     mine = [{r.account_id for r in result.results} for result in (first, second)]
-    assert mine[0] and mine[1], "both runs provisioned accounts"
+    assert mine[0], "both runs provisioned accounts"
+    assert mine[1], "both runs provisioned accounts"
     assert not mine[0] & mine[1], "no account was provisioned by both"
     assert mine[0] | mine[1] == set(ACCOUNTS)
-    assert set(first.elsewhere) == mine[1] and set(second.elsewhere) == mine[0]
+    assert set(first.elsewhere) == mine[1]
+    assert set(second.elsewhere) == mine[0]
     for result in (first, second):
         assert result.failed == ()
         for account in result.results:

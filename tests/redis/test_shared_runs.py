@@ -67,7 +67,8 @@ def finish(worker: subprocess.Popen[str]) -> tuple[int, str, str]:
 
 def run_report(redis: RedisServer, csv_file: Path) -> dict[str, Any]:
     done = subprocess.run([sys.executable, FAST_CLI, "run-report", "--journal", redis.url,
-                           "--csv", str(csv_file)], capture_output=True, text=True, timeout=30)
+                           "--csv", str(csv_file)], capture_output=True, text=True, timeout=30,
+                          check=False)
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
     return report
@@ -121,7 +122,8 @@ def test_four_workers_share_one_run_and_finish_a_killed_ones_accounts(
     assert outcomes[0][0] == -signal.SIGKILL, "the worker was killed mid-run"
     for code, out, err in outcomes[1:]:
         assert code == 0, err[-2000:]
-        assert "Traceback" not in err and KEY not in out + err
+        assert "Traceback" not in err
+        assert KEY not in out + err
     assert {"applied_error", "applied_drop"} & set(met), "ambiguous faults were met"
     # every account holds exactly what the CSV asked, and the journal says so
     assert {account: len(ips) for account, ips in sold.items()} == counts
@@ -201,7 +203,8 @@ def test_redis_stopped_mid_run_stops_writes_and_the_run_resumes_exactly(
 
     for code, out, err in stopped:
         assert code == 1, err[-2000:]
-        assert "Traceback" not in err and KEY not in out + err
+        assert "Traceback" not in err
+        assert KEY not in out + err
     assert any("Redis at 127.0.0.1" in out + err for _, out, err in stopped)
     assert sum(len(ips) for ips in bought.values()) < sum(counts.values()), "stopped mid-run"
     for account, ips in bought.items():
