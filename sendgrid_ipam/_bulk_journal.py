@@ -113,6 +113,10 @@ class Recorder:
         if self.journal is not None:
             self.deferred.setdefault(account_id, []).append(record)
 
+    def drop(self, account_id: str) -> None:
+        """Forget the account's deferred records (another worker took the account over)."""
+        self.deferred.pop(account_id, None)
+
     async def first_write(
         self, account_id: str, marker: str | None, plan: list[tuple[int, int]]
     ) -> None:

@@ -319,6 +319,13 @@ class _AccountRun:
         return new, ambiguous
 
 
+def _handed_over(error: BaseException | None) -> bool:
+    """Whether a claimed account's error says its claim (or its write lease) was lost to
+    another holder, rather than that the coordinator could not be reached."""
+    return isinstance(error, LeaseLostError) and not isinstance(
+        error, CoordinatorUnavailableError)
+
+
 def claim_key(run_id: str, account_id: str) -> str:
     """The key of a worker's claim on an account of a shared run (a coordinator lease)."""
     return f"bulk:{len(run_id)}:{run_id}:{account_id}"
@@ -492,8 +499,7 @@ class _Bulk:
                 raise
             self.fail([run], exc)
             return
-        if isinstance(run.error, LeaseLostError) and not isinstance(
-                run.error, CoordinatorUnavailableError) and not self.stop.is_set():
+        if _handed_over(run.error) and not self.stop.is_set():
             # this worker paused past its claim and another took the account over: not a
             # failure of the run; the sweep waits for it like any account another holds
             index = next(n for n, other in enumerate(self.runs) if other is run)
@@ -698,6 +704,16 @@ class _Bulk:
     def finish(self, run: _AccountRun, new: tuple[str, ...] = ()) -> None:
         """The account is final: report it (with `new`, the IPs its last write obtained),
         and record it finished if it got its count."""
+        if run.claim is not None and _handed_over(run.error):
+            # another worker took the account over (this one paused past its claim): the
+            # account's journal is the taker's now, and it lists the account for whatever
+            # this worker's last write bought (its intent is durable): nothing more of ours
+            self.recorder.drop(run.account_id)
+            if new:
+                self.report(BulkProgress(run.account_id, new))
+            if run.final is not None:
+                run.final.set()
+            return
         if run.error is None and run.short <= 0 and not run.finished:
             self.recorder.later(run.account_id, Finish(tuple(run.ips)))
         else:

@@ -215,3 +215,36 @@ def test_redis_stopped_mid_run_stops_writes_and_the_run_resumes_exactly(
     assert report["summary"]["complete"] is True
     for entry in report["accounts"]:
         assert set(entry["held"]) == sold[entry["account_id"]]
+
+
+def test_a_worker_paused_past_its_lease_hands_its_accounts_over(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    accounts = [f"paused-{n}" for n in range(6)]
+    counts = dict.fromkeys(accounts, 30)  # three chunks each: the pause falls mid-account
+    csv_file = write_csv(tmp_path / "same.csv", counts)
+    reports = [tmp_path / "paused.json", tmp_path / "other.json"]
+    faults = FaultRates(slow=1.0, slow_delay=0.03, operations=["AddAccountIps"])
+    with running_fake(accounts=accounts, faults=faults, seed=5) as fake:
+        paused = start_worker(fake, own_redis, csv_file, reports[0])
+        wait_for_writes(fake, 2, [paused])
+        paused.send_signal(signal.SIGSTOP)  # a frozen VM, a long GC pause
+        other = start_worker(fake, own_redis, csv_file, reports[1])
+        time.sleep(1.5)  # past the 1 s lease: the other worker takes the accounts over
+        paused.send_signal(signal.SIGCONT)
+        outcomes = [finish(paused), finish(other)]
+        sold = held(fake, accounts)
+        assert_one_write_at_a_time(fake)
+    report = run_report(own_redis, csv_file)
+
+    for code, out, err in outcomes:
+        assert code == 0, out + err[-2000:]
+    assert {account: len(ips) for account, ips in sold.items()} == counts
+    assert report["summary"]["complete"] is True
+    first, second = (json.loads(path.read_text()) for path in reports)
+    assert first["elsewhere"], "the paused worker's accounts were finished by the other"
+    assert any(entry["resumed"] for entry in second["accounts"])
+    for data in (first, second):
+        for entry in data["accounts"]:
+            assert entry["ok"] is True, entry
+            assert set(entry["ips"]) == sold[entry["account_id"]]
