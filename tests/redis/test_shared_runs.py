@@ -224,10 +224,15 @@ def test_a_worker_paused_past_its_lease_hands_its_accounts_over(
     counts = dict.fromkeys(accounts, 30)  # three chunks each: the pause falls mid-account
     csv_file = write_csv(tmp_path / "same.csv", counts)
     reports = [tmp_path / "paused.json", tmp_path / "other.json"]
-    faults = FaultRates(slow=1.0, slow_delay=0.03, operations=["AddAccountIps"])
+    # Every POST takes 0.3 s, so the pause finds the worker's four writes waiting for their
+    # replies (they land during the pause, before the other worker can take over). A pause
+    # between a lease's confirmation and its POST is the engine's fencing window, which
+    # this test does not aim at (the engine checks the lease before its gate round trip).
+    faults = FaultRates(slow=1.0, slow_delay=0.3, operations=["AddAccountIps"])
     with running_fake(accounts=accounts, faults=faults, seed=5) as fake:
         paused = start_worker(fake, own_redis, csv_file, reports[0])
-        wait_for_writes(fake, 2, [paused])
+        wait_for_writes(fake, 4, [paused])
+        time.sleep(0.05)
         paused.send_signal(signal.SIGSTOP)  # a frozen VM, a long GC pause
         other = start_worker(fake, own_redis, csv_file, reports[1])
         time.sleep(1.5)  # past the 1 s lease: the other worker takes the accounts over
