@@ -30,6 +30,9 @@ FAST_CLI = str(Path(__file__).parents[1] / "cli" / "_fast_cli.py")
 WRITES = ("AddAccountIps", "RemoveAccountIps")
 WINDOW = 0.5  # seconds of the 429 window
 IN_FLIGHT = 0.1  # after the window's first 429, requests already past the gate may still come
+# The client measures the reset the 429 announces on its own clock, not the fake's: the gate
+# may reopen this much before the fake's window ends
+RESET_PRECISION = 0.05
 
 
 def write_csv(path: Path, counts: dict[str, int]) -> Path:
@@ -130,15 +133,17 @@ def test_four_workers_share_one_run_and_finish_a_killed_ones_accounts(
     assert report["summary"]["complete"] is True
     for entry in report["accounts"]:
         assert set(entry["held"]) == sold[entry["account_id"]], entry
-    # the 429 window: once its first 429 was answered, no worker sent another request
-    # until it ended (those sent before then were in flight already)
+    # the 429 window: once an endpoint's first 429 was answered, no worker sent another
+    # request to that endpoint until the window ended (those sent before were in flight
+    # already). Limits are per endpoint, so each endpoint learns of the window on its own.
     limited = [r for r in in_window if r.status == 429]
     assert limited, "the window was met"
-    first_answer = min(r.answered_at for r in limited)
-    # (a request that passed the shared gate before the closure reached Redis is in flight:
-    # a loaded machine may take some ms to carry the news)
-    late = [r for r in in_window if r.received_at > first_answer + IN_FLIGHT]
-    assert not late, f"{len(late)} requests went inside the 429 window"
+    for endpoint in {r.operation_id for r in limited}:
+        first_answer = min(r.answered_at for r in limited if r.operation_id == endpoint)
+        late = [round(r.received_at - first_answer, 3) for r in in_window
+                if r.operation_id == endpoint
+                and first_answer + IN_FLIGHT < r.received_at < window_ends - RESET_PRECISION]
+        assert not late, f"{endpoint} was called inside its closed window: {late}"
     # each surviving worker reports the accounts it finished; the others are accounted for
     reported: dict[str, str] = {}
     for path in reports[1:]:
