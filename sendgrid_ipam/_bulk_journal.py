@@ -102,6 +102,7 @@ class Recorder:
         self.run_id = run_id or ""
         self.stop = stop
         self.pending: set[asyncio.Future[Any]] = set()
+        self.by_account: dict[str, set[asyncio.Future[Any]]] = {}
         self.failures: dict[str, BaseException] = {}
         self.deferred: dict[str, list[Record]] = {}
         self.batch: list[tuple[str, list[Record], asyncio.Future[None]]] = []
@@ -111,6 +112,10 @@ class Recorder:
         """Record `record` with the account's next step (no write is sent before it)."""
         if self.journal is not None:
             self.deferred.setdefault(account_id, []).append(record)
+
+    def drop(self, account_id: str) -> None:
+        """Forget the account's deferred records (another worker took the account over)."""
+        self.deferred.pop(account_id, None)
 
     async def first_write(
         self, account_id: str, marker: str | None, plan: list[tuple[int, int]]
@@ -148,6 +153,15 @@ class Recorder:
             loop.call_soon(self._send)
         self.pending.add(future)
         future.add_done_callback(self.pending.discard)
+        mine = self.by_account.setdefault(account_id, set())
+        mine.add(future)
+
+        def done(step: asyncio.Future[None]) -> None:
+            mine.discard(step)
+            if not mine and self.by_account.get(account_id) is mine:
+                del self.by_account[account_id]
+
+        future.add_done_callback(done)
         return future
 
     def _send(self) -> None:
@@ -170,6 +184,11 @@ class Recorder:
                     future.set_exception(error)
 
         sent.add_done_callback(answer)
+
+    async def settle(self, account_id: str) -> None:
+        """Wait until every record of the account written so far is durable (or failed)."""
+        while steps := self.by_account.get(account_id):
+            await asyncio.wait(set(steps))
 
     async def flush(self) -> None:
         """Wait until every record written behind the run is durable (or has failed).

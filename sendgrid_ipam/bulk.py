@@ -21,6 +21,15 @@ same requests again with the same journal and the run resumes: finished accounts
 the journal untouched; unfinished ones are listed down to their marker, the IPs above it in the
 region count as obtained, and only the remainder is bought.
 
+**Shared runs.** With a journal, each account is provisioned under a *claim*: the coordinator's
+lease on ``bulk:RUN:ACCOUNT``, taken without waiting, held (and renewed) from before the account's
+journal state is read until the account is final and its records are durable, and confirmed
+before every POST. Several runs of the same requests on one journal — worker processes sharing
+a `RedisJournal` and a `RedisCoordinator`, or tasks of one client — thus split the accounts:
+each takes those it can claim, then waits for the others' and takes over any whose claim frees
+(its worker died: its lease ran out), resuming it from the journal as a rerun would. Its
+`BulkResult` leaves out the accounts another worker finished meanwhile (``elsewhere``).
+
 **Audit.** A write that failed ambiguously may land after every check made (a gateway answered
 504 while the backend finished). Before it returns, the run lists each account that met such a
 failure once ``audit_delay`` has passed since the last one: IPs above the marker that were not
@@ -42,14 +51,22 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from . import _bulk_journal
 from .audit import Listing, check_delay, wait_until
+from .coordination.base import CoordinatorUnavailableError, Lease, LeaseLostError
 from .engine import CallTrace, RequestOptions, check_options
-from .errors import AmbiguousResultError, BulkProvisioningError, SendGridError, ValidationError
+from .errors import (
+    AmbiguousResultError,
+    BulkProvisioningError,
+    RequestTimeoutError,
+    SendGridError,
+    ValidationError,
+)
 from .journal.base import Ambiguous, Excess, Finish, Outcome, Released
 from .models import AccountIps, ProvisionRequest, Region
 
@@ -76,6 +93,10 @@ class AccountResult:
     twice by a write that landed late); ``released`` those of the excess removed again.
     ``attempts`` counts the HTTP attempts of its AddAccountIps requests, ``requests`` the
     requests themselves; ``reconciled`` how many of those were settled by reconciliation.
+    ``from_journal`` is True when the account was finished in the journal before this run
+    came to it (its IPs are the journal's; nothing was sent for it); ``resumed`` when the
+    journal held writes of an unfinished attempt at it (a crashed run, or a worker of a
+    shared run that died), which this run took up.
     """
 
     account_id: str
@@ -88,6 +109,8 @@ class AccountResult:
     reconciled: int = 0
     excess: tuple[str, ...] = ()
     released: tuple[str, ...] = ()
+    from_journal: bool = False
+    resumed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -124,6 +147,10 @@ class Provisioner(Protocol):
 
     wall_clock: Callable[[], float]
     sleep: Callable[[float], Awaitable[None]]
+    lease_ttl: float  # of the coordinator's leases: how soon a dead worker's claim frees
+
+    def claim(self, key: str) -> AbstractAsyncContextManager[Lease]:
+        """The coordinator's lease on `key` if it is free now (else `RequestTimeoutError`)."""
 
     def add(
         self,
@@ -155,11 +182,14 @@ class Provisioner(Protocol):
 class BulkResult:
     """Every account's outcome, in the order the requests were given, and totals.
 
-    ``run_id`` is the run's id in its journal (None without a journal).
+    ``run_id`` is the run's id in its journal (None without a journal). In a run shared by
+    several workers, ``results`` leave out the accounts another worker finished while this
+    one ran; ``elsewhere`` names them (in request order).
     """
 
     results: tuple[AccountResult, ...]
     run_id: str | None = None
+    elsewhere: tuple[str, ...] = ()
 
     @property
     def failed(self) -> tuple[AccountResult, ...]:
@@ -224,8 +254,13 @@ class _AccountRun:
     ambiguous_at: float | None = None  # the last ambiguous failure (Unix seconds)
     finished: bool = False  # taken from the journal, untouched
     recover: bool = False  # a resumed account: list it down to its marker first
+    resumed: bool = False  # the journal held writes of an unfinished attempt
     resyncs: int = 0
     planned: dict[int, int] = attrs.Factory(dict)  # chunk -> size of intents made durable
+    claim: Lease | None = None  # this worker's claim on the account in a shared run
+    claimed: bool = False  # this worker claimed it (once at most)
+    elsewhere: bool = False  # another worker finished it while this one ran
+    final: asyncio.Event | None = None  # set once the account is final
 
     @property
     def account_id(self) -> str:
@@ -240,7 +275,8 @@ class _AccountRun:
         r = self.request
         return AccountResult(r.account_id, r.region, r.count, tuple(self.ips), self.error,
                              self.attempts, self.requests, self.reconciled,
-                             tuple(self.excess), tuple(self.released))
+                             tuple(self.excess), tuple(self.released), self.finished,
+                             self.resumed)
 
     def resume(self, state: AccountState, now: float) -> None:
         """Take up what the journal holds of the account."""
@@ -255,7 +291,7 @@ class _AccountRun:
         self.ambiguous_at = state.last_ambiguous_at
         if state.marker_known:
             self.marker = frozenset() if state.marker is None else frozenset({state.marker})
-            self.recover = True
+            self.recover = self.resumed = True
             if state.open_chunks:  # a write of unknown outcome: it may still land
                 self.ambiguous_at = max(self.ambiguous_at or now, now)
 
@@ -281,6 +317,18 @@ class _AccountRun:
         new = tuple(ip for ip in dict.fromkeys(ips) if ip not in self.ips)
         self.ips.extend(new)
         return new, ambiguous
+
+
+def _handed_over(error: BaseException | None) -> bool:
+    """Whether a claimed account's error says its claim (or its write lease) was lost to
+    another holder, rather than that the coordinator could not be reached."""
+    return isinstance(error, LeaseLostError) and not isinstance(
+        error, CoordinatorUnavailableError)
+
+
+def claim_key(run_id: str, account_id: str) -> str:
+    """The key of a worker's claim on an account of a shared run (a coordinator lease)."""
+    return f"bulk:{len(run_id)}:{run_id}:{account_id}"
 
 
 def _plan(first: int, count: int) -> list[tuple[int, int]]:
@@ -372,28 +420,115 @@ class _Bulk:
         self, journal: Journal | None, run_id: str | None, states: Mapping[str, AccountState]
     ) -> BulkResult:
         self.recorder = _bulk_journal.Recorder(journal, run_id, self.stop)
+        self.states = states
         now = self.port.wall_clock()
         for run in self.runs:
-            if (state := states.get(run.account_id)) is not None:
-                run.resume(state, now)
-        pending = iter(self.runs)
+            if (state := states.get(run.account_id)) is not None and state.finished:
+                run.resume(state, now)  # the others are resumed under their claim
         try:
-            async with asyncio.TaskGroup() as group:
-
-                async def worker() -> None:
-                    for run in pending:  # shared by all workers: each run is taken once
-                        if self.stop.is_set():
-                            return
-                        await self.provision(run, group)
-
-                for _ in range(min(self.concurrency, len(self.runs))):
-                    group.create_task(worker())
+            await self.pass_over(self.runs)
+            if journal is not None:
+                await self.sweep(journal)
         finally:
             await self.recorder.flush()  # the run is not over before its records are durable
         for account_id, failure in self.recorder.failures.items():
             run = next(r for r in self.runs if r.account_id == account_id)
             run.error = run.error or failure
-        return BulkResult(tuple(run.result() for run in self.runs), run_id)
+        return BulkResult(tuple(run.result() for run in self.runs if not run.elsewhere), run_id,
+                          tuple(run.account_id for run in self.runs if run.elsewhere))
+
+    async def pass_over(self, runs: list[_AccountRun]) -> None:
+        """Take up each of `runs` once, up to ``concurrency`` at a time."""
+        pending = iter(runs)
+        async with asyncio.TaskGroup() as group:
+
+            async def worker() -> None:
+                for run in pending:  # shared by all workers: each run is taken once
+                    if self.stop.is_set():
+                        return
+                    await self.take(run, group)
+
+            for _ in range(min(self.concurrency, len(runs))):
+                group.create_task(worker())
+
+    async def sweep(self, journal: Journal) -> None:
+        """A shared run: until every account of the run is finished, wait for those other
+        workers hold and take over any whose claim frees (its worker died, or gave up)."""
+        poll = min(max(self.port.lease_ttl / 4, 0.05), 1.0)
+        while not self.stop.is_set():
+            waiting = [run for run in self.runs if not (run.claimed or run.finished
+                                                        or run.elsewhere)]
+            if not waiting:
+                return
+            await self.port.sleep(poll)
+            try:
+                states = await journal.load(self.recorder.run_id)
+            except SendGridError as exc:
+                self.fail(waiting, exc)
+                return
+            for run in waiting:
+                state = states.get(run.account_id)
+                run.elsewhere = state is not None and state.finished
+            await self.pass_over([run for run in waiting if not run.elsewhere])
+
+    def fail(self, runs: list[_AccountRun], exc: BaseException) -> None:
+        """The run cannot go on (the journal or the coordinator failed): stop it, and give
+        `exc` to the accounts it never took up."""
+        self.stop.set()
+        for run in runs:
+            run.error = run.error or exc
+
+    async def take(self, run: _AccountRun, group: asyncio.TaskGroup) -> None:
+        """Provision one account: with a journal, under this worker's claim on it in the run
+        (so that workers sharing the run split the accounts), from its state in the journal
+        as it is once claimed; the claim is held until the account is final and recorded."""
+        journal = self.recorder.journal
+        if journal is None or (run.finished and not self.release_excess):
+            await self.provision(run, group)
+            return
+        try:
+            async with self.port.claim(claim_key(self.recorder.run_id, run.account_id)) as held:
+                run.claimed = True
+                await self.provision_claimed(run, held, journal, group)
+        except RequestTimeoutError:
+            if run.claimed:
+                raise
+            return  # another worker holds it: the sweep comes back to it
+        except LeaseLostError as exc:  # the coordinator is unavailable: no write may go
+            if run.claimed:
+                raise
+            self.fail([run], exc)
+            return
+        if _handed_over(run.error) and not self.stop.is_set():
+            # this worker paused past its claim and another took the account over: not a
+            # failure of the run; the sweep waits for it like any account another holds
+            index = next(n for n, other in enumerate(self.runs) if other is run)
+            self.runs[index] = _AccountRun(run.request)
+
+    async def provision_claimed(
+        self, run: _AccountRun, held: Lease, journal: Journal, group: asyncio.TaskGroup
+    ) -> None:
+        state = self.states.get(run.account_id)
+        if held.token != 1 and not run.finished:
+            # claimed before (by another worker, or an earlier one of ours): what it did is
+            # in the journal. The first holding ever finds what the preflight read.
+            r = run.request
+            try:
+                state = await journal.begin_account(self.recorder.run_id, r.account_id,
+                                                    region=r.region, count=r.count)
+            except SendGridError as exc:
+                self.fail([run], exc)
+                return
+            if state.finished:
+                run.elsewhere = True
+                return
+        if state is not None and not run.finished:
+            run.resume(state, self.port.wall_clock())
+        run.claim = held
+        run.final = asyncio.Event()
+        await self.provision(run, group)
+        await run.final.wait()
+        await self.recorder.settle(run.account_id)  # durable before another may claim it
 
     def report(self, event: BulkProgress) -> None:
         if self.on_progress is None:
@@ -411,6 +546,8 @@ class _Bulk:
             self.report(BulkProgress(run.account_id, tuple(run.ips), run.result(), found=True))
             if self.release_excess and set(run.excess) - set(run.released):
                 group.create_task(self.audit(run))
+            elif run.final is not None:
+                run.final.set()
             return
         if run.ips:
             self.report(BulkProgress(run.account_id, tuple(run.ips), found=True))
@@ -457,6 +594,8 @@ class _Bulk:
 
         async def before_send(known: frozenset[str]) -> None:
             nonlocal recorded
+            if run.claim is not None and run.claim.losable:
+                await run.claim.check()  # this worker's claim still holds: nobody took over
             if run.marker is None:
                 run.marker = known
                 # the intents of every chunk the account should need, with the marker: one
@@ -565,9 +704,21 @@ class _Bulk:
     def finish(self, run: _AccountRun, new: tuple[str, ...] = ()) -> None:
         """The account is final: report it (with `new`, the IPs its last write obtained),
         and record it finished if it got its count."""
+        if run.claim is not None and _handed_over(run.error):
+            # another worker took the account over (this one paused past its claim): the
+            # account's journal is the taker's now, and it lists the account for whatever
+            # this worker's last write bought (its intent is durable): nothing more of ours
+            self.recorder.drop(run.account_id)
+            if new:
+                self.report(BulkProgress(run.account_id, new))
+            if run.final is not None:
+                run.final.set()
+            return
         if run.error is None and run.short <= 0 and not run.finished:
             self.recorder.later(run.account_id, Finish(tuple(run.ips)))
         else:
             self.recorder.later(run.account_id)
         if not run.finished:
             self.report(BulkProgress(run.account_id, new, run.result()))
+        if run.final is not None:
+            run.final.set()

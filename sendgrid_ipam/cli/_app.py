@@ -31,6 +31,7 @@ from ._ips import ips
 from ._local import demo, fake_server
 from ._pools import pools
 from ._provisioning import provisioning
+from ._report import run_report
 
 __all__ = ["cli"]
 
@@ -187,5 +188,5 @@ def _log_to_stderr(ctx: click.Context, verbose: int, secrets: set[str]) -> None:
     ctx.call_on_close(restore)
 
 
-for command in (ips, pools, provisioning, bulk_add_ips, fake_server, demo):
+for command in (ips, pools, provisioning, bulk_add_ips, run_report, fake_server, demo):
     cli.add_command(command)

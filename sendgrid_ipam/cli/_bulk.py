@@ -23,7 +23,7 @@ from ._common import (
     run_api,
 )
 from ._csv import read_requests
-from ._files import output_file, write_atomically
+from ._files import journal_target, output_file, write_atomically
 
 __all__ = ["bulk_add_ips", "read_requests"]
 
@@ -97,6 +97,7 @@ class _Outcome:
     unknown_attempts: frozenset[str] = frozenset()
     secrets: frozenset[str] = frozenset()
     run_id: str | None = None
+    elsewhere: tuple[str, ...] = ()
 
     def error_text(self, error: BaseException | None) -> str | None:
         if error is None:
@@ -126,7 +127,8 @@ class _Outcome:
         """The JSON report: a summary, then every account (``attempts`` null if unknown)."""
         report: dict[str, Any] = {
             "summary": {**self.totals(), "interrupted": self.interrupted,
-                        "run_id": self.run_id},
+                        "run_id": self.run_id, "accounts_elsewhere": len(self.elsewhere)},
+            "elsewhere": list(self.elsewhere),
             "accounts": [
                 {
                     "account_id": r.account_id,
@@ -140,6 +142,8 @@ class _Outcome:
                     "reconciled": r.reconciled,
                     "excess": list(r.excess),
                     "released": list(r.released),
+                    "from_journal": r.from_journal,
+                    "resumed": r.resumed,
                 }
                 for r in self.results
             ],
@@ -163,6 +167,9 @@ class _Outcome:
                            + (f" (released: {', '.join(r.released)})" if r.released else ""))
         if self.run_id is not None:
             click.echo(f"journal run: {self.run_id}")
+        if self.elsewhere:
+            click.echo(f"shared run: {len(self.elsewhere)} more account(s) finished by other "
+                       "workers (sendgrid-ipam run-report shows the whole run)")
         failed = [r for r in self.results if not r.ok]
         for r in failed[:_SHOWN_FAILURES]:
             why = self.error_text(r.error) or "fewer IPs than asked"
@@ -209,10 +216,11 @@ def _finish(ctx: click.Context, outcome: _Outcome, report: Path | None) -> None:
               metavar="FILE.json",
               help="Write every account's outcome to this JSON file (its directory is checked "
                    "before anything is sent).")
-@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              callback=output_file,
-              help="Record the run in this SQLite journal (created if missing): run the same "
-                   "command again after a crash and it resumes, buying only what is missing.")
+@click.option("--journal", metavar="FILE|URL", callback=journal_target,
+              help="Record the run in this SQLite journal (created if missing), or on Redis "
+                   "(redis://HOST:PORT/DB): run the same command again after a crash and it "
+                   "resumes, buying only what is missing. Workers started with the same CSV, "
+                   "Redis journal and --coordinator share the run.")
 @click.option("--run-id", metavar="NAME",
               help="The run's name in the journal (default: a digest of the CSV's rows).")
 @click.option("--release-excess", is_flag=True,
@@ -224,7 +232,7 @@ def _finish(ctx: click.Context, outcome: _Outcome, report: Path | None) -> None:
 @click.pass_context
 def bulk_add_ips(
     ctx: click.Context, csv_file: Path, concurrency: int, report: Path | None,
-    journal: Path | None, run_id: str | None, release_excess: bool, audit_delay: float,
+    journal: str | Path | None, run_id: str | None, release_excess: bool, audit_delay: float,
 ) -> None:
     """Provision IPs for every account of a CSV file.
 
@@ -237,6 +245,12 @@ def bulk_add_ips(
     run the same command again; finished accounts are not touched, the others are listed
     and only what is missing is bought. Accounts whose writes failed ambiguously are listed
     again after --audit-delay, and IPs beyond the CSV are reported as excess.
+
+    Shared runs: start several workers with the same CSV, the same --journal redis://... and
+    the same --coordinator. Each account is provisioned by one worker at a time; each worker
+    goes on until every account is finished, taking over those of a worker that died once
+    its --lease-ttl ran out. Each report covers the accounts its worker provisioned;
+    'sendgrid-ipam run-report' gives the whole run.
     """
     if run_id is not None and journal is None:
         raise click.UsageError("--run-id names a run in a journal: give --journal as well")
@@ -268,5 +282,5 @@ def bulk_add_ips(
         outcome = _Outcome(results, True, frozenset(unknown), current_secrets())
     else:
         outcome = _Outcome(list(result.results), secrets=current_secrets(),
-                           run_id=result.run_id)
+                           run_id=result.run_id, elsewhere=result.elsewhere)
     _finish(ctx, outcome, report)

@@ -132,12 +132,13 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 def secrets_in(args: Iterable[str]) -> set[str]:
     """The API keys given on a command line (``--api-key K``, ``--api-key=K``) or in the env,
-    and the password in a ``--coordinator`` URL."""
+    and the password in a ``--coordinator`` or ``--journal`` URL."""
     found = {os.environ.get(ENV_KEY, "").strip(),
              url_password(os.environ.get(ENV_COORDINATOR, ""))}
     items = list(args)
     for index, arg in enumerate(items):
-        for option, clean in (("--api-key", str.strip), ("--coordinator", url_password)):
+        for option, clean in (("--api-key", str.strip), ("--coordinator", url_password),
+                              ("--journal", url_password)):
             if arg == option and index + 1 < len(items):
                 found.add(clean(items[index + 1]))
             elif arg.startswith(option + "="):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["output_file", "write_atomically"]
+__all__ = ["journal_target", "output_file", "write_atomically"]
 
 
 def output_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
@@ -40,6 +40,16 @@ def output_file(ctx: click.Context, param: click.Parameter, value: Path | None) 
         raise click.BadParameter(
             f"cannot write in {str(directory)!r}: {exc.strerror or exc}", ctx, param) from None
     return path  # an existing file is replaced, not written in: the directory is what counts
+
+
+def journal_target(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | Path | None:
+    """A click callback for ``--journal``: a URL (``redis://...``) as it is, else a file
+    checked as `output_file` checks it."""
+    if value is None or "://" in value:
+        return value
+    return output_file(ctx, param, Path(value))
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -13,8 +13,8 @@ Several records of one account go in one step with ``record_all`` (a bulk run wr
 marker with every chunk's intent, and the outcomes with the finish, that way).
 
 `Journal` (base.py) is the interface; `SQLiteJournal` (sqlite.py) the default implementation,
-one SQLite file. A journal shared by several worker processes (Redis) is a second
-implementation of the same interface.
+one SQLite file. `sendgrid_ipam.redis.RedisJournal`, shared by several worker processes, is the
+second implementation (``open_journal("redis://host:6379/0")``; needs the redis extra).
 """
 
 from __future__ import annotations
@@ -58,10 +58,21 @@ __all__ = [
     "open_journal",
 ]
 
-_URL_BACKENDS: dict[str, Callable[[str], Journal]] = {}
+
+
+def _redis(url: str) -> Journal:
+    try:
+        from ..redis.journal import RedisJournal
+    except ImportError:
+        raise JournalError(
+            'a redis:// journal needs redis-py: pip install "sendgrid-ipam[redis]"') from None
+    return RedisJournal.from_url(url)
+
+
+_URL_BACKENDS: dict[str, Callable[[str], Journal]] = {"redis": _redis, "rediss": _redis}
 """Journal factories by URL scheme: the hook for journals kept elsewhere than in a local file
-(a Redis journal shared by several workers registers "redis" and "rediss" here). A target
-with "://" is never taken for a file name."""
+(the Redis journal, shared by several workers, is "redis" and "rediss"). A target with "://"
+is never taken for a file name."""
 
 
 def open_journal(target: str | os.PathLike[str] | Journal) -> Journal:
@@ -70,11 +81,14 @@ def open_journal(target: str | os.PathLike[str] | Journal) -> Journal:
 
     Args:
         target: a `Journal` (returned as it is), the path of an SQLite journal file, or the
-            URL of a journal backend (none in this version; "redis://..." later).
+            URL of a journal backend: ``redis://`` or ``rediss://`` (a `RedisJournal`;
+            ``?namespace=NAME`` sets its key prefix).
 
     Raises:
         ValidationError: `target` is neither a journal nor a path.
-        JournalError: a URL of a journal backend this version does not have.
+        ConfigurationError: a Redis URL that cannot be used.
+        JournalError: a URL of a journal backend this version does not have (or whose
+            extra is not installed).
     """
     if isinstance(target, Journal):
         return target

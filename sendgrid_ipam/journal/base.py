@@ -49,6 +49,7 @@ __all__ = [
     "Outcome",
     "Record",
     "Released",
+    "apply_record",
     "check_record",
 ]
 
@@ -268,6 +269,33 @@ def _check_progress(
     if set(chunk.ips) != set(record.ips):
         raise JournalMismatchError(f"chunk {record.chunk} of {where} has other IPs recorded")
     return False
+
+
+def apply_record(
+    run_id: str, account_id: str, state: AccountState | None, record: Record
+) -> AccountState:
+    """`state` with `record` applied, for a backend that stores whole states (the record
+    must be one `check_record` said is new)."""
+    if isinstance(record, Begin):
+        return state or AccountState(run_id, account_id, record.region, record.count)
+    assert state is not None  # check_record refused a record before the Begin
+    if isinstance(record, Marker):
+        return attrs.evolve(state, marker_known=True, marker=record.marker)
+    if isinstance(record, Intent):
+        chunks = sorted((*state.chunks, ChunkState(record.chunk, record.size)),
+                        key=lambda chunk: chunk.number)
+        return attrs.evolve(state, chunks=tuple(chunks))
+    if isinstance(record, Outcome):
+        return attrs.evolve(state, chunks=tuple(
+            ChunkState(c.number, c.size, record.ips) if c.number == record.chunk else c
+            for c in state.chunks))
+    if isinstance(record, Ambiguous):
+        return attrs.evolve(state, ambiguous_at=(*state.ambiguous_at, record.at))
+    if isinstance(record, Finish):
+        return attrs.evolve(state, finished=True, final_ips=record.ips)
+    if isinstance(record, Excess):
+        return attrs.evolve(state, excess=tuple(dict.fromkeys((*state.excess, *record.ips))))
+    return attrs.evolve(state, released=tuple(dict.fromkeys((*state.released, *record.ips))))
 
 
 # validation
@@ -543,6 +571,14 @@ class Journal(abc.ABC):
         """
         return await self._load(_text("run_id", run_id, _MAX_ID))
 
+    async def runs(self) -> list[str]:
+        """The id of every run the journal holds, sorted.
+
+        Raises:
+            JournalError: the journal cannot be read.
+        """
+        return await self._runs()
+
     async def unfinished_elsewhere(
         self, run_id: str, account_ids: Sequence[str]
     ) -> Mapping[str, str]:
@@ -619,6 +655,10 @@ class Journal(abc.ABC):
         """Store the `Begin` of each account (a backend that can: atomically)."""
         for account_id, begin in begins:
             await self._apply(run_id, account_id, begin)
+
+    async def _runs(self) -> list[str]:
+        """Every run id the journal holds (a backend that can list them implements this)."""
+        raise JournalError(f"{type(self).__name__} cannot list its runs: give the run id")
 
     @abc.abstractmethod
     async def _unfinished(self, run_id: str) -> Mapping[str, str]:

@@ -285,6 +285,14 @@ class SQLiteJournal(Journal):
 
         await self._submit(job)
 
+    async def _runs(self) -> list[str]:
+        def read(connection: sqlite3.Connection) -> list[str]:
+            rows = connection.execute("SELECT DISTINCT run_id FROM accounts ORDER BY run_id")
+            return [run_id for (run_id,) in rows]
+
+        runs: list[str] = await self._submit(read)
+        return runs
+
     async def _unfinished(self, run_id: str) -> Mapping[str, str]:
         def read(connection: sqlite3.Connection) -> dict[str, str]:
             rows = connection.execute(

@@ -14,10 +14,14 @@ account across every process, renewed while held, fenced before every write)::
         await coordinator.aclose()
 
 When Redis cannot be reached, writes are not sent: they raise `CoordinatorUnavailableError`.
+
+`RedisJournal` is the journal on Redis: bulk-run workers started with the same requests and
+``journal="redis://..."`` share the run (see `sendgrid_ipam.bulk`).
 """
 
 from ..coordination.base import CoordinatorUnavailableError
 from ._budget import SharedRetryBudget
 from .coordinator import RedisCoordinator
+from .journal import RedisJournal
 
-__all__ = ["CoordinatorUnavailableError", "RedisCoordinator", "SharedRetryBudget"]
+__all__ = ["CoordinatorUnavailableError", "RedisCoordinator", "RedisJournal", "SharedRetryBudget"]

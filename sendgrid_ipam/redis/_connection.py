@@ -1,8 +1,9 @@
-"""What the Redis coordinator (and, later, the Redis journal) share: the client made from a
+"""What the Redis coordinator and the Redis journal share: the client made from a
 URL, a text naming the server without its password, and Redis failures as typed errors."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..coordination.base import CoordinatorUnavailableError
@@ -19,7 +20,7 @@ except ImportError as missing:  # pragma: no cover (the extra is installed where
         'sendgrid_ipam.redis needs redis-py: pip install "sendgrid-ipam[redis]"'
     ) from missing
 
-__all__ = ["FAILURES", "RedisError", "connect", "server_name", "unavailable"]
+__all__ = ["FAILURES", "RedisError", "close", "connect", "server_name", "unavailable"]
 
 SCHEMES = ("redis", "rediss", "unix")
 
@@ -43,27 +44,43 @@ def server_name(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{port}/{db}"
 
 
-def connect(url: str, *, timeout: float) -> aioredis.Redis:
+def connect(
+    url: str, *, timeout: float, what: str = "coordinator", max_connections: int | None = None
+) -> aioredis.Redis:
     """A redis-py asyncio client for ``url`` that fails fast.
 
     One command is retried once, at once, on a broken connection (a pooled connection from
     before a Redis restart fails on first use), and never on a timeout: a write must learn
     quickly that it cannot take its lease, within its own deadline.
 
+    With ``max_connections``, at most that many connections are open at once, and a command
+    waits (up to ``timeout``) for one to come free instead of failing.
+
     Raises:
         ConfigurationError: ``url`` is not a ``redis://``, ``rediss://`` or ``unix://`` URL.
     """
     if not isinstance(url, str) or urlsplit(url).scheme not in SCHEMES:
         raise ConfigurationError(
-            "the coordinator URL must start with redis://, rediss:// or unix:// "
+            f"the {what} URL must start with redis://, rediss:// or unix:// "
             "(e.g. redis://127.0.0.1:6379/0)")
     try:
-        return aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError],
-        )
+        options: dict[str, Any] = {
+            "socket_timeout": timeout, "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError]}
+        if max_connections is None:
+            return aioredis.Redis.from_url(url, **options)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=timeout, **options)
+        return aioredis.Redis(connection_pool=pool)  # its owner disconnects the pool
     except ValueError as exc:  # redis-py's own complaint about the URL (a bad db, port...)
-        raise ConfigurationError(f"the coordinator URL cannot be used: {exc}") from None
+        raise ConfigurationError(f"the {what} URL cannot be used: {exc}") from None
+
+
+async def close(client: aioredis.Redis) -> None:
+    """Close a client made by `connect`, and its connection pool."""
+    closing = getattr(client, "aclose", None) or client.close  # aclose: redis-py >= 5.0.1
+    await closing()
+    await client.connection_pool.disconnect()
 
 
 def unavailable(server: str, exc: BaseException, doing: str) -> CoordinatorUnavailableError:

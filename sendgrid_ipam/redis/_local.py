@@ -1,6 +1,8 @@
 """A throwaway ``redis-server`` on a free loopback port, for the tests and the benchmarks.
 
-No persistence (``--save "" --appendonly no``); stopped by its PID (SIGTERM, then SIGKILL).
+No persistence (``--save "" --appendonly no``) unless given a directory: then an append-only
+file fsynced on every write (``--appendonly yes --appendfsync always``), so that a restart
+keeps every write it acknowledged. Stopped by its PID (SIGTERM, then SIGKILL).
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ class LocalRedis:
         FileNotFoundError: no ``redis-server`` on the PATH (from the constructor).
     """
 
-    def __init__(self, binary: str | None = None) -> None:
+    def __init__(self, binary: str | None = None, *, directory: str | None = None) -> None:
         found = binary or shutil.which("redis-server")
         if found is None:
             raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
         self.binary = found
+        self.directory = directory
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -51,9 +54,11 @@ class LocalRedis:
         Raises:
             RuntimeError: it exited or did not answer within 5 s (it is stopped then).
         """
+        persistence = ["--appendonly", "no"] if self.directory is None else [
+            "--dir", self.directory, "--appendonly", "yes", "--appendfsync", "always"]
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
+             *persistence],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         until = time.monotonic() + _READY_WITHIN
@@ -73,12 +78,13 @@ class LocalRedis:
         self.stop()
         raise RuntimeError(f"redis-server did not answer on port {self.port}")
 
-    def stop(self) -> None:
-        """Stop the server, if running (SIGTERM to its PID, then SIGKILL if it lingers)."""
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server, if running (SIGTERM to its PID, then SIGKILL if it lingers;
+        ``kill``: SIGKILL at once, as a crash would)."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        os.kill(process.pid, signal.SIGTERM)
+        os.kill(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Unpack
 
 from .._convert import unstructure
@@ -37,6 +38,7 @@ from ..reconcile import AddAccountIpsReconciler
 from ._base import Resource
 
 if TYPE_CHECKING:
+    from ..coordination.base import Lease
     from ..engine import Engine, RequestOptions
     from ..journal import Journal
 
@@ -236,7 +238,9 @@ class ProvisioningResource(Resource):
             on_progress: called with each account's result as soon as it is final, and
                 with every chunk of IPs as soon as it is obtained.
             journal: the journal that makes the run resumable: the path of an SQLite file
-                (created if missing), or a `Journal`. None: no journal.
+                (created if missing), a ``redis://`` URL (`RedisJournal`: workers with the
+                same requests share the run, see `sendgrid_ipam.bulk`), or a `Journal`.
+                None: no journal.
             run_id: the run's name in the journal (default: a digest of the requests, so the
                 same requests resume the same run).
             audit_delay: seconds to wait after an account's last ambiguous failure before
@@ -345,6 +349,12 @@ class _Port:
         engine = resource._engine
         self.wall_clock = engine.wall_clock
         self.sleep = engine.sleep
+        self.lease_ttl = engine.coordinator.lease_ttl
+
+    def claim(self, key: str) -> AbstractAsyncContextManager[Lease]:
+        """The coordinator's lease on `key` if it is free now (a bulk worker's claim on an
+        account of a shared run); `RequestTimeoutError` if another holder has it."""
+        return self.resource._engine.coordinator.lease(key, wait=0.0)
 
     def add(
         self,

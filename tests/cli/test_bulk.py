@@ -53,7 +53,9 @@ def test_bulk_add_ips(
         "accounts": 2, "accounts_ok": 2, "accounts_failed": 0, "accounts_interrupted": 0,
         "ips_requested": 15, "ips_added": 15, "ips_excess": 0, "ips_released": 0,
         "retries": 1, "reconciled": 1, "interrupted": False, "run_id": None,
+        "accounts_elsewhere": 0,
     }
+    assert report["elsewhere"] == []
     by_account = {entry["account_id"]: entry for entry in report["accounts"]}
     assert set(by_account) == {"acct-1", "acct-2"}
     for account_id, entry in by_account.items():
@@ -65,7 +67,7 @@ def test_bulk_add_ips(
     assert by_account["acct-2"] | {"ips": None} == {
         "account_id": "acct-2", "region": "eu", "requested": 3, "ips": None, "ok": True,
         "error": None, "attempts": 2, "requests": 1, "reconciled": 1, "excess": [],
-        "released": [],
+        "released": [], "from_journal": False, "resumed": False,
     }
     assert fake.account_ips("acct-3") == []
 

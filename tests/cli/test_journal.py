@@ -105,3 +105,37 @@ def test_excess_bought_by_a_late_write_is_reported_and_released(
         fake.account_ips("acct-3"))
     assert "excess: 2 IPs beyond what was asked, bought by writes that landed late; " \
            "2 released" in result.stdout
+
+
+def test_run_report_gives_the_whole_run_from_an_sqlite_journal(
+    fake: FakeSendGrid, tmp_path: Path
+) -> None:
+    rows = csv(tmp_path, "acct-1,12,us\nacct-2,3,eu\n")
+    journal = str(tmp_path / "run.journal")
+    fake.script("AddAccountIps", Fault.error(500), times=20, account_id="acct-2")
+    done = api(fake, "--max-attempts", "1", "bulk-add-ips", rows, "--journal", journal,
+               "--audit-delay", "0")
+    assert done.exit_code == 1  # acct-2 failed: its POST answered 500, nothing bought
+
+    by_csv = invoke("run-report", "--journal", journal, "--csv", rows)
+    only = invoke("run-report", "--journal", journal)  # the journal's only run
+    assert by_csv.exit_code == only.exit_code == 0, by_csv.stderr
+    assert by_csv.stdout == only.stdout
+    report = json.loads(by_csv.stdout)
+    assert report["summary"] == {
+        "run_id": report["summary"]["run_id"], "accounts": 2, "accounts_finished": 1,
+        "accounts_unfinished": 1, "complete": False, "ips_requested": 15,
+        "ips_obtained": 12, "ips_excess": 0, "ips_released": 0}
+    first, second = report["accounts"]
+    assert (first["account_id"], first["state"], first["requested"]) == ("acct-1", "finished", 12)
+    assert sorted(first["ips"]) == sorted(first["held"]) == sorted(fake.account_ips("acct-1"))
+    assert (second["account_id"], second["state"], second["ips"]) == ("acct-2", "in_progress", [])
+    assert second["unknown_writes"] == 0  # the 500 said: nothing bought
+
+    named = invoke("run-report", "--journal", journal, "--run-id", "nightly")
+    assert "no run 'nightly'" in one_error_line(named)
+    api(fake, "bulk-add-ips", csv(tmp_path, "acct-3,1,us\n"), "--journal", journal)
+    several = invoke("run-report", "--journal", journal)
+    assert "2 runs" in one_error_line(several)
+    missing = invoke("run-report", "--journal", str(tmp_path / "nothing.journal"))
+    assert "no journal" in one_error_line(missing)

@@ -153,8 +153,13 @@ def test_open_journal_maps_paths_and_journals() -> None:
     assert by_path.path == os.path.join("runs", "a.journal")
     assert not by_path.is_open  # nothing touches the disk before it is opened
     assert open_journal(by_path) is by_path
-    with pytest.raises(JournalError, match="'redis'"):
-        open_journal("redis://localhost:6379/0")
+    with pytest.raises(JournalError, match="'memcached'"):
+        open_journal("memcached://localhost:11211")
+    redis = pytest.importorskip("sendgrid_ipam.redis")
+    by_url = open_journal("redis://:secret@localhost:6379/2?namespace=acme")
+    assert isinstance(by_url, redis.RedisJournal)
+    assert (by_url.server, by_url.namespace, by_url.is_open) == ("localhost:6379/2", "acme", False)
+    assert "secret" not in repr(by_url)
     with pytest.raises(ValidationError) as caught:
         SQLiteJournal("run.journal", synchronous="off")  # type: ignore[arg-type]
     assert caught.value.field == "synchronous"

@@ -26,6 +26,13 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def durable_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A server for this test alone that keeps its data across a stop and start (AOF,
+    appendfsync always), as a journal's Redis must."""
+    yield from running_server(str(tmp_path_factory.mktemp("redis")))
+
+
+@pytest.fixture
 def namespace() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 

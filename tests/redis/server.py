@@ -43,12 +43,13 @@ def redis_binary() -> str:
     return binary
 
 
-def running_server() -> Iterator[RedisServer]:
-    """A started server, stopped when the generator closes (the fixtures' body)."""
+def running_server(directory: str | None = None) -> Iterator[RedisServer]:
+    """A started server, stopped when the generator closes (the fixtures' body); with
+    `directory`, one that keeps its data there (fsynced on every write) across restarts."""
     binary = redis_binary()
     from sendgrid_ipam.redis._local import LocalRedis
 
-    server = LocalRedis(binary)
+    server = LocalRedis(binary, directory=directory)
     try:
         server.start()
     except RuntimeError as exc:
