@@ -286,6 +286,7 @@ class ProvisioningResource(Resource):
         except SendGridError as exc:
             return AccountAudit(account_id, error=exc)
         excess = tuple(ip for ip in listing.held if ip not in watch.reported)
+        port.found_excess(len(excess))
         released: tuple[str, ...] = ()
         error: SendGridError | None = None
         if release and excess:
@@ -303,6 +304,11 @@ class _Port:
         engine = resource._engine
         self.wall_clock = engine.wall_clock
         self.sleep = engine.sleep
+
+    def found_excess(self, count: int) -> None:
+        """Tell the observer (telemetry's audit excess counter) of IPs an audit found."""
+        if count and (observer := self.resource._engine.observer) is not None:
+            observer.excess(count)
 
     def add(
         self,
