@@ -39,7 +39,7 @@ class RequestEvent:
     Attributes:
         operation_id: the spec's operationId (``"AddAccountIps"``).
         method: the HTTP method.
-        url_template: the operation's path template (``/v3/partners/accounts/{accountID}/ips``).
+        url_template: the operation's path template (``/v3/partners/accounts/{account_id}/ips``).
         path: the path sent, ids filled in and percent-encoded as on the wire.
         attempt: 1 for the call's first attempt, 2 for its first retry, and so on.
     """

@@ -5,7 +5,7 @@ Install with ``pip install "sendgrid-ipam[otel]"`` (opentelemetry-api) and turn 
 global providers. It is off otherwise, and then costs nothing.
 
 Each call of an operation (each page of a listing) is one span of kind CLIENT, named as the
-HTTP client conventions say: ``"POST /v3/partners/accounts/{accountID}/ips"``. Its
+HTTP client conventions say: ``"POST /v3/partners/accounts/{account_id}/ips"``. Its
 attributes: ``http.request.method``, ``server.address``, ``server.port``, ``url.full``,
 ``url.template``, ``sendgrid.operation_id`` and, once it ends, ``http.response.status_code``
 (of the last reply), ``http.request.resend_count`` and, if it failed, ``error.type`` (the
