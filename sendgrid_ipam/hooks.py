@@ -6,7 +6,7 @@ just before each request goes out (each attempt, and each read a reconciliation 
 it took, the rate-limit state and the reply's headers. One call of a single operation can
 also take ``on_response=`` (``await sg.pools.get("x", on_response=seen.append)``): the way to
 get the headers of that call's own reply (its request id, say), safe under concurrency, as
-it sees that call's attempts only.
+it sees that call's requests only (its attempts, and the reads of a write's checks).
 
 Hooks are plain functions, called inline on the request path, in order: they must be quick
 and must not block (hand anything slow to a queue or a task). Coroutine functions are

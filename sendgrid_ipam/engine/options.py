@@ -22,9 +22,9 @@ class RequestOptions(TypedDict, total=False):
     ``deadline``: seconds for the whole call — every attempt, wait and check — overriding
     the policy's ``deadline``. ``retry``: a `RetryPolicy` for this call. ``on_behalf_of``:
     the ``On-Behalf-Of`` header for this call only (a subuser name, or ``account-id <id>``).
-    ``on_response``: a function called with a `ResponseEvent` for each of this call's own
-    requests (not those of the checks a reconciliation makes): the way to read a reply's
-    headers, such as its request id (see ``sendgrid_ipam.hooks``).
+    ``on_response``: a function called with a `ResponseEvent` for each of this call's
+    requests (those of a write's checks included): the way to read a reply's headers, such
+    as its request id (see ``sendgrid_ipam.hooks``).
     """
 
     timeout: float | aiohttp.ClientTimeout

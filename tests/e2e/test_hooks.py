@@ -152,3 +152,15 @@ async def test_a_calls_on_response_is_checked_before_sending(fake: FakeSendGrid)
         with pytest.raises(ValidationError, match="on_response"):
             await sg.pools.get("1", on_response=coroutine_hook)
     assert fake.log == []
+
+
+async def test_one_writes_on_response_sees_its_checks_reads_too(fake: FakeSendGrid) -> None:
+    mine: list[ResponseEvent] = []
+    fake.script("AddAccountIps", Fault.applied_error(502))
+    async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST) as sg:
+        added = await sg.provisioning.add_ips("acct-1", count=1, region="us",
+                                              on_response=mine.append)
+        await sg.provisioning.add_ips("acct-1", count=1, region="us")
+    assert added.reconciled
+    assert [(e.operation_id, e.status) for e in mine] == [
+        ("ListAccountIps", 200), ("AddAccountIps", 502), ("ListAccountIps", 200)]
