@@ -24,12 +24,21 @@ from .ratelimit import RateLimit
 from .retry import logger
 
 if TYPE_CHECKING:
-    from .engine.state import EngineState
     from .operations import Operation
 
 __all__ = ["Call", "CallSink", "HookSink", "Observer", "Sink", "check_hook", "error_type"]
 
 _NO_HEADERS: Mapping[str, str] = CIMultiDictProxy(CIMultiDict())
+
+
+class EngineState(Protocol):
+    """What a `Call` reads of the engine (``engine/state.py``, which imports this module)."""
+
+    clock: Callable[[], float]
+    wall_clock: Callable[[], float]
+
+    def scrub_headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        """A reply's headers with the API key redacted."""
 
 
 def error_type(error: BaseException) -> str:
