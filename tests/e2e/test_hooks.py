@@ -16,6 +16,7 @@ from sendgrid_ipam import (
     SendGridIPAM,
     ServerError,
     ValidationError,
+    _observe,
 )
 from sendgrid_ipam.testing import FakeSendGrid, Fault
 
@@ -164,3 +165,18 @@ async def test_one_writes_on_response_sees_its_checks_reads_too(fake: FakeSendGr
     assert added.reconciled
     assert [(e.operation_id, e.status) for e in mine] == [
         ("ListAccountIps", 200), ("AddAccountIps", 502), ("ListAccountIps", 200)]
+
+
+async def test_with_nothing_on_no_call_is_observed(
+    fake: FakeSendGrid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(*args: object) -> None:
+        raise AssertionError("an observer was built with nothing turned on")
+
+    monkeypatch.setattr(_observe.Call, "__init__", never)
+    monkeypatch.setattr(_observe.Observer, "__init__", never)
+    fake.script("CreateIpPool", Fault.error(503))  # a retried write: the flow too
+    async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST) as sg:
+        pool = await sg.pools.create("quiet")
+        assert (await sg.pools.get(pool.id)).name == "quiet"
+    assert fake.count() == 4  # the 503, its check, the resend and the GET
