@@ -92,6 +92,9 @@ async def test_a_bulk_run_through_faults_is_one_span_per_call_matching_the_fakes
     fake: FakeSendGrid, otel: Telemetry
 ) -> None:
     fake.faults = FaultRates(error=0.08, applied_error=0.08, applied_drop=0.06)
+    # Besides the random faults, one of each kind of ambiguous write failure for certain.
+    fake.script("AddAccountIps", Fault.error(503), account_id="acct-01")
+    fake.script("AddAccountIps", Fault.applied_error(502), account_id="acct-02")
     async with _client(fake, otel) as sg:
         result = await sg.provisioning.bulk_add_ips(
             [ProvisionRequest(a, 12, "us") for a in ACCOUNTS], concurrency=6, audit_delay=0.05)
