@@ -34,6 +34,7 @@ from .errors import (
     TransportError,
     ValidationError,
 )
+from .hooks import RequestEvent, RequestHook, ResponseEvent, ResponseHook
 from .journal import (
     Journal,
     JournalError,
@@ -100,8 +101,12 @@ __all__ = [
     "Region",
     "RegionCount",
     "RegionFilter",
+    "RequestEvent",
+    "RequestHook",
     "RequestOptions",
     "RequestTimeoutError",
+    "ResponseEvent",
+    "ResponseHook",
     "RetryBudget",
     "RetryPolicy",
     "SQLiteJournal",

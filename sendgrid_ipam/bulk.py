@@ -177,6 +177,9 @@ class Provisioner(Protocol):
     def settled(self, account_id: str, audited_after: float) -> None:
         """The run audited the account."""
 
+    def found_excess(self, count: int) -> None:
+        """The run's audit found ``count`` IPs beyond what was asked (for telemetry)."""
+
 
 @attrs.frozen
 class BulkResult:
@@ -685,6 +688,7 @@ class _Bulk:
             candidates = [*unreported, *(ip for ip in held if ip in reported)]
             new = [ip for ip in candidates if ip not in marked][:over]
             run.excess.extend(new)
+            self.port.found_excess(len(new))
             self.recorder.later(run.account_id, Excess(tuple(new)))
         if unreported:
             self.report(BulkProgress(run.account_id, tuple(reversed(unreported)), found=True))

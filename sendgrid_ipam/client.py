@@ -13,17 +13,19 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 from yarl import URL
 
 from . import _wire
+from ._observe import HookSink, Observer, Sink, check_hook
 from ._text import shown
 from .coordination import Coordinator, MemoryCoordinator
 from .engine import Engine, RequestOptions, as_timeout, header_safe
 from .engine.body import DEFAULT_MAX_REPLY_SIZE
 from .errors import ClientStateError, ConfigurationError, ValidationError
+from .hooks import RequestHook, ResponseHook
 from .resources import IpsResource, PoolsResource, ProvisioningResource
 from .retry import RetryBudget, RetryPolicy
 
@@ -41,6 +43,29 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _observer(
+    on_request: RequestHook | None,
+    on_response: ResponseHook | None,
+    tracer_provider: Any,
+    meter_provider: Any,
+    telemetry: bool,
+) -> Observer | None:
+    """The engine's observer: None unless a hook or telemetry is turned on."""
+    if not isinstance(telemetry, bool):
+        raise ConfigurationError(f"telemetry must be True or False, not {shown(telemetry)}")
+    sinks: list[Sink] = []
+    if on_request is not None or on_response is not None:
+        for name, hook in (("on_request", on_request), ("on_response", on_response)):
+            if hook is not None:
+                check_hook(name, hook)
+        sinks.append(HookSink(on_request, on_response))
+    if telemetry or tracer_provider is not None or meter_provider is not None:
+        from .otel import Telemetry  # imports OpenTelemetry: only when asked for
+
+        sinks.append(Telemetry(tracer_provider, meter_provider, use_global=telemetry))
+    return Observer(tuple(sinks)) if sinks else None
 
 
 def _check_base_url(base_url: str) -> str:
@@ -86,9 +111,22 @@ class SendGridIPAM:
         wall_clock: a Unix clock, for ``Retry-After`` dates and rate-limit resets.
         sleep: the async sleep of retry waits and gate waits (tests inject one).
         seed: seeds the backoff jitter, for reproducible tests.
+        on_request: called with a `RequestEvent` before each HTTP request is sent.
+        on_response: called with a `ResponseEvent` once each HTTP request has ended (its
+            status, duration, rate-limit state and reply headers); see
+            ``sendgrid_ipam.hooks``. Both are plain functions, called inline; one that
+            raises is logged and ignored.
+        tracer_provider: an OpenTelemetry ``TracerProvider``: a span per operation call
+            (see ``sendgrid_ipam.otel``; needs ``pip install "sendgrid-ipam[otel]"``).
+        meter_provider: an OpenTelemetry ``MeterProvider``: request durations, retries,
+            reconciliations, 429s and audit excess.
+        telemetry: True to use OpenTelemetry's global providers for whichever of the two
+            above is not given. With none of these five, nothing is observed and the
+            request path builds nothing.
 
     Raises:
-        ConfigurationError: no API key, an unknown region, an unsafe ``base_url`` or
+        ConfigurationError: no API key, an unknown region, an unsafe ``base_url``, a hook
+            that is not a plain function, telemetry without OpenTelemetry installed, or
             another setting out of range.
     """
 
@@ -111,6 +149,11 @@ class SendGridIPAM:
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         seed: int | None = None,
+        on_request: RequestHook | None = None,
+        on_response: ResponseHook | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        telemetry: bool = False,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("SENDGRID_API_KEY")
         if not key or not isinstance(key, str) or not key.strip():
@@ -165,6 +208,8 @@ class SendGridIPAM:
             max_reply_size=max_reply_size, clock=clock, wall_clock=wall_clock, sleep=sleep,
             seed=seed,
         )
+        self._engine.observer = _observer(
+            on_request, on_response, tracer_provider, meter_provider, telemetry)
         self._given_session = session
         self.ips: IpsResource = IpsResource(self._engine)
         self.pools: PoolsResource = PoolsResource(self._engine)

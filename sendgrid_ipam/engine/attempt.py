@@ -28,6 +28,7 @@ from ..retry import RetryPolicy, logger
 from .body import ERROR_BODY_LIMIT, BodyTooLarge, inflate, read_body, read_prefix
 
 if TYPE_CHECKING:
+    from .._observe import Call
     from ..coordination import Lease
     from .state import EngineState
 
@@ -41,7 +42,7 @@ class Attempt:
     """Everything needed to send an attempt of one call's request."""
 
     __slots__ = (
-        "capped", "data", "deadline", "endpoint", "engine", "headers", "lease", "method",
+        "call", "capped", "data", "deadline", "endpoint", "engine", "headers", "lease", "method",
         "policy", "read", "session", "timeout", "url",
     )
 
@@ -74,9 +75,10 @@ class Attempt:
         # Whether the deadline can cut an attempt short; retries set it, as time has passed.
         self.capped: bool = capped
         self.lease: Lease | None = None  # a write's lease, checked before each send
+        self.call: Call | None = None  # the call's observer, when one is on (_observe.py)
 
 
-    async def send(self, number: int = 1) -> Any:
+    async def send(self, number: int = 1) -> Any:  # noqa: PLR0915 (the hot path, one frame)
         """Send attempt ``number`` and read its reply; raises a `SendGridError` on failure."""
         engine = self.engine
         if self.lease is not None:
@@ -97,6 +99,8 @@ class Attempt:
             if self.capped or not (engine.coordinator.quiet
                                     or engine.coordinator.gate_open(self.endpoint)):
                 timeout = await self._bounded_timeout()
+            if (call := self.call) is not None:
+                sent = call.request(number)
             try:
                 async with (
                     self.session.request(
@@ -131,6 +135,9 @@ class Attempt:
                 failure = exc
         if debug:
             self._log(number, started, failure, status if failure is None else None)
+        if call is not None:
+            call.response(number, sent, failure, *((status, headers) if failure is None
+                                                   else (None, None)))
         if failure is not None:
             # The error's traceback starts here: frames below (the reply's parsing) and this
             # frame's reply hold what the server sent, an echoed key included, and error
@@ -234,11 +241,15 @@ class Attempt:
     async def _wait_for_slot(self) -> bool:
         """Wait for a slot, within what is left of the deadline: False if none came."""
         # Real time, as aiohttp's timeouts are: requests hung elsewhere hold the slots.
+        started = self.engine.clock()
         try:
             async with asyncio.timeout(max(0.0, self.deadline - self.engine.clock())):
                 await self.engine.slots.take()
         except TimeoutError:
             return False
+        finally:
+            if (call := self.call) is not None:
+                call.waited("slot", self.engine.clock() - started)
         return True
 
     async def _bounded_timeout(self) -> aiohttp.ClientTimeout | None:
@@ -246,8 +257,11 @@ class Attempt:
         engine = self.engine
         remaining = self.deadline - engine.clock()
         if not engine.coordinator.gate_open(self.endpoint):
-            remaining -= await engine.coordinator.wait_at_gate(
+            waited = await engine.coordinator.wait_at_gate(
                 self.endpoint, within=min(remaining, self.policy.max_rate_limit_wait))
+            remaining -= waited
+            if self.call is not None:
+                self.call.waited("gate", waited)
         timeout = self.timeout or engine.timeout
         if timeout.total is None or remaining < timeout.total:
             if remaining <= 0:

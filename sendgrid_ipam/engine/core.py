@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from yarl import URL
 
 from .. import _wire
+from .._observe import Call, HookSink, Observer
 from ..coordination import Lease
 from ..errors import ClientStateError, SendGridError, TransportError
 from ..operations import Operation
@@ -73,6 +74,7 @@ class Engine(EngineState):
         headers = self.get_headers if body is None else self.body_headers
         policy, timeout = self.policy, self.request_timeout
         seconds = policy.deadline
+        observer = self.observer
         if options:
             check_options(options)
             policy = options.get("retry") or policy
@@ -81,6 +83,8 @@ class Engine(EngineState):
                 timeout = as_timeout(options["timeout"])
             if (obo := options.get("on_behalf_of")) is not None:
                 headers = {**(headers or {}), "On-Behalf-Of": obo}
+            if (hook := options.get("on_response")) is not None:  # this call's own
+                observer = (observer or Observer(())).with_sink(HookSink(None, hook))
         data = None if body is None else _wire.dump_json(body)
         now = self.clock()
         deadline = now + seconds
@@ -93,12 +97,15 @@ class Engine(EngineState):
         )
         held: Lease | None = None
         holding: AbstractAsyncContextManager[Lease] | None = None
+        call = None
+        if observer is not None:
+            call = attempt.call = observer.start(self, op, url)
         try:
             if lease is not None:  # a write whose checks need it alone on its key
                 held = self.coordinator.try_lease(lease)  # uncontended: no await
                 if held is None:
                     holding = self.coordinator.lease(lease, wait=deadline - self.clock())
-                    held = await self._wait_for_lease(op, holding)
+                    held = await self._wait_for_lease(op, holding, call)
                     attempt.capped = True  # time has passed: the deadline may cut the attempt
                 if held.losable:
                     attempt.lease = held  # checked before each send (fencing)
@@ -116,23 +123,32 @@ class Engine(EngineState):
                 if trace is not None:
                     trace.attempts = 1
             self.budget.on_success()
+            if call is not None:
+                call.end(None)
             return result
+        except BaseException as exc:
+            if call is not None:
+                call.end(exc)
+            raise
         finally:
             if holding is not None:
                 await holding.__aexit__(None, None, None)
             elif held is not None:
                 held.release_now()
 
-    @staticmethod
     async def _wait_for_lease(
-        op: Operation, holding: AbstractAsyncContextManager[Lease]
+        self, op: Operation, holding: AbstractAsyncContextManager[Lease], call: Call | None
     ) -> Lease:
         """Wait for a write lease another call holds (within the call's deadline)."""
+        started = self.clock()
         try:
             return await holding.__aenter__()
         except SendGridError as exc:
             exc.operation = op.operation_id
             raise
+        finally:
+            if call is not None:
+                call.waited("lease", self.clock() - started)
 
     @staticmethod
     async def _prepare(

@@ -106,7 +106,8 @@ class Flow:
     """One call's way from its failed first attempt to its end (see the module docstring)."""
 
     __slots__ = (
-        "attempt", "check_failure", "errors", "in_hand", "op", "reconciler", "resent", "trace",
+        "attempt", "check_failure", "errors", "in_hand", "op", "reconciler", "records", "resent",
+        "trace",
     )
 
     def __init__(
@@ -124,6 +125,7 @@ class Flow:
         self.resent: bool = False  # a resend followed an ambiguous failure
         self.in_hand: tuple[str, ...] = ()  # items a reply handed us that a check then lost
         self.check_failure: SendGridError | None = None  # why the last CHECK was UNKNOWN
+        self.records: list[AttemptRecord] = []  # each retried attempt's, from tenacity
 
     # ---------------------------------------------------------------- from the first failure
 
@@ -147,7 +149,7 @@ class Flow:
                 op.resend_safe or self.reconciler is not None or not is_ambiguous(first))):
             return await self.end(first, (_record(1, first),))
         engine = self.attempt.engine
-        records: list[AttemptRecord] = []
+        records = self.records
         retrying = build_retrying(
             operation=op.operation_id, policy=policy, deadline=self.attempt.deadline,
             budget=engine.coordinator.budget, records=records, clock=engine.clock,
@@ -178,6 +180,9 @@ class Flow:
     async def next_attempt(self, number: int) -> Any:
         """Attempt ``number``: CHECK first if the last failure may have landed, then SEND."""
         op, reconciler = self.op, self.reconciler
+        if (call := self.attempt.call) is not None:
+            call.retry(number - 1, self.records[-1].waited if self.records else 0.0,
+                       self.errors[-1])
         previous_ambiguous = is_ambiguous(self.errors[-1])
         if not op.resend_safe and previous_ambiguous:
             took, found = await self.check(number - 1)
@@ -258,6 +263,8 @@ class Flow:
             settle = min(self.attempt.policy.settle, self.attempt.deadline - engine.clock())
             if settle > 0:
                 await engine.sleep(settle)
+                if (call := self.attempt.call) is not None:
+                    call.waited("settle", settle)
             took, found = await self.check(len(attempts))
             if took is Took.UNKNOWN:
                 raise self.unknown()
@@ -291,6 +298,8 @@ class Flow:
             raise  # the check found something other than what was asked: final
         except SendGridError as exc:
             self.check_failure = exc
+            if (call := self.attempt.call) is not None:
+                call.reconcile(attempt, Took.UNKNOWN.value)
             return Took.UNKNOWN, None
         finally:
             OUTER_DEADLINE.reset(context)
@@ -304,6 +313,8 @@ class Flow:
                 "took_effect": found is not None,
             },
         )
+        if (call := self.attempt.call) is not None:
+            call.reconcile(attempt, took.value)
         return took, found
 
     async def confirm_lease(self) -> None:

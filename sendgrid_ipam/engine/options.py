@@ -6,8 +6,10 @@ from typing import TypedDict
 
 import aiohttp
 
+from .._observe import check_hook
 from .._text import shown
 from ..errors import ValidationError
+from ..hooks import ResponseHook
 from ..retry import RetryPolicy
 
 __all__ = ["RequestOptions", "as_timeout", "check_options", "header_safe"]
@@ -20,12 +22,16 @@ class RequestOptions(TypedDict, total=False):
     ``deadline``: seconds for the whole call — every attempt, wait and check — overriding
     the policy's ``deadline``. ``retry``: a `RetryPolicy` for this call. ``on_behalf_of``:
     the ``On-Behalf-Of`` header for this call only (a subuser name, or ``account-id <id>``).
+    ``on_response``: a function called with a `ResponseEvent` for each of this call's
+    requests (those of a write's checks included): the way to read a reply's headers, such
+    as its request id (see ``sendgrid_ipam.hooks``).
     """
 
     timeout: float | aiohttp.ClientTimeout
     deadline: float
     retry: RetryPolicy
     on_behalf_of: str
+    on_response: ResponseHook
 
 
 _OPTION_NAMES = frozenset(RequestOptions.__annotations__)
@@ -71,6 +77,8 @@ def check_options(options: RequestOptions) -> None:
         _seconds("deadline", options["deadline"])
     if "timeout" in options:
         as_timeout(options["timeout"])
+    if "on_response" in options:
+        check_hook("on_response", options["on_response"], ValidationError)
 
 
 def as_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:

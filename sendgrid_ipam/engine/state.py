@@ -12,6 +12,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from .._observe import Observer
 from ..coordination import Coordinator
 from ..errors import DecodeError
 from ..retry import RetryBudget, RetryPolicy
@@ -74,6 +75,8 @@ class EngineState:
         self.request_kwargs: dict[str, Any] = {"allow_redirects": False}
         self.inflates: bool = True  # the engine inflates compressed bodies itself, bounded
         self.urls: dict[tuple[str, object], URL] = {}  # see url()
+        # Hooks and telemetry (None when neither is on: the request path then builds nothing)
+        self.observer: Observer | None = None
         self._secret = api_key.encode()
         self._secret_text = api_key
 

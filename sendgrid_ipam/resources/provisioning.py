@@ -332,6 +332,7 @@ class ProvisioningResource(Resource):
                 f"another writer held {account_id!r}'s write lease since this client's last "
                 "write: IPs above the marker cannot be told from its own, so none is called "
                 "excess or released", found=excess))
+        port.found_excess(len(excess))
         released: tuple[str, ...] = ()
         error: SendGridError | None = None
         if release and excess:
@@ -355,6 +356,11 @@ class _Port:
         """The coordinator's lease on `key` if it is free now (a bulk worker's claim on an
         account of a shared run); `RequestTimeoutError` if another holder has it."""
         return self.resource._engine.coordinator.lease(key, wait=0.0)
+
+    def found_excess(self, count: int) -> None:
+        """Tell the observer (telemetry's audit excess counter) of IPs an audit found."""
+        if count and (observer := self.resource._engine.observer) is not None:
+            observer.excess(count)
 
     def add(
         self,
