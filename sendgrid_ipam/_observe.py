@@ -143,7 +143,7 @@ class Observer:
     __slots__ = ("sinks",)
 
     def __init__(self, sinks: tuple[Sink, ...]) -> None:
-        self.sinks = sinks
+        self.sinks: tuple[Sink, ...] = sinks
 
     def with_sink(self, sink: Sink) -> Observer:
         """This observer with one more sink (a single call's own ``on_response``)."""
@@ -179,10 +179,10 @@ class Call:
 
     def __init__(self, engine: EngineState, op: Operation, url: URL,
                  sinks: tuple[CallSink, ...]) -> None:
-        self.engine = engine
-        self.op = op
-        self.path = url.raw_path
-        self.sinks = sinks
+        self.engine: EngineState = engine
+        self.op: Operation = op
+        self.path: str = url.raw_path
+        self.sinks: tuple[CallSink, ...] = sinks
 
     def request(self, number: int) -> float:
         """Attempt ``number`` is about to be sent; returns when (the engine's clock)."""

@@ -71,13 +71,17 @@ class Telemetry:
 
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None,
                  *, use_global: bool = False) -> None:
-        self.otel = otel = _api()
+        self.otel: Any = _api()
+        otel = self.otel
         trace, metrics = otel.trace, otel.metrics
-        self.tracer = None
+        self.tracer: Any = None
         if tracer_provider is not None or use_global:
             self.tracer = trace.get_tracer(_NAME, __version__, tracer_provider=tracer_provider)
-        self.duration = self.retries = self.reconciliations = self.rate_limited = None
-        self.audit_excess = None
+        self.duration: Any = None
+        self.retries: Any = None
+        self.reconciliations: Any = None
+        self.rate_limited: Any = None
+        self.audit_excess: Any = None
         if meter_provider is not None or use_global:
             meter = metrics.get_meter(_NAME, __version__, meter_provider=meter_provider)
             self.duration = meter.create_histogram(
@@ -111,18 +115,19 @@ class _CallTelemetry:
     __slots__ = ("attempts", "metric_attributes", "span", "status", "telemetry", "token")
 
     def __init__(self, telemetry: Telemetry, op: Operation, url: URL) -> None:
-        self.telemetry = telemetry
-        common = {
+        self.telemetry: Telemetry = telemetry
+        common: dict[str, str | int] = {
             "http.request.method": op.method,
             "server.address": url.host or "",
             "server.port": url.port or 443,
             "url.template": op.path,
             "sendgrid.operation_id": op.operation_id,
         }
-        self.metric_attributes = common
+        self.metric_attributes: dict[str, str | int] = common
         self.status: int | None = None
-        self.attempts = 0
-        self.span = self.token = None
+        self.attempts: int = 0
+        self.span: Any = None
+        self.token: Any = None
         if telemetry.tracer is not None:
             otel = telemetry.otel
             # url.full carries the account id: fine on a span, never on a metric.

@@ -44,7 +44,7 @@ from ._connection import FAILURES, close, connect, server_name
 
 __all__ = ["RedisJournal"]
 
-logger = logging.getLogger("sendgrid_ipam")
+logger: logging.Logger = logging.getLogger("sendgrid_ipam")
 
 _FORMAT = "sendgrid-ipam journal"
 _SCHEMA_VERSION = "1"
@@ -170,7 +170,7 @@ class RedisJournal(Journal):
         connect(self._url, timeout=timeout, what="journal")  # checks the URL now
         self.namespace = space
         """The prefix of every key."""
-        self.server = server_name(self._url)
+        self.server: str = server_name(self._url)
         """The server as errors name it: host:port/db, never a password."""
         self._timeout = float(timeout)
         self._client: aioredis.Redis | None = None
