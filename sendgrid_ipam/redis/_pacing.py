@@ -28,9 +28,10 @@ clamped by the client before they are sent (doubles hold every integer up to the
 
 from __future__ import annotations
 
+from ..ratelimit import _SKEW, PaceRules, RateLimit
 from ._scripts import _SETTLE_FUNCTION
 
-__all__ = ["COUNT_CAP", "FIELDS", "LEARN", "RESERVE"]
+__all__ = ["COUNT_CAP", "FIELDS", "LEARN", "RESERVE", "learn_args", "reserve_args"]
 
 COUNT_CAP = 2**53
 """The largest count sent to the scripts (the largest integer a double holds exactly)."""
@@ -184,3 +185,33 @@ if state == nil then after.gen = redis.call('HINCRBY', KEYS[2], KEYS[1], 1) end
 save(KEYS[1], after)
 return {2, after.gen}
 """
+
+
+Arg = int | str
+
+
+def _count(value: int | None) -> Arg:
+    return "" if value is None else min(value, COUNT_CAP)
+
+
+def _time(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def reserve_args(rules: PaceRules, credit: float, want: int, capacity: float,
+                 now: float | None = None) -> list[Arg]:
+    """RESERVE's ARGV (``now``: None for Redis's clock)."""
+    return [_time(now), repr(rules.probe_timeout), repr(credit), want, repr(capacity)]
+
+
+def learn_args(reply: RateLimit, client_now: float, *, limited: bool,
+               ticket: tuple[int, int] | None, jitter: float, rules: PaceRules,
+               now: float | None = None) -> list[Arg]:
+    """LEARN's ARGV: ``reply``'s times are on the client's clock, whose time is
+    ``client_now``; ``ticket`` is (the pace's generation, the ticket); ``now``: None for
+    Redis's clock."""
+    return [_time(now), repr(client_now), int(limited), "" if ticket is None else ticket[1],
+            0 if ticket is None else ticket[0], repr(jitter), _count(reply.limit),
+            _count(reply.remaining), _time(reply.reset_at), _time(reply.retry_at),
+            repr(rules.max_closure), rules.pace_below, repr(rules.unknown_window),
+            repr(rules.jitter), repr(_SKEW)]

@@ -52,7 +52,6 @@ import redis.asyncio as aioredis
 from ..coordination.base import Coordinator, Lease, LeaseLostError
 from ..errors import ConfigurationError, ErrorDetail, RateLimitError, RequestTimeoutError
 from ..operations import OPERATIONS
-from ..ratelimit import _SKEW as SKEW
 from ..ratelimit import (
     PaceRules,
     RateLimit,
@@ -327,8 +326,7 @@ class RedisCoordinator(Coordinator):
         credit, want = budget.credit, budget.wanted()
         delay, why, ticket, generation, reserved, shared = await self._reserve_script(
             keys=[self._key("pace", endpoint), self._budget_key],
-            args=["", repr(self.rules.probe_timeout), repr(credit), want,
-                  repr(budget.capacity)],
+            args=_pacing.reserve_args(self.rules, credit, want, budget.capacity),
         )
         if credit or want:
             budget.settled(credit, int(reserved), float(shared) if shared else None)
@@ -376,15 +374,12 @@ class RedisCoordinator(Coordinator):
 
     async def _learn_remote(self, endpoint: str, reply: RateLimit, now: float, limited: bool,
                             mine: tuple[str, int, int] | None, jitter: float) -> None:
-        rules = self.rules
         try:
             what, _ = await self._learn(
                 keys=[self._key("pace", endpoint), self._generations_key],
-                args=["", repr(now), int(limited), "" if mine is None else mine[2],
-                      0 if mine is None else mine[1], repr(jitter), _count(reply.limit),
-                      _count(reply.remaining), _time(reply.reset_at), _time(reply.retry_at),
-                      repr(rules.max_closure), rules.pace_below, repr(rules.unknown_window),
-                      repr(rules.jitter), repr(SKEW)],
+                args=_pacing.learn_args(reply, now, limited=limited, jitter=jitter,
+                                        ticket=None if mine is None else mine[1:],
+                                        rules=self.rules),
             )
         except FAILURES as exc:
             logger.warning("could not share rate-limit news through Redis (%s)",
@@ -570,15 +565,6 @@ class RedisCoordinator(Coordinator):
 def _is_read(endpoint: str) -> bool:
     op = OPERATIONS.get(endpoint)
     return op is not None and op.method == "GET"
-
-
-def _count(value: int | None) -> int | str:
-    """A count for the scripts ('' when absent), at most what a Lua number holds exactly."""
-    return "" if value is None else min(value, _pacing.COUNT_CAP)
-
-
-def _time(value: float | None) -> str:
-    return "" if value is None else repr(value)
 
 
 def _timed_out(key: str) -> RequestTimeoutError:
