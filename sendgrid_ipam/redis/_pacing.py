@@ -28,15 +28,18 @@ clamped by the client before they are sent (doubles hold every integer up to the
 
 from __future__ import annotations
 
-from ..ratelimit import _SKEW, PaceRules, RateLimit
+from collections.abc import Mapping
+
+from ..ratelimit import _EPOCH_THRESHOLD, _SKEW, PaceRules, RateLimit, _header, _number
 from ._scripts import _SETTLE_FUNCTION
 
-__all__ = ["COUNT_CAP", "FIELDS", "LEARN", "RESERVE", "learn_args", "reserve_args"]
+__all__ = ["COUNT_CAP", "FIELDS", "LEARN", "RESERVE", "learn_args", "reserve_args", "window"]
 
 COUNT_CAP = 2**53
 """The largest count sent to the scripts (the largest integer a double holds exactly)."""
 
-FIELDS = ("remaining", "reset_at", "next_at", "probe_until", "sent", "seen", "limit", "gen")
+FIELDS = ("remaining", "reset_at", "next_at", "probe_until", "sent", "seen", "limit", "gen",
+          "window")
 """The fields of a pace's hash."""
 
 # Reading, writing and the two steps; `s` is a table with FIELDS (limit may be nil).
@@ -45,17 +48,18 @@ local function num(x) return string.format('%.17g', x) end
 
 local function load(key)
   local f = redis.call('HMGET', key, 'remaining', 'reset_at', 'next_at', 'probe_until',
-                       'sent', 'seen', 'limit', 'gen')
+                       'sent', 'seen', 'limit', 'gen', 'window')
   if not f[8] then return nil end
   return {remaining = tonumber(f[1]), reset_at = tonumber(f[2]), next_at = tonumber(f[3]),
           probe_until = tonumber(f[4]), sent = tonumber(f[5]), seen = tonumber(f[6]),
-          limit = f[7] and tonumber(f[7]) or nil, gen = tonumber(f[8])}
+          limit = f[7] and tonumber(f[7]) or nil, gen = tonumber(f[8]), window = f[9] or ''}
 end
 
 local function save(key, s)
   redis.call('HSET', key, 'remaining', num(s.remaining), 'reset_at', num(s.reset_at),
              'next_at', num(s.next_at), 'probe_until', num(s.probe_until),
-             'sent', num(s.sent), 'seen', num(s.seen), 'gen', num(s.gen))
+             'sent', num(s.sent), 'seen', num(s.seen), 'gen', num(s.gen),
+             'window', s.window or '')
   if s.limit then redis.call('HSET', key, 'limit', num(s.limit))
   else redis.call('HDEL', key, 'limit') end
 end
@@ -128,6 +132,23 @@ local function learn(state, r, now, limited, ticket, jitter, k)
           next_at = base.next_at, probe_until = 0.0, sent = base.sent, seen = seen,
           limit = limit, gen = base.gen}
 end
+
+-- One step more than ratelimit.learn: news of the same window (the same X-RateLimit-Reset,
+-- as the server wrote it) never raises the remaining budget. Across processes, requests
+-- reserved before a reply's own often reach the server after it (other connections, other
+-- hosts), so its Remaining has not counted them and "Remaining less the requests reserved
+-- after this one" overstates the budget; the pace's own count is right unless requests it
+-- counted never reached the server, which costs at most those requests of the window. A
+-- new window (another reset) is learned as it comes, and so is a delay-style reset.
+local function keep_lower(state, after, window)
+  if after == nil or after == state then return after end
+  if state ~= nil and window ~= '' and state.window == window
+      and after.remaining > state.remaining then
+    after.remaining = state.remaining
+  end
+  after.window = window
+  return after
+end
 """
 
 # Before each request: reserve on the endpoint's pace (if it is paced) and settle the retry
@@ -157,7 +178,7 @@ return {num(delay), why, ticket, gen, settled[1], settled[2]}
 # KEYS: pace, generations. ARGV: now ('' = Redis TIME), the client's now, limited (0/1),
 # ticket ('' = none), its generation, jitter, the reply's limit, remaining, reset_at,
 # retry_at (each '' when absent; times on the client's clock), max_closure, pace_below,
-# unknown_window, jitter (most seconds), skew.
+# unknown_window, jitter (most seconds), skew, the reply's window ('' when unknown).
 # Returns {what happened (0: not paced, 1: unchanged, 2: changed), the pace's generation}.
 LEARN = _PACE_FUNCTIONS + """
 local now = clock(ARGV[1])
@@ -175,7 +196,8 @@ local r = {limit = optional(ARGV[7]), remaining = optional(ARGV[8]), reset_at = 
 local k = {max_closure = tonumber(ARGV[11]), pace_below = tonumber(ARGV[12]),
            unknown_window = tonumber(ARGV[13]), jitter = tonumber(ARGV[14]),
            skew = tonumber(ARGV[15])}
-local after = learn(state, r, now, ARGV[3] == '1', ticket, tonumber(ARGV[6]), k)
+local after = keep_lower(state, learn(state, r, now, ARGV[3] == '1', ticket,
+                                      tonumber(ARGV[6]), k), ARGV[16])
 if after == nil then
   if state ~= nil then redis.call('DEL', KEYS[1]) end
   return {0, 0}
@@ -204,14 +226,21 @@ def reserve_args(rules: PaceRules, credit: float, want: int, capacity: float,
     return [_time(now), repr(rules.probe_timeout), repr(credit), want, repr(capacity)]
 
 
+def window(headers: Mapping[str, str]) -> str:
+    """Which window a reply speaks of: its X-RateLimit-Reset as the server wrote it, when
+    that is a timestamp ('' otherwise: a delay, or unreadable)."""
+    reset = _number(_header(headers, "X-RateLimit-Reset"))
+    return repr(reset) if reset is not None and reset >= _EPOCH_THRESHOLD else ""
+
+
 def learn_args(reply: RateLimit, client_now: float, *, limited: bool,
                ticket: tuple[int, int] | None, jitter: float, rules: PaceRules,
-               now: float | None = None) -> list[Arg]:
+               window: str = "", now: float | None = None) -> list[Arg]:
     """LEARN's ARGV: ``reply``'s times are on the client's clock, whose time is
-    ``client_now``; ``ticket`` is (the pace's generation, the ticket); ``now``: None for
-    Redis's clock."""
+    ``client_now``; ``ticket`` is (the pace's generation, the ticket); ``window`` what
+    `window` says of the reply; ``now``: None for Redis's clock."""
     return [_time(now), repr(client_now), int(limited), "" if ticket is None else ticket[1],
             0 if ticket is None else ticket[0], repr(jitter), _count(reply.limit),
             _count(reply.remaining), _time(reply.reset_at), _time(reply.retry_at),
             repr(rules.max_closure), rules.pace_below, repr(rules.unknown_window),
-            repr(rules.jitter), repr(_SKEW)]
+            repr(rules.jitter), repr(_SKEW), window]

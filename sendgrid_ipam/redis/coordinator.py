@@ -354,7 +354,8 @@ class RedisCoordinator(Coordinator):
         reply = read_limits(headers, now)
         jitter = self._rng.random()
         self._hold_here(endpoint, reply, now, limited, jitter)
-        task = self._spawn(self._learn_remote(endpoint, reply, now, limited, mine, jitter))
+        task = self._spawn(self._learn_remote(endpoint, reply, now, limited, mine, jitter,
+                                              _pacing.window(headers)))
         self._learning[endpoint] = task
         task.add_done_callback(lambda done: self._learned(endpoint, done))
 
@@ -373,13 +374,14 @@ class RedisCoordinator(Coordinator):
             self._holds[endpoint] = until
 
     async def _learn_remote(self, endpoint: str, reply: RateLimit, now: float, limited: bool,
-                            mine: tuple[str, int, int] | None, jitter: float) -> None:
+                            mine: tuple[str, int, int] | None, jitter: float,
+                            window: str) -> None:
         try:
             what, _ = await self._learn(
                 keys=[self._key("pace", endpoint), self._generations_key],
                 args=_pacing.learn_args(reply, now, limited=limited, jitter=jitter,
                                         ticket=None if mine is None else mine[1:],
-                                        rules=self.rules),
+                                        window=window, rules=self.rules),
             )
         except FAILURES as exc:
             logger.warning("could not share rate-limit news through Redis (%s)",

@@ -49,6 +49,7 @@ class Both:
         self.learn_script = client.register_script(_pacing.LEARN)
         self.state: PaceState | None = None
         self.generation = 0  # of the Python pace (0: none)
+        self.window = ""  # of the Python pace
         self.generations = 0
 
     async def reserve(self, now: float) -> tuple[int, int] | None:
@@ -69,17 +70,20 @@ class Both:
         return self.generation, state.sent
 
     async def learn(self, reply: RateLimit, now: float, limited: bool,
-                    ticket: tuple[int, int] | None, jitter: float) -> None:
+                    ticket: tuple[int, int] | None, jitter: float, window: str) -> None:
         await self.learn_script(
             keys=[self.key, self.generations_key],
             args=self.pacing.learn_args(reply, now, limited=limited, ticket=ticket,
-                                        jitter=jitter, rules=self.rules, now=now))
+                                        jitter=jitter, rules=self.rules, window=window,
+                                        now=now))
         mine = ticket[1] if ticket is not None and ticket[0] == self.generation else None
         capped = attrs.evolve(
             reply, **{name: min(value, self.pacing.COUNT_CAP) for name in ("limit", "remaining")
                       if (value := getattr(reply, name)) is not None})
         state = learn(self.state, capped, now, limited=limited, ticket=mine, jitter=jitter,
                       rules=self.rules)
+        if state is not None and state is not self.state:
+            state = self.keep_lower(state, window)
         if state is None:
             self.generation = 0
         elif self.state is None:
@@ -87,12 +91,22 @@ class Both:
             self.generation = self.generations
         self.state = state
 
+    def keep_lower(self, state: PaceState, window: str) -> PaceState:
+        """The scripts' step after `learn` (see _pacing.py): in the same window, the
+        remaining budget is never raised."""
+        before, same_window = self.state, window != "" and window == self.window
+        self.window = window
+        if before is not None and same_window and state.remaining > before.remaining:
+            return attrs.evolve(state, remaining=before.remaining)
+        return state
+
     async def same(self) -> None:
         stored = {k.decode(): v.decode() for k, v in (await self.client.hgetall(self.key)).items()}
         if self.state is None:
             assert stored == {}
             return
         assert int(stored.pop("gen")) == self.generation
+        assert stored.pop("window") == self.window
         limit = stored.pop("limit", None)
         assert PaceState(
             remaining=int(stored["remaining"]), reset_at=float(stored["reset_at"]),
@@ -139,7 +153,8 @@ async def test_lua_and_python_paces_agree_step_by_step(client: Any, rules: PaceR
             else:
                 ticket = tickets.pop(rng.randrange(len(tickets))) if tickets else None
                 await both.learn(_reply(rng, now, rules), now, limited=rng.random() < 0.2,
-                                 ticket=ticket, jitter=rng.random())
+                                 ticket=ticket, jitter=rng.random(),
+                                 window=rng.choice(["", "1764300000.0", "1764300001.0"]))
                 steps["learned"] += 1
             steps["paced"] += both.state is not None
             await both.same()
