@@ -8,9 +8,13 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
+from sendgrid_ipam import RateLimitError
 from sendgrid_ipam.testing import FakeSendGrid
 
 if TYPE_CHECKING:
@@ -73,3 +77,25 @@ async def test_processes_sharing_one_redis_pace_stay_under_the_limit(
     # few; after it, none. Alone: each window, each process spends what it alone believes left.
     assert shared <= 6
     assert alone >= max(15, 3 * shared)
+
+
+async def test_two_coordinators_spend_one_remaining_budget(
+    redis_server: RedisServer, namespace: str, coordinators: list[object]
+) -> None:
+    from tests.redis.server import coordinator
+
+    first, second = (coordinator(redis_server.url, namespace=namespace) for _ in range(2))
+    coordinators.extend([first, second])
+    reset = time.time() + 0.3
+    first.observe("GetIp", 200, {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "3",
+                                 "X-RateLimit-Reset": f"{reset:.3f}"})
+    await asyncio.sleep(0.02)  # the news reaches Redis in the background
+    assert await second.wait_at_gate("GetIp", within=1.0) == 0.0
+    assert await first.wait_at_gate("GetIp", within=1.0) == 0.0
+    assert await second.wait_at_gate("GetIp", within=1.0) == 0.0
+    with pytest.raises(RateLimitError):  # three went, by either: the fourth waits the reset
+        await first.wait_at_gate("GetIp", within=0.1)
+    waited = await second.wait_at_gate("GetIp", within=1.0)
+    assert 0.1 < waited < 0.5  # then it goes, as the new window's probe
+    with pytest.raises(RateLimitError):  # the others wait for the probe's reply
+        await first.wait_at_gate("GetIp", within=0.01)
