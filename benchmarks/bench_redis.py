@@ -7,9 +7,7 @@ once with the default coordinator and once with a `RedisCoordinator` on a local
 at the end; or the one given with ``--redis-url``). Per call: wall time, this process's CPU,
 Redis's own CPU, and Redis round trips (scripts run: every request the coordinator makes is
 one script, counted from the server's ``INFO commandstats`` before and after),
-at 1 call in flight (latency) and at 64 (throughput). ``pools.get`` runs twice: unpaced (the
-server's ``Remaining: 599`` is plenty) and *paced* (both coordinators told ``pace_below=1000``,
-so every reply is news for the endpoint's pace: with Redis, a second round trip per call).
+at 1 call in flight (latency) and at 64 (throughput).
 
     .venv/bin/python -m benchmarks.bench_redis    # ~15 s; needs redis-server and the redis extra
     .venv/bin/python -m benchmarks.bench_redis --calls 400 --rounds 1 --concurrency 1
@@ -61,19 +59,15 @@ async def _measure(
     kind: str, method: str, concurrency: int, calls: int, base_url: str, redis_url: str
 ) -> dict[str, float]:
     from sendgrid_ipam import SendGridIPAM
-    from sendgrid_ipam.coordination import Coordinator, MemoryCoordinator
     from sendgrid_ipam.redis import RedisCoordinator
 
-    pace_below = 1000 if method == "paced" else 128
-    coordinator: Coordinator = (
-        RedisCoordinator.from_url(redis_url, namespace=f"bench-{uuid.uuid4().hex}",
-                                  pace_below=pace_below)
-        if kind == "redis" else MemoryCoordinator(pace_below=pace_below))
+    coordinator = (RedisCoordinator.from_url(redis_url, namespace=f"bench-{uuid.uuid4().hex}")
+                   if kind == "redis" else None)
     run = uuid.uuid4().hex[:6]
     try:
         async with SendGridIPAM(KEY, base_url=base_url, coordinator=coordinator) as sg:
             call: Callable[[int], Awaitable[Any]]
-            if method in ("get", "paced"):
+            if method == "get":
                 call = lambda _n: sg.pools.get(POOL_ID)  # noqa: E731
             else:
                 call = lambda n: sg.pools.create(f"{run}{pool_name(n)}", ips=list(POOL_IPS))  # noqa: E731
@@ -84,7 +78,8 @@ async def _measure(
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             commands_after, redis_cpu_after = await _redis_counters(redis_url)
     finally:
-        await coordinator.aclose()
+        if coordinator is not None:
+            await coordinator.aclose()
     return {
         "wall_us": wall / calls * 1e6,
         "cpu_us": cpu / calls * 1e6,
@@ -92,10 +87,6 @@ async def _measure(
         "round_trips": (commands_after - commands) / calls,
         "calls_per_s": calls / wall,
     }
-
-
-_LABELS: Final = {"get": "GET pools.get", "paced": "GET pools.get, paced",
-                  "post": "POST pools.create"}
 
 
 def _compare(method: str, concurrency: int, options: argparse.Namespace, base_url: str,
@@ -109,7 +100,7 @@ def _compare(method: str, concurrency: int, options: argparse.Namespace, base_ur
         figures[kind] = {k: median([r[k] for r in rounds]) for k in rounds[0]}
     base = figures["memory"]
     return [[
-        _LABELS[method],
+        "GET pools.get" if method == "get" else "POST pools.create",
         str(concurrency), kind, f"{f['wall_us']:.0f}", f"{f['cpu_us']:.0f}",
         f"{f['redis_cpu_us']:.0f}", f"{f['round_trips']:.2f}", f"{f['calls_per_s']:.0f}",
         f"{f['cpu_us'] / base['cpu_us']:.2f}x",
@@ -140,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             redis.start()
         url = options.redis_url or (redis.url if redis else "")
         with BenchServer() as server:
-            rows = [row for method in _LABELS for concurrency in options.concurrency
+            rows = [row for method in ("get", "post") for concurrency in options.concurrency
                     for row in _compare(method, concurrency, options, server.base_url, url)]
     finally:
         if redis is not None:
