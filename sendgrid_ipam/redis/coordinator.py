@@ -1,20 +1,25 @@
-"""`RedisCoordinator`: gate, retry budget and write leases shared by processes through Redis.
+"""`RedisCoordinator`: pacing, retry budget and write leases shared by processes through Redis.
 
-Every decision that two processes could race on is one Lua script (``_scripts.py``), so
-Redis makes it atomically. What each API call costs, on the happy path:
+Every decision that two processes could race on is one Lua script (``_scripts.py``, and
+``_pacing.py`` for the pace), so Redis makes it atomically. What each API call costs, on the
+happy path:
 
-- a read: **one** round trip, the gate check (``PTTL`` of the endpoint's closure, plus the
-  retry budget's top-up when one is due, in the same script);
+- a read: **one** round trip, the reservation on its endpoint's shared pace (plus the retry
+  budget's top-up when one is due, in the same script); while the endpoint is paced (a reply
+  said few requests remain, or a 429), each reply's news is one more, in the background;
 - a write that holds a lease (add IPs, create a pool, add an IPAM IP): take the lease (1),
-  the gate check of its reconciler's read and of the write (1 each), the lease check before
+  the reservation of its reconciler's read and of the write (1 each), the lease check before
   the write is sent (1), release (1). A lease's TTL is renewed by each check and by a
   background task every third of the TTL while it is held.
 
-The gate is checked with a round trip rather than a locally cached flag refreshed over
-pub/sub: it is always current (a closure seen by one process holds the next request of
-every other, with no propagation delay or lost message to handle), and the per-endpoint
-pacing that replaces it shares each window's remaining requests, which needs an atomic step
-per request anyway. benchmarks/RESULTS.md gives its cost.
+Pacing is `MemoryCoordinator`'s (see `sendgrid_ipam.ratelimit`), with each endpoint's
+`PaceState` kept in Redis and stepped by Lua ports of ``reserve`` and ``learn``: a 429 or
+``Remaining: 0`` seen by one process holds the endpoint for all, and they spend one
+remaining budget between them. Times are on Redis's clock (see ``_pacing.py``). Tickets
+travel from a request's reservation to its reply in a context variable, as in
+`coordination.pacer`. Unlike the in-process pacer, endpoints are never grouped into one pace
+(a per-key limit shows up in each endpoint's own replies). A process's own waiters wake on
+its own news; a process waiting for another's probe asks Redis again every few ms.
 
 Fencing: a lease's token grows by one per holding of its key (``INCR``); Redis keeps a random
 nonce of the holding as the lease's value, and `Lease.check` confirms with Redis that this
@@ -22,7 +27,7 @@ holding is still the current one before every write the engine sends. A
 holder that paused past its TTL, or whose Redis failed over without the key, finds out there
 and sends nothing (`LeaseLostError`). When Redis cannot be reached, a write cannot take or
 confirm its lease and is not sent (`CoordinatorUnavailableError`); a read is not sent either,
-unless ``reads_without_redis`` lets it go with this process's own view of the gate.
+unless ``reads_without_redis`` lets it go with the holds this process saw itself.
 
 Waiting for a lease: within a process, first come first served (one local queue per key, so
 only its head polls Redis); across processes, the head polls with backoff (2 to 25 ms, or
@@ -33,7 +38,9 @@ wanted, so the releasing process's next local waiter yields to it: processes tak
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -45,8 +52,15 @@ import redis.asyncio as aioredis
 from ..coordination.base import Coordinator, Lease, LeaseLostError
 from ..errors import ConfigurationError, ErrorDetail, RateLimitError, RequestTimeoutError
 from ..operations import OPERATIONS
-from ..ratelimit import RateLimit, RateLimitGate
-from . import _scripts
+from ..ratelimit import (
+    PaceRules,
+    RateLimit,
+    check_max_closure,
+    learn,
+    plenty_left,
+    read_limits,
+)
+from . import _pacing, _scripts
 from ._budget import SharedRetryBudget
 from ._connection import FAILURES, connect, server_name, unavailable
 
@@ -57,6 +71,14 @@ logger: logging.Logger = logging.getLogger("sendgrid_ipam")
 _FIRST_POLL = 0.002
 _LAST_POLL = 0.025
 _WANT_MS = 100  # a want mark outlives a waiter that gave up by at most this long
+
+# Why RESERVE says to wait (see _pacing.py), and one reason of our own.
+_GO, _HELD, _SPENT, _PROBE, _HELD_HERE = 0, 1, 2, 3, 4
+_UNCHANGED = 1  # what LEARN answers when the reply changed nothing
+
+# The task's last reservation on a shared pace: (endpoint, the pace's generation, ticket).
+_TICKET: contextvars.ContextVar[tuple[str, int, int] | None] = contextvars.ContextVar(
+    "sendgrid_ipam_redis_pace_ticket", default=None)
 
 
 class _RedisLease(Lease):
@@ -116,7 +138,7 @@ class _Queue:
 
 
 class RedisCoordinator(Coordinator):
-    """Gate, retry budget and write leases shared by every process using one Redis.
+    """Pacing, retry budget and write leases shared by every process using one Redis.
 
     Give each process's client the same ``namespace`` (one per SendGrid account or API key:
     rate limits and the retry budget are per key). Make it with `from_url`; close it with
@@ -130,12 +152,16 @@ class RedisCoordinator(Coordinator):
             third of that while it works. A holder paused longer (a frozen VM, a stopped
             process) loses it, and its next check raises `LeaseLostError`.
         reads_without_redis: when Redis cannot be reached, let reads go without the shared
-            gate (each process then honours only the rate limits it sees itself). Writes
-            never go without Redis.
+            pace (each process then honours only the 429s and ``Remaining: 0`` it sees
+            itself). Writes never go without Redis.
         retry_capacity: the shared retry budget's capacity, as `RetryBudget`'s ``capacity``.
         retry_refill: retries credited per successful call, as `RetryBudget`'s ``refill``.
         retry_batch: retries each process reserves at a time (see `SharedRetryBudget`).
-        max_closure: the longest one reply may close an endpoint, in seconds.
+        max_closure: the longest one reply may hold an endpoint, in seconds.
+        pace_below: pace an endpoint once a reply says at most this many of its requests
+            remain, as `MemoryCoordinator`'s (keep it above the requests that all the
+            processes can have in flight at once).
+        rng: draws the jitter after a 429.
         server: how errors name the server (set by `from_url`: host:port/db, no password).
         owns_client: close ``client`` in `aclose` (set by `from_url`).
 
@@ -154,6 +180,8 @@ class RedisCoordinator(Coordinator):
         retry_refill: float = 0.2,
         retry_batch: int = 10,
         max_closure: float = 60.0,
+        pace_below: int = 128,
+        rng: random.Random | None = None,
         server: str = "redis",
         owns_client: bool = False,
     ) -> None:
@@ -168,9 +196,14 @@ class RedisCoordinator(Coordinator):
         try:
             self.budget: SharedRetryBudget = SharedRetryBudget(
                 retry_capacity, retry_refill, retry_batch)
-            RateLimitGate(max_closure=max_closure)  # checks it now, not at the first 429
+            check_max_closure(max_closure)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+        if isinstance(pace_below, bool) or not isinstance(pace_below, int) or pace_below < 1:
+            raise ConfigurationError(
+                f"pace_below must be a positive integer, not {pace_below!r}")
+        self.rules: PaceRules = PaceRules(max_closure=float(max_closure), pace_below=pace_below)
+        """The pacing constants."""
         self.client = client
         self.namespace = namespace
         self.lease_ttl: float = float(lease_ttl)
@@ -183,7 +216,10 @@ class RedisCoordinator(Coordinator):
         self._id = uuid.uuid4().hex
         self._ttl_ms = max(1, round(self.lease_ttl * 1000))
         self._queues: dict[str, _Queue] = {}
-        self._gates: dict[str, RateLimitGate] = {}  # what this process saw itself
+        self._rng = rng or random.Random()
+        self._holds: dict[str, float] = {}  # Unix time until which this process holds each
+        self._learning: dict[str, asyncio.Task[None]] = {}  # news on its way to Redis
+        self._news: dict[str, asyncio.Future[None]] = {}  # wakes this process's waiters
         self._tasks: set[asyncio.Task[Any]] = set()  # releases and closures under way
         self._renewers: set[asyncio.Task[None]] = set()
         self._budget_key = f"{namespace}:budget"
@@ -191,8 +227,9 @@ class RedisCoordinator(Coordinator):
         self._acquire = register(_scripts.ACQUIRE)
         self._confirm_script = register(_scripts.CONFIRM)
         self._release = register(_scripts.RELEASE)
-        self._close = register(_scripts.CLOSE)
-        self._gate = register(_scripts.GATE)
+        self._generations_key = f"{namespace}:pace-generations"
+        self._reserve_script = register(_pacing.RESERVE)
+        self._learn = register(_pacing.LEARN)
         self._settle = register(_scripts.SETTLE)
 
     @classmethod
@@ -221,81 +258,158 @@ class RedisCoordinator(Coordinator):
         return (f"<RedisCoordinator {self.server} namespace={self.namespace!r} "
                 f"lease_ttl={self.lease_ttl:g} {self.budget!r}>")
 
-    # ---------------------------------------------------------------- gate
+    # ---------------------------------------------------------------- pacing
 
     def gate_open(self, endpoint: str) -> bool:
         """Always False: only Redis knows, so the engine awaits `wait_at_gate`."""
         return False
 
     async def wait_at_gate(self, endpoint: str, *, within: float) -> float:
-        """Wait while any process has seen ``endpoint``'s window closed (one round trip
-        when it is open, which also tops up the retry budget's reserve).
+        """Wait until ``endpoint``'s shared pace lets a request start, and count it there
+        (one round trip when it may start, which also tops up the retry budget's reserve).
+
+        A hold this process learned itself (a 429, ``Remaining: 0``) is waited out without
+        asking Redis; so is this process's news of the endpoint still on its way there.
 
         Raises:
-            RateLimitError: the window stays closed longer than ``within`` seconds.
+            RateLimitError: the endpoint stays held longer than ``within`` seconds.
             CoordinatorUnavailableError: Redis cannot be reached (not for a read when
-                ``reads_without_redis``).
+                ``reads_without_redis``: it then honours only this process's holds).
         """
-        waited = 0.0
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        waited = 0.0  # (no wait at all is exactly 0, not a round trip's time)
+        poll = _FIRST_POLL
         while True:
-            try:
-                closed = await self._check_gate(endpoint)
-                self._degraded = False
-            except FAILURES as exc:
-                if not (self.reads_without_redis and _is_read(endpoint)):
-                    raise unavailable(self.server, exc, "checking the rate-limit gate") from None
-                if not self._degraded:
-                    self._degraded = True
-                    logger.warning("Redis at %s is unavailable (%s): reads go without the "
-                                   "shared gate until it is back", self.server,
-                                   type(exc).__name__,
-                                   extra={"sendgrid_ipam_event": "coordinator_unavailable"})
-                closed = 0.0
-            local = self._gates.get(endpoint)
-            if local is not None:
-                closed = max(closed, local.closed_for())
-            if closed <= 0:
+            why = _HELD_HERE
+            delay = self._holds.get(endpoint, 0.0) - time.time()
+            if delay <= 0:
+                self._holds.pop(endpoint, None)
+                learning = self._learning.get(endpoint)
+                if learning is not None:
+                    await asyncio.wait((learning,))  # our own news first (never raises)
+                delay, why = await self._reserve_or_degrade(endpoint)
+            if delay <= 0:
                 return waited
-            if closed > within - waited:
+            if delay > within - waited:
                 raise RateLimitError(
-                    429, [ErrorDetail(f"rate-limit window closed for {closed:.1f}s more")],
-                    "", {}, RateLimit(reset_at=time.time() + closed),
+                    429, [ErrorDetail(f"rate-limit window closed for {delay:.1f}s more")],
+                    "", {}, RateLimit(reset_at=time.time() + delay),
                 )
-            logger.debug("holding a request %.2fs for the rate-limit window", closed,
-                         extra={"sendgrid_ipam_event": "rate_limited", "wait": closed})
-            await asyncio.sleep(closed)
-            waited += closed
+            logger.debug("holding a request to %s %.3fs for the rate limit", endpoint, delay,
+                         extra={"sendgrid_ipam_event": "rate_limited", "operation": endpoint,
+                                "wait": delay})
+            if why == _PROBE:  # another process's probe: its reply reaches us only by asking
+                delay, poll = min(delay, poll), min(poll * 2, _LAST_POLL)
+            await self._news_or(endpoint, delay)
+            waited = loop.time() - started
 
-    async def _check_gate(self, endpoint: str) -> float:
-        """Seconds ``endpoint`` stays closed in Redis; settles the budget on the way."""
+    async def _reserve_or_degrade(self, endpoint: str) -> tuple[float, int]:
+        try:
+            reserved = await self._reserve(endpoint)
+        except FAILURES as exc:
+            if not (self.reads_without_redis and _is_read(endpoint)):
+                raise unavailable(self.server, exc, "checking the rate-limit gate") from None
+            if not self._degraded:
+                self._degraded = True
+                logger.warning("Redis at %s is unavailable (%s): reads go without the "
+                               "shared pace until it is back", self.server, type(exc).__name__,
+                               extra={"sendgrid_ipam_event": "coordinator_unavailable"})
+            return 0.0, _GO
+        self._degraded = False
+        return reserved
+
+    async def _reserve(self, endpoint: str) -> tuple[float, int]:
+        """Reserve on ``endpoint``'s shared pace; settles the budget on the way.
+        Returns the delay (0: reserved) and why it waits."""
         budget = self.budget
         credit, want = budget.credit, budget.wanted()
-        ms, reserved, shared = await self._gate(
-            keys=[f"{self.namespace}:gate:{endpoint}", self._budget_key],
-            args=[repr(credit), want, repr(budget.capacity)],
+        delay, why, ticket, generation, reserved, shared = await self._reserve_script(
+            keys=[self._key("pace", endpoint), self._budget_key],
+            args=_pacing.reserve_args(self.rules, credit, want, budget.capacity),
         )
         if credit or want:
             budget.settled(credit, int(reserved), float(shared) if shared else None)
-        return max(0, int(ms)) / 1000.0
+        wait = float(delay)
+        if wait <= 0:
+            _TICKET.set((endpoint, int(generation), int(ticket)) if int(generation) else None)
+        return wait, int(why)
 
     def observe(self, endpoint: str, status: int, headers: Mapping[str, str]) -> None:
-        """Close ``endpoint`` for every process as the reply says (in the background: this
-        process holds its own requests at once, the others from Redis's next answer)."""
-        gate = self._gates.get(endpoint)
-        if gate is None:
-            gate = self._gates[endpoint] = RateLimitGate(max_closure=self.max_closure)
-        gate.observe(status, headers)
-        ms = round(gate.closed_for() * 1000)
-        if ms > 0:
-            self._spawn(self._close_remote(endpoint, ms))
+        """Learn from a reply to ``endpoint`` that carries rate-limit headers, or a 429.
 
-    async def _close_remote(self, endpoint: str, ms: int) -> None:
+        The shared pace learns in the background (one round trip, only when the endpoint is
+        paced, the reply is a 429 or few requests remain); a 429 or ``Remaining: 0`` holds
+        this process's next requests at once.
+        """
+        limited = status == 429
+        mine = _TICKET.get()
+        if mine is not None:
+            _TICKET.set(None)
+            if mine[0] != endpoint:
+                mine = None
+        if mine is None and not limited and plenty_left(headers, self.rules.pace_below):
+            return  # not paced when this request started, and plenty left: nothing to share
+        now = time.time()
+        reply = read_limits(headers, now)
+        jitter = self._rng.random()
+        self._hold_here(endpoint, reply, now, limited, jitter)
+        task = self._spawn(self._learn_remote(endpoint, reply, now, limited, mine, jitter,
+                                              _pacing.window(headers)))
+        self._learning[endpoint] = task
+        task.add_done_callback(lambda done: self._learned(endpoint, done))
+
+    def _hold_here(self, endpoint: str, reply: RateLimit, now: float, limited: bool,
+                   jitter: float) -> None:
+        """Hold this process's requests to ``endpoint`` as the reply says, without Redis."""
+        if limited:
+            held = learn(None, reply, now, limited=True, ticket=None, jitter=jitter,
+                         rules=self.rules)
+            until = 0.0 if held is None else held.next_at
+        elif reply.remaining == 0 and reply.reset_at is not None:
+            until = min(reply.reset_at, now + self.rules.max_closure)
+        else:
+            return
+        if until > self._holds.get(endpoint, 0.0):
+            self._holds[endpoint] = until
+
+    async def _learn_remote(self, endpoint: str, reply: RateLimit, now: float, limited: bool,
+                            mine: tuple[str, int, int] | None, jitter: float,
+                            window: str) -> None:
         try:
-            await self._close(keys=[f"{self.namespace}:gate:{endpoint}"], args=[ms])
+            what, _ = await self._learn(
+                keys=[self._key("pace", endpoint), self._generations_key],
+                args=_pacing.learn_args(reply, now, limited=limited, jitter=jitter,
+                                        ticket=None if mine is None else mine[1:],
+                                        window=window, rules=self.rules),
+            )
         except FAILURES as exc:
-            logger.warning("could not share a rate-limit closure through Redis (%s)",
+            logger.warning("could not share rate-limit news through Redis (%s)",
                            type(exc).__name__,
                            extra={"sendgrid_ipam_event": "coordinator_unavailable"})
+            return
+        if int(what) != _UNCHANGED:
+            self._wake(endpoint)
+
+    def _learned(self, endpoint: str, task: asyncio.Task[None]) -> None:
+        if self._learning.get(endpoint) is task:
+            del self._learning[endpoint]
+
+    async def _news_or(self, endpoint: str, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if this process learns news of ``endpoint``."""
+        news = self._news.get(endpoint)
+        if news is None:
+            news = self._news[endpoint] = asyncio.get_running_loop().create_future()
+        sleeping = asyncio.ensure_future(asyncio.sleep(delay))
+        try:
+            await asyncio.wait((news, sleeping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+
+    def _wake(self, endpoint: str) -> None:
+        news = self._news.pop(endpoint, None)
+        if news is not None and not news.done():
+            news.set_result(None)
 
     # ---------------------------------------------------------------- leases
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from sendgrid_ipam import RateLimitError
-from sendgrid_ipam.coordination import Coordinator, MemoryCoordinator
+from sendgrid_ipam.coordination import Coordinator
 
 
 def news(remaining: int, reset_in: float) -> dict[str, str]:
@@ -41,9 +41,6 @@ async def test_plenty_left_holds_nothing(coordinator: Coordinator) -> None:
 async def test_gathered_requests_share_the_budget_until_the_reset(
     coordinator: Coordinator,
 ) -> None:
-    if not isinstance(coordinator, MemoryCoordinator):
-        pytest.skip("the Redis coordinator shares closures (429, Remaining: 0) but does not "
-                    "pace a remaining budget yet")
     coordinator.observe("AddAccountIps", 201, news(2, 0.2))
     waits = await asyncio.gather(*(start(coordinator, "AddAccountIps") for _ in range(3)))
     assert sorted(waits)[:2] == [0.0, 0.0]

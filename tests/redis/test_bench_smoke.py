@@ -21,6 +21,6 @@ def test_bench_redis_runs_and_a_read_is_one_round_trip() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {tuple(cell.strip() for cell in line.split("|")[1:4]): line.split("|")[7].strip()
             for line in done.stdout.splitlines() if line.startswith(("| GET", "| POST"))}
-    assert rows[("GET pools.get", "1", "redis")] == "1.00"  # the gate check, nothing else
-    assert rows[("POST pools.create", "1", "redis")] == "4.00"  # take, gate, check, release
+    assert rows[("GET pools.get", "1", "redis")] == "1.00"  # the reservation, nothing else
+    assert rows[("POST pools.create", "1", "redis")] == "4.00"  # take, reserve, check, release
     assert rows[("GET pools.get", "1", "memory")] == "0.00"
