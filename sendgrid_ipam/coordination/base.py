@@ -79,6 +79,9 @@ class Coordinator(abc.ABC):
     # ---------------------------------------------------------------- rate-limit gate
 
     quiet: bool = False
+    plenty: int | None = None
+    """While `quiet`: a reply whose ``X-RateLimit-Remaining`` is above this carries no news,
+    and the engine need not call `observe` for it (None: every such reply is news)."""
     """True only while no gate can hold a request, so the engine may skip `gate_open`
     (a fast path: an implementation that cannot know keeps it False)."""
 

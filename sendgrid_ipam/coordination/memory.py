@@ -110,6 +110,7 @@ class MemoryCoordinator(Coordinator):
             raise ValueError(f"pace_below must be a positive integer, not {shown(pace_below)}")
         self.budget: RetryBudget = budget or RetryBudget()
         self.rules: PaceRules = PaceRules(max_closure=float(max_closure), pace_below=pace_below)
+        self.plenty: int | None = pace_below
         """The pacing constants."""
         self.pacer: Pacer = Pacer(self.rules, wall_clock, sleep, rng or random.Random())
         """The per-endpoint paces."""

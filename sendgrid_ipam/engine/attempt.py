@@ -186,8 +186,12 @@ class Attempt:
 
     def _reply(self, status: int, headers: Mapping[str, str], body: bytes) -> Any:
         engine = self.engine
-        if status == 429 or headers.get("X-RateLimit-Remaining") is not None:
-            engine.coordinator.observe(self.endpoint, status, headers)  # paces the endpoint
+        coordinator = engine.coordinator
+        remaining = headers.get("X-RateLimit-Remaining")
+        if status == 429 or (remaining is not None and not (  # (the usual reply: no call)
+                coordinator.quiet and coordinator.plenty is not None and len(remaining) < 19
+                and remaining.isdecimal() and int(remaining) > coordinator.plenty)):
+            coordinator.observe(self.endpoint, status, headers)  # paces the endpoint
         if engine.inflates and (encoding := headers.get("Content-Encoding")) and body:
             body = self._inflate(status, body, encoding)
         if status >= 300:
