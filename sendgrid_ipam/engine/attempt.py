@@ -81,8 +81,6 @@ class Attempt:
     async def send(self, number: int = 1) -> Any:  # noqa: PLR0915 (the hot path, one frame)
         """Send attempt ``number`` and read its reply; raises a `SendGridError` on failure."""
         engine = self.engine
-        if self.lease is not None:
-            await self.lease.check()  # fencing: a holder that lost its lease sends nothing
         debug = _LEVELS.get(_DEBUG)  # logging's own cache of isEnabledFor (cleared in place)
         if debug is None:
             debug = logger.isEnabledFor(_DEBUG)
@@ -99,6 +97,10 @@ class Attempt:
             if self.capped or not (engine.coordinator.quiet
                                     or engine.coordinator.gate_open(self.endpoint)):
                 timeout = await self._bounded_timeout()
+            if self.lease is not None:
+                # Fencing, after every wait (a free connection, the pace): a holder that lost
+                # its lease meanwhile sends nothing.
+                await self.lease.check()
             if (call := self.call) is not None:
                 sent = call.request(number)
             try:
