@@ -8,9 +8,13 @@ here imports redis-py at import time, so the test modules load (and skip) withou
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -65,3 +69,27 @@ def coordinator(url: str, **options: Any) -> RedisCoordinator:
     from sendgrid_ipam.redis import RedisCoordinator
 
     return RedisCoordinator.from_url(url, **options)
+
+
+async def run_worker(script: Path, args: list[str], key: str, together: asyncio.Barrier) -> Any:
+    """Run a worker script in a subprocess that says "ready", waits for "go" (sent once every
+    worker of ``together`` is ready, so that all start at once) and prints its JSON report.
+    The process is killed (by its own PID) if the test fails or takes over 60 s."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), *args, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "SENDGRID_API_KEY": key},
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(60):
+            ready = await process.stdout.readline()
+            assert ready == b"ready\n", ready
+            await together.wait()
+            out, err = await process.communicate(b"go\n")
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode == 0, err.decode()
+    return json.loads(out)

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
-import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sendgrid_ipam.testing import FakeSendGrid, FaultRates
+from tests.redis.server import run_worker
 
 if TYPE_CHECKING:
     from sendgrid_ipam.redis._local import LocalRedis as RedisServer
@@ -23,25 +21,8 @@ CALLS = 6  # per process
 
 async def _worker(fake: FakeSendGrid, redis_server: RedisServer, namespace: str,
                   together: asyncio.Barrier) -> list[dict]:
-    env = {**os.environ, "SENDGRID_API_KEY": KEY}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(WORKER), fake.url, redis_server.url, namespace, "acct-1",
-        str(CALLS), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=env,
-    )
-    assert process.stdout is not None
-    try:
-        async with asyncio.timeout(60):
-            ready = await process.stdout.readline()
-            assert ready == b"ready\n", ready
-            await together.wait()  # every worker is ready: all start at once
-            out, err = await process.communicate(b"go\n")
-    except BaseException:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode == 0, err.decode()
-    report: list[dict] = json.loads(out)
+    report: list[dict] = await run_worker(
+        WORKER, [fake.url, redis_server.url, namespace, "acct-1", str(CALLS)], KEY, together)
     return report
 
 

@@ -5,9 +5,6 @@ with only its own pacer, they meet many."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +13,7 @@ import pytest
 
 from sendgrid_ipam import RateLimitError
 from sendgrid_ipam.testing import FakeSendGrid
+from tests.redis.server import run_worker
 
 if TYPE_CHECKING:
     from sendgrid_ipam.redis._local import LocalRedis as RedisServer
@@ -30,25 +28,9 @@ LIMIT, WINDOW = 10, 0.1  # 120 calls: 12 windows, ~1.2 s
 
 async def _worker(fake: FakeSendGrid, redis_url: str, namespace: str,
                   together: asyncio.Barrier) -> dict:
-    env = {**os.environ, "SENDGRID_API_KEY": KEY}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(WORKER), fake.url, redis_url, namespace, fake.ipam_ips()[0],
-        str(CALLS), str(CONCURRENCY), stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )
-    assert process.stdout is not None
-    try:
-        async with asyncio.timeout(60):
-            ready = await process.stdout.readline()
-            assert ready == b"ready\n", ready
-            await together.wait()  # every worker is ready: all start at once
-            out, err = await process.communicate(b"go\n")
-    except BaseException:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode == 0, err.decode()
-    report: dict = json.loads(out)
+    report: dict = await run_worker(
+        WORKER, [fake.url, redis_url, namespace, fake.ipam_ips()[0], str(CALLS),
+                 str(CONCURRENCY)], KEY, together)
     return report
 
 
