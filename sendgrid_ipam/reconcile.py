@@ -54,6 +54,12 @@ class _Base:
     prepares = False
     """Whether `prepare` does anything (the client skips awaiting it when not)."""
 
+    @property
+    def needs_token(self) -> bool:
+        """Whether `prepare` uses the lease's token (no: a shared coordinator may then take
+        the lease with the first request's gate check)."""
+        return False
+
     async def prepare(self, lease_token: int | None) -> None:
         """Nothing to note before the first attempt."""
 
@@ -95,6 +101,11 @@ class AddAccountIpsReconciler(_Base):
         self.body: AddAccountIpsBody = body
         self.known: frozenset[str] | None = known
         self.known_token: int | None = known_token
+
+    @property
+    def needs_token(self) -> bool:
+        """Whether `prepare` compares the lease's token with the one the caller knows."""
+        return self.known is not None and self.known_token is not None
 
     async def prepare(self, lease_token: int | None) -> None:
         """Note the account's newest IP, unless the caller knows it and nobody wrote since.

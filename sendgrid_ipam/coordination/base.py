@@ -58,7 +58,8 @@ class Lease(abc.ABC):
     key: str
     """What the lease covers (e.g. ``account:acct-1``)."""
     token: int
-    """Grows by one each time the key is taken: the fencing token of this holding."""
+    """Grows by one each time the key is taken: the fencing token of this holding (0 while
+    a deferred lease is not yet taken; see `Coordinator.lease`)."""
     losable: bool = True
     """Whether the lease can be lost while held (False: `check` need not be awaited)."""
 
@@ -90,11 +91,17 @@ class Coordinator(abc.ABC):
         """True when a request to ``endpoint`` may go now without awaiting (cheap)."""
 
     @abc.abstractmethod
-    async def wait_at_gate(self, endpoint: str, *, within: float) -> float:
+    async def wait_at_gate(self, endpoint: str, *, within: float,
+                           lease: Lease | None = None) -> float:
         """Wait until ``endpoint`` may be called; returns the seconds waited.
+
+        ``lease`` is the write lease the request will be sent under: a shared coordinator
+        may confirm it (or take it, if deferred) in the same round trip as the gate, so
+        that the `Lease.check` the engine makes right after needs none.
 
         Raises:
             RateLimitError: the window stays closed longer than ``within`` seconds.
+            LeaseLostError: ``lease`` is no longer held (nothing may be sent under it).
         """
 
     @abc.abstractmethod
@@ -110,7 +117,9 @@ class Coordinator(abc.ABC):
     # ---------------------------------------------------------------- write leases
 
     @abc.abstractmethod
-    def lease(self, key: str, *, wait: float) -> AbstractAsyncContextManager[Lease]:
+    def lease(
+        self, key: str, *, wait: float, deferred: bool = False
+    ) -> AbstractAsyncContextManager[Lease]:
         """Hold the lease on ``key`` for the ``async with`` block.
 
         Waits its turn behind other holders, at most ``wait`` seconds.
@@ -118,6 +127,12 @@ class Coordinator(abc.ABC):
         Args:
             key: what the lease guards: an account, a pool name, the IPAM account.
             wait: the most seconds to wait for it (what is left of the call's deadline).
+            deferred: the holder sends every request under it through the engine (so each
+                passes `wait_at_gate` and `Lease.check` first) and needs its token only
+                afterwards: a shared coordinator may then take it together with the first
+                request's gate check (one round trip for both), the block entering once
+                the holders before it in this process are done. Until then its token is
+                0; `Lease.check` takes it at once.
 
         Raises:
             RequestTimeoutError: the lease was not obtained within ``wait`` (nothing sent).

@@ -139,8 +139,11 @@ class MemoryCoordinator(Coordinator):
             return True
         return self.pacer.try_start(endpoint)
 
-    async def wait_at_gate(self, endpoint: str, *, within: float) -> float:
+    async def wait_at_gate(self, endpoint: str, *, within: float,
+                           lease: Lease | None = None) -> float:
         """Wait for ``endpoint``'s pace to let a request start, within ``within`` seconds.
+
+        ``lease`` is not needed: a lease held in one process cannot be lost.
 
         Waiters wake when the wait is over or when a reply brings news of the endpoint.
 
@@ -159,8 +162,11 @@ class MemoryCoordinator(Coordinator):
 
     # ---------------------------------------------------------------- leases
 
-    def lease(self, key: str, *, wait: float) -> AbstractAsyncContextManager[Lease]:
-        """Hold ``key`` for the block, waiting (at most ``wait`` s) behind other holders."""
+    def lease(
+        self, key: str, *, wait: float, deferred: bool = False
+    ) -> AbstractAsyncContextManager[Lease]:
+        """Hold ``key`` for the block, waiting (at most ``wait`` s) behind other holders
+        (taken on entry, ``deferred`` or not: no round trip to save)."""
         return _MemoryLease(self, key, wait)
 
     def try_lease(self, key: str) -> Lease | None:

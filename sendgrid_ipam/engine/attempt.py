@@ -264,7 +264,8 @@ class Attempt:
         remaining = self.deadline - engine.clock()
         if not engine.coordinator.gate_open(self.endpoint):
             waited = await engine.coordinator.wait_at_gate(
-                self.endpoint, within=min(remaining, self.policy.max_rate_limit_wait))
+                self.endpoint, within=min(remaining, self.policy.max_rate_limit_wait),
+                lease=self.lease)  # confirmed (or taken) with the gate: a shared coordinator
             remaining -= waited
             if self.call is not None:
                 self.call.waited("gate", waited)

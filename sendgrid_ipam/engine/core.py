@@ -104,13 +104,16 @@ class Engine(EngineState):
             if lease is not None:  # a write whose checks need it alone on its key
                 held = self.coordinator.try_lease(lease)  # uncontended: no await
                 if held is None:
-                    holding = self.coordinator.lease(lease, wait=deadline - self.clock())
+                    # Deferred: taken with the first request's gate check (one round trip)
+                    holding = self.coordinator.lease(
+                        lease, wait=deadline - self.clock(),
+                        deferred=reconciler is None or not reconciler.needs_token)
                     held = await self._wait_for_lease(op, holding, call)
                     attempt.capped = True  # time has passed: the deadline may cut the attempt
                 if held.losable:
                     attempt.lease = held  # checked before each send (fencing)
                 if trace is not None:
-                    trace.lease_token = held.token
+                    trace.lease_token = held.token or None
             if reconciler is not None and reconciler.prepares:
                 await self._prepare(op, reconciler, held, deadline)
                 attempt.capped = True  # likewise after the marker read
@@ -132,6 +135,8 @@ class Engine(EngineState):
             raise
         finally:
             if holding is not None:
+                if trace is not None and held is not None:
+                    trace.lease_token = held.token or None  # (a deferred one's, once taken)
                 await holding.__aexit__(None, None, None)
             elif held is not None:
                 held.release_now()

@@ -62,6 +62,10 @@ class Reconciler(Protocol):
 
     prepares: bool
 
+    @property
+    def needs_token(self) -> bool:
+        """Whether `prepare` uses the lease's token (else the lease may be deferred)."""
+
     async def prepare(self, lease_token: int | None) -> None:
         """Note what is needed to recognise the write's effect later (before attempt 1).
 

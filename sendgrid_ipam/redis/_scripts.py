@@ -12,45 +12,89 @@ with another host's).
 
 from __future__ import annotations
 
-__all__ = ["ACQUIRE", "CLOSE", "CONFIRM", "GATE", "RELEASE", "SETTLE"]
+__all__ = ["ACQUIRE", "CLOSE", "CONFIRM", "GATE", "HOLD", "RELEASE", "SETTLE", "TAKE",
+           "with_lease"]
 
 # Take KEY if it is free and no other coordinator has been waiting for it: a new token.
-# KEYS: lease, token, want. ARGV: ttl ms, this coordinator's id, how long a want lasts (ms),
-# the holding's nonce.
 # Returns {1, token}, or {0, ms the holder has left (0: free, but another waiter's turn)}.
 # The "want" mark gives the key to a waiting coordinator before the releasing one's next
 # local waiter, so processes take turns instead of the busiest one keeping the key.
-ACQUIRE = """
-local holder = redis.call('GET', KEYS[1])
-local wanting = redis.call('GET', KEYS[3])
-if holder then
-  if not wanting then
-    redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
-  elseif wanting == ARGV[2] then
-    redis.call('PEXPIRE', KEYS[3], ARGV[3])
+# Whether NONCE still holds it; if so its TTL starts again (check and renewal): 1 or 0.
+_LEASE_FUNCTIONS = """
+local function acquire(lease, token, want, ttl, id, want_ms, nonce)
+  local holder = redis.call('GET', lease)
+  local wanting = redis.call('GET', want)
+  if holder then
+    if not wanting then
+      redis.call('SET', want, id, 'PX', want_ms)
+    elseif wanting == id then
+      redis.call('PEXPIRE', want, want_ms)
+    end
+    return {0, math.max(redis.call('PTTL', lease), 1)}
   end
-  return {0, math.max(redis.call('PTTL', KEYS[1]), 1)}
+  if wanting and wanting ~= id then
+    return {0, 0}
+  end
+  if wanting then
+    redis.call('DEL', want)
+  end
+  local taken = redis.call('INCR', token)
+  redis.call('SET', lease, nonce, 'PX', ttl)
+  return {1, taken}
 end
-if wanting and wanting ~= ARGV[2] then
-  return {0, 0}
+
+local function confirm(lease, nonce, ttl)
+  if redis.call('GET', lease) == nonce then
+    redis.call('PEXPIRE', lease, ttl)
+    return 1
+  end
+  return 0
 end
-if wanting then
-  redis.call('DEL', KEYS[3])
-end
-local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[1])
-return {1, token}
 """
 
-# Whether NONCE still holds the lease; if so its TTL starts again (check and renewal).
-# KEYS: lease. ARGV: nonce, ttl ms. Returns 1 (held) or 0 (lost).
-CONFIRM = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
+# KEYS: lease, token, want. ARGV: ttl ms, this coordinator's id, how long a want lasts (ms),
+# the holding's nonce.
+ACQUIRE = _LEASE_FUNCTIONS + """
+return acquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
+
+# KEYS: lease. ARGV: nonce, ttl ms. Returns 1 (held) or 0 (lost).
+CONFIRM = _LEASE_FUNCTIONS + """
+return confirm(KEYS[1], ARGV[1], ARGV[2])
+"""
+
+TAKE, HOLD = "1", "2"
+"""What `with_lease` does with the lease before reserving: take it, or confirm it."""
+
+
+def with_lease(reserve: str) -> str:
+    """``reserve`` (a script that reserves on an endpoint's pace: ``_pacing.RESERVE``) with a
+    write lease taken or confirmed first, in the same round trip.
+
+    The script runs whole, unchanged, inside a function, once the lease step succeeded; its
+    KEYS and ARGV are given first, and the lease's follow them: KEYS: ..., lease, token,
+    want; ARGV: ..., TAKE or HOLD, ttl ms, this coordinator's id, how long a want lasts (ms),
+    the holding's nonce. Returns {lease step (1: done), the token taken or 0, then what
+    ``reserve`` returns (nothing when the step failed)}; a failed TAKE answers, as
+    ``acquire``, the ms its holder has left (0: another waiter's turn) in place of the token.
+    """
+    return _LEASE_FUNCTIONS + "local function reserve_step()\n" + reserve + """
+end
+local k, a = #KEYS, #ARGV
+local lease, nonce, ttl = KEYS[k - 2], ARGV[a], ARGV[a - 3]
+local step
+if ARGV[a - 4] == '1' then
+  step = acquire(lease, KEYS[k - 1], KEYS[k], ttl, ARGV[a - 2], ARGV[a - 1], nonce)
+else
+  step = {confirm(lease, nonce, ttl), 0}
+end
+if step[1] == 0 then return step end
+local reserved = reserve_step()
+table.insert(reserved, 1, step[2])
+table.insert(reserved, 1, 1)
+return reserved
+"""
+
 
 # Free the lease, only if NONCE still holds it. KEYS: lease. ARGV: nonce. Returns 1 or 0.
 RELEASE = """

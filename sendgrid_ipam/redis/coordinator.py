@@ -73,28 +73,39 @@ _LAST_POLL = 0.025
 _WANT_MS = 100  # a want mark outlives a waiter that gave up by at most this long
 
 # Why RESERVE says to wait (see _pacing.py), and one reason of our own.
-_GO, _HELD, _SPENT, _PROBE, _HELD_HERE = 0, 1, 2, 3, 4
+_GO, _HELD, _SPENT, _PROBE, _HELD_HERE, _LEASE = 0, 1, 2, 3, 4, 5  # _LEASE: its holder
 _UNCHANGED = 1  # what LEARN answers when the reply changed nothing
 
 # The task's last reservation on a shared pace: (endpoint, the pace's generation, ticket).
 _TICKET: contextvars.ContextVar[tuple[str, int, int] | None] = contextvars.ContextVar(
     "sendgrid_ipam_redis_pace_ticket", default=None)
 
+# The deferred write lease the task holds and has not taken in Redis yet: its next request's
+# gate check takes it (a write's marker read, say, made through another call of the engine).
+_PENDING: contextvars.ContextVar[_RedisLease | None] = contextvars.ContextVar(
+    "sendgrid_ipam_redis_pending_lease", default=None)
+
 
 class _RedisLease(Lease):
     """A lease held in Redis; also the ``async with`` that takes and releases it."""
 
     __slots__ = (
-        "coordinator", "entered", "held", "key", "nonce", "queued", "renewer", "token", "wait",
+        "coordinator", "deadline", "deferred", "entered", "fresh", "held", "key", "nonce",
+        "pending", "queued", "renewer", "token", "wait",
     )
 
-    def __init__(self, coordinator: RedisCoordinator, key: str, wait: float) -> None:
+    def __init__(self, coordinator: RedisCoordinator, key: str, wait: float,
+                 deferred: bool) -> None:
         self.coordinator = coordinator
         self.key = key
         self.wait = wait
+        self.deferred = deferred
+        self.deadline = 0.0  # (loop time) by when it must be taken; set on entry
         self.token = 0
         self.nonce = uuid.uuid4().hex  # what Redis holds for this holding
         self.held = False  # as far as this process knows
+        self.pending = False  # deferred: entered, to be taken with the first gate check
+        self.fresh = False  # confirmed by Redis in the current step of the task
         self.queued = False  # counted among this process's users of the key
         self.entered = False  # at the head of this process's queue for the key
         self.renewer: asyncio.Task[None] | None = None
@@ -104,26 +115,47 @@ class _RedisLease(Lease):
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.coordinator._give_back(self)
+        self.coordinator._give_back(self)
 
     async def check(self) -> None:
-        """Confirm with Redis that this holding is still the current one (one round trip;
-        it also renews the TTL).
+        """Confirm with Redis that this holding is still the current one (one round trip,
+        which also renews the TTL; none when the gate check just before confirmed it).
+
+        A deferred lease not yet taken is taken here (waiting its turn, within ``wait``).
 
         Raises:
             LeaseLostError: the lease was released, ran out, or was taken by another holder.
             CoordinatorUnavailableError: Redis could not confirm it (a `LeaseLostError` too).
+            RequestTimeoutError: a deferred lease was not obtained in time.
         """
+        if self.pending:
+            await self.coordinator._take_remote(self)
+            return
         if self.held:
+            if self.fresh:  # nothing ran in this task since Redis confirmed it
+                return
             if await self.coordinator._confirm(self, "confirming a write lease"):
                 return
             self.held = False
-        raise LeaseLostError(
+        raise self.lost()
+
+    def lost(self) -> LeaseLostError:
+        """The error for a holder that finds this lease gone."""
+        return LeaseLostError(
             f"the write lease on {self.key!r} (token {self.token}) is no longer held: "
             "released, expired, or taken over by another holder; nothing was sent")
 
+    def confirmed(self) -> None:
+        """Redis has just confirmed (or granted) this holding: `check` needs no round trip
+        until this task yields to the event loop (then the callback below has run)."""
+        self.fresh = True
+        asyncio.get_running_loop().call_soon(self._stale)
+
+    def _stale(self) -> None:
+        self.fresh = False
+
     def __repr__(self) -> str:
-        state = "held" if self.held else "not held"
+        state = "held" if self.held else "to be taken" if self.pending else "not held"
         return f"<redis lease {self.key!r} token={self.token} {state}>"
 
 
@@ -222,6 +254,7 @@ class RedisCoordinator(Coordinator):
         self._news: dict[str, asyncio.Future[None]] = {}  # wakes this process's waiters
         self._tasks: set[asyncio.Task[Any]] = set()  # releases and closures under way
         self._renewers: set[asyncio.Task[None]] = set()
+        self._releases: dict[str, asyncio.Task[None]] = {}  # each key's release under way
         self._budget_key = f"{namespace}:budget"
         register = client.register_script
         self._acquire = register(_scripts.ACQUIRE)
@@ -229,6 +262,7 @@ class RedisCoordinator(Coordinator):
         self._release = register(_scripts.RELEASE)
         self._generations_key = f"{namespace}:pace-generations"
         self._reserve_script = register(_pacing.RESERVE)
+        self._reserve_lease_script = register(_scripts.with_lease(_pacing.RESERVE))
         self._learn = register(_pacing.LEARN)
         self._settle = register(_scripts.SETTLE)
 
@@ -264,18 +298,35 @@ class RedisCoordinator(Coordinator):
         """Always False: only Redis knows, so the engine awaits `wait_at_gate`."""
         return False
 
-    async def wait_at_gate(self, endpoint: str, *, within: float) -> float:
+    async def wait_at_gate(self, endpoint: str, *, within: float,
+                           lease: Lease | None = None) -> float:
         """Wait until ``endpoint``'s shared pace lets a request start, and count it there
         (one round trip when it may start, which also tops up the retry budget's reserve).
+
+        With ``lease`` (the write lease the request goes under), the same round trip
+        confirms the lease, or takes it if it is deferred and not yet taken; `Lease.check`
+        right after costs nothing. A read made under a deferred lease not yet taken (a
+        write's marker read, in the same task) takes it likewise.
 
         A hold this process learned itself (a 429, ``Remaining: 0``) is waited out without
         asking Redis; so is this process's news of the endpoint still on its way there.
 
         Raises:
             RateLimitError: the endpoint stays held longer than ``within`` seconds.
+            LeaseLostError: ``lease`` is no longer held (nothing may be sent under it).
+            RequestTimeoutError: a deferred lease was not obtained within its ``wait``.
             CoordinatorUnavailableError: Redis cannot be reached (not for a read when
-                ``reads_without_redis``: it then honours only this process's holds).
+                ``reads_without_redis``, unless it has a lease to take: it then honours
+                only this process's holds).
         """
+        mine = _PENDING.get() if lease is None else lease
+        if not isinstance(mine, _RedisLease) or mine.coordinator is not self:
+            mine = None
+        elif not mine.pending:
+            if lease is None:
+                mine = None  # a read under a lease already taken: nothing to confirm
+            elif not mine.held:
+                raise mine.lost()
         loop = asyncio.get_running_loop()
         started = loop.time()
         waited = 0.0  # (no wait at all is exactly 0, not a round trip's time)
@@ -288,7 +339,15 @@ class RedisCoordinator(Coordinator):
                 learning = self._learning.get(endpoint)
                 if learning is not None:
                     await asyncio.wait((learning,))  # our own news first (never raises)
-                delay, why = await self._reserve_or_degrade(endpoint)
+                delay, why = await self._reserve_or_degrade(endpoint, mine)
+            if why == _LEASE:  # another holder has it (in this process: its release)
+                assert mine is not None
+                left = mine.deadline - loop.time()
+                if left <= 0:
+                    raise _timed_out(mine.key)
+                await asyncio.sleep(min(poll, left, delay or poll))
+                poll = min(poll * 2, _LAST_POLL)
+                continue
             if delay <= 0:
                 return waited
             if delay > within - waited:
@@ -304,12 +363,17 @@ class RedisCoordinator(Coordinator):
             await self._news_or(endpoint, delay)
             waited = loop.time() - started
 
-    async def _reserve_or_degrade(self, endpoint: str) -> tuple[float, int]:
+    async def _reserve_or_degrade(self, endpoint: str,
+                                  lease: _RedisLease | None) -> tuple[float, int]:
         try:
+            if lease is not None:
+                return await self._reserve_leased(endpoint, lease)
             reserved = await self._reserve(endpoint)
         except FAILURES as exc:
-            if not (self.reads_without_redis and _is_read(endpoint)):
-                raise unavailable(self.server, exc, "checking the rate-limit gate") from None
+            if lease is not None or not (self.reads_without_redis and _is_read(endpoint)):
+                doing = ("checking the rate-limit gate" if lease is None else
+                         "taking a write lease" if lease.pending else "confirming a write lease")
+                raise unavailable(self.server, exc, doing) from None
             if not self._degraded:
                 self._degraded = True
                 logger.warning("Redis at %s is unavailable (%s): reads go without the "
@@ -319,17 +383,59 @@ class RedisCoordinator(Coordinator):
         self._degraded = False
         return reserved
 
+    async def _reserve_leased(self, endpoint: str, lease: _RedisLease) -> tuple[float, int]:
+        """`_reserve` with ``lease`` taken (if pending) or confirmed first, in one script.
+        Returns (the holder's seconds left, `_LEASE`) when the lease is not free yet.
+
+        Raises:
+            LeaseLostError: the lease held no longer (nothing reserved).
+        """
+        taking = lease.pending
+        if taking:
+            releasing = self._releases.get(lease.key)
+            if releasing is not None:  # this process's last holding: its release goes first
+                await asyncio.wait((releasing,))
+        budget = self.budget
+        credit, want = budget.credit, budget.wanted()
+        try:
+            reply = await self._reserve_lease_script(
+                keys=[self._key("pace", endpoint), self._budget_key,
+                      *self._lease_keys(lease.key)],
+                args=[*_pacing.reserve_args(self.rules, credit, want, budget.capacity),
+                      _scripts.TAKE if taking else _scripts.HOLD, self._ttl_ms, self._id,
+                      _WANT_MS, lease.nonce])
+        except BaseException:
+            if taking:  # the script may have taken it: free it now rather than at its TTL
+                self._spawn(self._release_remote(lease.key, lease.nonce, quiet=True))
+            raise
+        if not int(reply[0]):  # the lease step failed: nothing reserved
+            if taking:
+                return int(reply[1]) / 1000.0, _LEASE
+            lease.held = False
+            raise lease.lost()
+        if taking:
+            lease.token = int(reply[1])
+            self._hold(lease)
+        lease.confirmed()
+        return self._reserved(endpoint, reply[2:], credit, want)
+
     async def _reserve(self, endpoint: str) -> tuple[float, int]:
         """Reserve on ``endpoint``'s shared pace; settles the budget on the way.
         Returns the delay (0: reserved) and why it waits."""
         budget = self.budget
         credit, want = budget.credit, budget.wanted()
-        delay, why, ticket, generation, reserved, shared = await self._reserve_script(
+        reply = await self._reserve_script(
             keys=[self._key("pace", endpoint), self._budget_key],
             args=_pacing.reserve_args(self.rules, credit, want, budget.capacity),
         )
+        return self._reserved(endpoint, reply, credit, want)
+
+    def _reserved(self, endpoint: str, reply: list[Any], credit: float,
+                  want: int) -> tuple[float, int]:
+        """What RESERVE answered: the budget settled, the ticket noted; (delay, why)."""
+        delay, why, ticket, generation, reserved, shared = reply
         if credit or want:
-            budget.settled(credit, int(reserved), float(shared) if shared else None)
+            self.budget.settled(credit, int(reserved), float(shared) if shared else None)
         wait = float(delay)
         if wait <= 0:
             _TICKET.set((endpoint, int(generation), int(ticket)) if int(generation) else None)
@@ -413,17 +519,25 @@ class RedisCoordinator(Coordinator):
 
     # ---------------------------------------------------------------- leases
 
-    def lease(self, key: str, *, wait: float) -> AbstractAsyncContextManager[Lease]:
+    def lease(self, key: str, *, wait: float,
+              deferred: bool = False) -> AbstractAsyncContextManager[Lease]:
         """Hold ``key`` across every process for the block, waiting at most ``wait`` s.
+
+        ``deferred``: the block enters once this process's earlier holders of ``key`` are
+        done, and the lease is taken in Redis by the block's first gate check, in the same
+        round trip as its reservation (its token is 0 until then).
 
         Raises:
             RequestTimeoutError: not obtained within ``wait`` (nothing sent).
             CoordinatorUnavailableError: Redis cannot be reached (nothing sent).
         """
-        return _RedisLease(self, key, wait)
+        return _RedisLease(self, key, wait, deferred)
 
     def _key(self, kind: str, key: str) -> str:
         return f"{self.namespace}:{kind}:{key}"
+
+    def _lease_keys(self, key: str) -> list[str]:
+        return [self._key("lease", key), self._key("token", key), self._key("want", key)]
 
     async def _take(self, lease: _RedisLease) -> None:
         key = lease.key
@@ -432,25 +546,40 @@ class RedisCoordinator(Coordinator):
             queue = self._queues[key] = _Queue()
         queue.users += 1
         lease.queued = True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(lease.wait, 0.0)
+        lease.deadline = asyncio.get_running_loop().time() + max(lease.wait, 0.0)
         try:
             try:
-                async with asyncio.timeout_at(deadline):
+                async with asyncio.timeout_at(lease.deadline):
                     await queue.lock.acquire()
             except TimeoutError:
                 raise _timed_out(key) from None
             lease.entered = True
-            try:
-                lease.token = await self._acquire_remote(key, lease.nonce, deadline)
-            except BaseException:
-                # Cancelled, or Redis failed, after the script may have taken the key: free
-                # it now rather than when its TTL runs out (nothing happens if it was not).
-                self._spawn(self._release_remote(key, lease.nonce, quiet=True))
-                raise
+            if lease.deferred:
+                lease.pending = True
+                _PENDING.set(lease)  # this task's requests take it (see wait_at_gate)
+                return
+            await self._take_remote(lease)
         except BaseException:
             self._leave(lease)
             raise
+
+    async def _take_remote(self, lease: _RedisLease) -> None:
+        """Take ``lease`` in Redis now, waiting for its holder (until its deadline)."""
+        releasing = self._releases.get(lease.key)
+        if releasing is not None:  # this process's last holding: its release goes first
+            await asyncio.wait((releasing,))
+        try:
+            lease.token = await self._acquire_remote(lease.key, lease.nonce, lease.deadline)
+        except BaseException:
+            # Cancelled, or Redis failed, after the script may have taken the key: free
+            # it now rather than when its TTL runs out (nothing happens if it was not).
+            self._spawn(self._release_remote(lease.key, lease.nonce, quiet=True))
+            raise
+        self._hold(lease)
+
+    def _hold(self, lease: _RedisLease) -> None:
+        """``lease`` was taken in Redis: renew it while held."""
+        lease.pending = False
         lease.held = True
         lease.renewer = renewer = asyncio.get_running_loop().create_task(self._renew(lease))
         self._renewers.add(renewer)
@@ -458,7 +587,7 @@ class RedisCoordinator(Coordinator):
 
     async def _acquire_remote(self, key: str, nonce: str, deadline: float) -> int:
         loop = asyncio.get_running_loop()
-        keys = [self._key("lease", key), self._key("token", key), self._key("want", key)]
+        keys = self._lease_keys(key)
         args: list[int | str] = [self._ttl_ms, self._id, _WANT_MS, nonce]
         poll = _FIRST_POLL
         while True:
@@ -495,20 +624,31 @@ class RedisCoordinator(Coordinator):
             except LeaseLostError as exc:  # Redis unavailable: the next check will say so
                 logger.warning("%s", exc, extra={"sendgrid_ipam_event": "coordinator_unavailable"})
 
-    async def _give_back(self, lease: _RedisLease) -> None:
-        """Release in Redis (if still held) and hand on to this process's next waiter.
+    def _give_back(self, lease: _RedisLease) -> None:
+        """Release in Redis (if held) and hand on to this process's next waiter.
 
-        Never raises for Redis: a release that cannot reach it lets the TTL free the key.
-        The release runs on even if the holder is cancelled meanwhile."""
+        The release goes in the background: the holder does not wait for it (`aclose` does,
+        and this process's next holder of the key). A release that cannot reach Redis lets
+        the TTL free the key; it runs on even if the holder is cancelled."""
         if lease.renewer is not None:
             lease.renewer.cancel()
             lease.renewer = None
+        lease.pending = lease.fresh = False
+        if _PENDING.get() is lease:
+            _PENDING.set(None)
         try:
             if lease.held:
                 lease.held = False
-                await asyncio.shield(self._spawn(self._release_remote(lease.key, lease.nonce)))
+                key = lease.key
+                self._releases[key] = releasing = self._spawn(
+                    self._release_remote(key, lease.nonce))
+                releasing.add_done_callback(lambda done: self._released(key, done))
         finally:
             self._leave(lease)
+
+    def _released(self, key: str, task: asyncio.Task[None]) -> None:
+        if self._releases.get(key) is task:
+            del self._releases[key]
 
     async def _release_remote(self, key: str, nonce: str, *, quiet: bool = False) -> None:
         try:
