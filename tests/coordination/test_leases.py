@@ -7,16 +7,28 @@ import asyncio
 import pytest
 
 from sendgrid_ipam import RequestTimeoutError
-from sendgrid_ipam.coordination import Coordinator, LeaseLostError
+from sendgrid_ipam.coordination import Coordinator, Lease, LeaseLostError
 
 
-async def test_one_holder_at_a_time_in_arrival_order(coordinator: Coordinator) -> None:
+async def _request(coordinator: Coordinator, lease: Lease, endpoint: str = "AddAccountIps") -> None:
+    """What the engine does before each request sent under ``lease``: the gate, then the
+    lease's check."""
+    if not (coordinator.quiet or coordinator.gate_open(endpoint)):
+        await coordinator.wait_at_gate(endpoint, within=1.0, lease=lease)
+    await lease.check()
+
+
+@pytest.mark.parametrize("deferred", [False, True])
+async def test_one_holder_at_a_time_in_arrival_order(
+    coordinator: Coordinator, deferred: bool
+) -> None:
     order: list[int] = []
     inside = 0
 
     async def writer(n: int) -> None:
         nonlocal inside
-        async with coordinator.lease("account:a", wait=5.0):
+        async with coordinator.lease("account:a", wait=5.0, deferred=deferred) as lease:
+            await _request(coordinator, lease)
             inside += 1
             assert inside == 1, "two holders of one key at once"
             order.append(n)
@@ -112,3 +124,38 @@ async def test_an_uncontended_lease_is_taken_at_once_and_still_excludes(
 async def _hold(coordinator: Coordinator, key: str) -> int:
     async with coordinator.lease(key, wait=1.0) as lease:
         return lease.token
+
+
+async def test_a_deferred_lease_is_held_from_its_first_request_and_excludes_others(
+    coordinator: Coordinator,
+) -> None:
+    async with coordinator.lease("pool:x", wait=1.0) as before:
+        pass
+    async with coordinator.lease("pool:x", wait=1.0, deferred=True) as lease:
+        await _request(coordinator, lease, "CreateIpPool")
+        assert lease.token == before.token + 1  # taken, as any holding
+        await _request(coordinator, lease, "CreateIpPool")  # a second request: still held
+        with pytest.raises(RequestTimeoutError):
+            await _write(coordinator, "pool:x", 0.02)
+    with pytest.raises(LeaseLostError):
+        await lease.check()  # released with its block
+    async with coordinator.lease("pool:x", wait=1.0, deferred=True) as after:
+        await _request(coordinator, after, "CreateIpPool")
+    assert after.token == lease.token + 1
+
+
+async def test_a_deferred_lease_checked_before_any_request_is_taken_then(
+    coordinator: Coordinator,
+) -> None:
+    async with coordinator.lease("account:a", wait=1.0, deferred=True) as lease:
+        await lease.check()
+        assert lease.token >= 1
+        with pytest.raises(RequestTimeoutError):
+            async with coordinator.lease("account:a", wait=0.02):
+                pytest.fail("entered a held lease")
+
+
+async def _write(coordinator: Coordinator, key: str, wait: float) -> None:
+    async with coordinator.lease(key, wait=wait, deferred=True) as lease:
+        await _request(coordinator, lease, "CreateIpPool")
+        pytest.fail("a second holder sent a request")

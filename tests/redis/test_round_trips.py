@@ -1,0 +1,147 @@
+"""What a write costs in Redis round trips, and that the cheaper path keeps every guarantee.
+
+A write's lease is deferred: taken by the script that reserves its first request (a marker
+read, or the write itself), confirmed by the one that reserves each later request, released
+in the background. Round trips are counted by Redis (``INFO commandstats``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+from sendgrid_ipam import RequestTimeoutError
+from sendgrid_ipam.coordination import LeaseLostError
+from sendgrid_ipam.coordination.base import CoordinatorUnavailableError
+from tests.redis.server import coordinator
+
+if TYPE_CHECKING:
+    from sendgrid_ipam.redis import RedisCoordinator
+    from sendgrid_ipam.redis._local import LocalRedis as RedisServer
+
+Make = Callable[..., "RedisCoordinator"]
+
+
+@pytest.fixture
+def make(redis_server: RedisServer, namespace: str, coordinators: list[object]) -> Make:
+    def build(**options: object) -> RedisCoordinator:
+        made = coordinator(redis_server.url, **{"namespace": namespace, **options})
+        coordinators.append(made)
+        return made
+
+    return build
+
+
+async def _scripts_run(process: RedisCoordinator) -> int:
+    """Scripts Redis ran (a script's first EVALSHA, answered NOSCRIPT, counts as failed)."""
+    stats = await process.client.info("commandstats")
+    return sum(int(stats[name]["calls"]) - int(stats[name].get("failed_calls", 0))
+               for name in ("cmdstat_evalsha", "cmdstat_eval") if name in stats)
+
+
+async def _counted(process: RedisCoordinator, before: int) -> int:
+    """Scripts run since ``before`` (the INFO itself is not a script)."""
+    return await _scripts_run(process) - before
+
+
+async def test_each_request_of_a_write_awaits_one_script_and_the_release_none(
+    make: Make,
+) -> None:
+    process = make()
+    start = await _scripts_run(process)
+    async with process.lease("account:a", wait=1.0, deferred=True) as lease:
+        assert await _counted(process, start) == 0  # entering asks Redis nothing
+        assert lease.token == 0
+        # The marker read, in the same task, takes the lease with its reservation.
+        assert await process.wait_at_gate("ListAccountIps", within=1.0) == 0.0
+        assert lease.token >= 1
+        assert await _counted(process, start) == 1
+        # The write: its reservation confirms the lease; the check right after is free.
+        await process.wait_at_gate("AddAccountIps", within=1.0, lease=lease)
+        await lease.check()
+        assert await _counted(process, start) == 2  # (the INFO awaited after the check)
+        # Once the task has yielded, a check asks Redis again (fencing after every wait).
+        await lease.check()
+        assert await _counted(process, start) == 3
+    assert await process.client.exists(f"{process.namespace}:lease:account:a")
+    await asyncio.gather(*process._tasks)  # the release, under way in the background
+    assert not await process.client.exists(f"{process.namespace}:lease:account:a")
+    assert await _counted(process, start) == 4
+
+
+async def test_the_release_does_not_hold_the_caller_and_aclose_waits_for_it(
+    redis_server: RedisServer, namespace: str, make: Make
+) -> None:
+    process = coordinator(redis_server.url, namespace=namespace)
+    watcher = make()
+    async with process.lease("pool:x", wait=1.0, deferred=True) as lease:
+        await process.wait_at_gate("CreateIpPool", within=1.0, lease=lease)
+        await watcher.client.execute_command("CLIENT", "PAUSE", "300", "WRITE")
+        left = time.monotonic()
+    assert time.monotonic() - left < 0.1  # the block ended without waiting for Redis
+    await process.aclose()  # waits for the release
+    assert time.monotonic() - left >= 0.2
+    assert not await watcher.client.exists(f"{namespace}:lease:pool:x")
+
+
+async def test_the_next_holder_in_the_process_takes_the_key_after_the_release(
+    make: Make,
+) -> None:
+    process = make()
+    start = await _scripts_run(process)
+    tokens: list[int] = []
+
+    async def write() -> None:
+        async with process.lease("account:a", wait=1.0, deferred=True) as lease:
+            await process.wait_at_gate("AddAccountIps", within=1.0, lease=lease)
+            await lease.check()
+            tokens.append(lease.token)
+
+    await asyncio.gather(write(), write(), write())
+    await asyncio.gather(*process._tasks)
+    assert tokens == [tokens[0], tokens[0] + 1, tokens[0] + 2]
+    assert await _counted(process, start) == 6  # a take and a release each, no retry
+
+
+async def test_a_deferred_lease_waits_for_another_process_and_fences_it(make: Make) -> None:
+    first, second = make(), make()
+    async with first.lease("account:a", wait=1.0, deferred=True) as held:
+        await first.wait_at_gate("AddAccountIps", within=1.0, lease=held)
+        async with second.lease("account:a", wait=0.05, deferred=True) as late:
+            with pytest.raises(RequestTimeoutError) as caught:
+                await second.wait_at_gate("AddAccountIps", within=1.0, lease=late)
+            assert caught.value.request_sent is False
+        async with second.lease("account:a", wait=2.0, deferred=True) as waiting:
+            turn = asyncio.ensure_future(
+                second.wait_at_gate("AddAccountIps", within=1.0, lease=waiting))
+            await asyncio.sleep(0.05)
+            assert not turn.done()  # first holds it
+            await held.check()
+            # first's holding ends in Redis (it paused past its TTL, say): second takes it
+            await first.client.delete(f"{first.namespace}:lease:account:a")
+            await turn
+            assert waiting.token == held.token + 1
+            with pytest.raises(LeaseLostError):  # first learns before its next request
+                await first.wait_at_gate("AddAccountIps", within=1.0, lease=held)
+            with pytest.raises(LeaseLostError):
+                await held.check()
+
+
+async def test_a_read_under_a_lease_to_take_fails_closed_without_redis(
+    own_redis: RedisServer, namespace: str
+) -> None:
+    process = coordinator(own_redis.url, namespace=namespace, timeout=0.5,
+                          reads_without_redis=True)
+    try:
+        own_redis.stop()
+        assert await process.wait_at_gate("ListAccountIps", within=1.0) == 0.0  # a plain read
+        async with process.lease("account:a", wait=1.0, deferred=True) as lease:
+            with pytest.raises(CoordinatorUnavailableError, match="taking a write lease"):
+                await process.wait_at_gate("ListAccountIps", within=1.0)  # a marker read
+            assert lease.token == 0
+    finally:
+        await process.aclose()
