@@ -7,10 +7,17 @@ happy path:
 - a read: **one** round trip, the reservation on its endpoint's shared pace (plus the retry
   budget's top-up when one is due, in the same script); while the endpoint is paced (a reply
   said few requests remain, or a 429), each reply's news is one more, in the background;
-- a write that holds a lease (add IPs, create a pool, add an IPAM IP): take the lease (1),
-  the reservation of its reconciler's read and of the write (1 each), the lease check before
-  the write is sent (1), release (1). A lease's TTL is renewed by each check and by a
-  background task every third of the TTL while it is held.
+- a write that holds a lease (add IPs, create a pool, add an IPAM IP): **one** round trip
+  before each of its requests too. The engine asks for a *deferred* lease: entering it only
+  queues behind this process's earlier holders of the key, and the script that reserves the
+  write's first request (``_scripts.with_lease`` around ``_pacing.RESERVE``) takes the lease
+  in Redis as well (the marker read of add IPs, in the same task, finds it in a context
+  variable); the script of each later request (the POST after the marker read, a retry)
+  confirms the lease as it reserves, so the check the engine makes right after is local.
+  The release is one more script, sent in the background: the call does not wait for it
+  (`aclose` does, and so does this process's next holder of the key). ``pools.create``:
+  2 scripts in all, 1 awaited; ``add_ips``: 3, 2 awaited (one per request). A lease's TTL
+  is renewed by each confirmation and by a background task every third of the TTL.
 
 Pacing is `MemoryCoordinator`'s (see `sendgrid_ipam.ratelimit`), with each endpoint's
 `PaceState` kept in Redis and stepped by Lua ports of ``reserve`` and ``learn``: a 429 or
@@ -22,12 +29,16 @@ travel from a request's reservation to its reply in a context variable, as in
 its own news; a process waiting for another's probe asks Redis again every few ms.
 
 Fencing: a lease's token grows by one per holding of its key (``INCR``); Redis keeps a random
-nonce of the holding as the lease's value, and `Lease.check` confirms with Redis that this
-holding is still the current one before every write the engine sends. A
-holder that paused past its TTL, or whose Redis failed over without the key, finds out there
-and sends nothing (`LeaseLostError`). When Redis cannot be reached, a write cannot take or
+nonce of the holding as the lease's value, and before every write the engine sends, Redis
+confirms that this holding is still the current one: in the script that reserves the
+request, right before it goes out (`Lease.check` then trusts that confirmation only until
+the task next yields to the event loop; after any wait it asks Redis again). A holder that
+paused past its TTL, or whose Redis failed over without the key, finds out there and sends
+nothing (`LeaseLostError`). When Redis cannot be reached, a write cannot take or
 confirm its lease and is not sent (`CoordinatorUnavailableError`); a read is not sent either,
-unless ``reads_without_redis`` lets it go with the holds this process saw itself.
+unless ``reads_without_redis`` lets it go with the holds this process saw itself (never a
+read that would take a write's lease). A release that cannot reach Redis only delays the
+next holder until the TTL frees the key.
 
 Waiting for a lease: within a process, first come first served (one local queue per key, so
 only its head polls Redis); across processes, the head polls with backoff (2 to 25 ms, or
@@ -347,6 +358,7 @@ class RedisCoordinator(Coordinator):
                     raise _timed_out(mine.key)
                 await asyncio.sleep(min(poll, left, delay or poll))
                 poll = min(poll * 2, _LAST_POLL)
+                waited = loop.time() - started  # (the call's deadline counts it too)
                 continue
             if delay <= 0:
                 return waited

@@ -145,3 +145,25 @@ async def test_a_read_under_a_lease_to_take_fails_closed_without_redis(
             assert lease.token == 0
     finally:
         await process.aclose()
+
+
+async def test_add_ips_awaits_one_script_per_request(make: Make) -> None:
+    from benchmarks.bench_redis import _Awaited
+    from sendgrid_ipam import SendGridIPAM
+    from sendgrid_ipam.testing import FakeSendGrid
+
+    process = make()
+    awaited = _Awaited(process)
+    async with FakeSendGrid(api_key="SG.trips", accounts=["acct-1"]) as fake, \
+            SendGridIPAM("SG.trips", base_url=fake.url, coordinator=process) as sg:
+        await sg.provisioning.add_ips("acct-1", count=1, region="us")  # scripts loaded
+        await asyncio.gather(*process._tasks)  # (its release)
+        start, before = await _scripts_run(process), awaited.count
+        added = await sg.provisioning.add_ips("acct-1", count=2, region="us")
+        assert awaited.count - before == 2  # the marker read's (takes the lease), the POST's
+        await asyncio.gather(*process._tasks)
+        assert await _counted(process, start) == 3  # and the release, in the background
+        assert fake.count("ListAccountIps") == 2
+        assert fake.count("AddAccountIps") == 2
+    assert len(added.ips) == 2
+    assert not await process.client.exists(f"{process.namespace}:lease:account:acct-1")
