@@ -116,7 +116,8 @@ class _RedisLease(Lease):
         self.nonce = uuid.uuid4().hex  # what Redis holds for this holding
         self.held = False  # as far as this process knows
         self.pending = False  # deferred: entered, to be taken with the first gate check
-        self.fresh = False  # confirmed by Redis in the current step of the task
+        # The task whose current step Redis confirmed the holding in (see `confirmed`).
+        self.fresh: asyncio.Task[Any] | None = None
         self.queued = False  # counted among this process's users of the key
         self.entered = False  # at the head of this process's queue for the key
         self.renewer: asyncio.Task[None] | None = None
@@ -143,8 +144,8 @@ class _RedisLease(Lease):
             await self.coordinator._take_remote(self)
             return
         if self.held:
-            if self.fresh:  # nothing ran in this task since Redis confirmed it
-                return
+            if self.fresh is not None and self.fresh is asyncio.current_task():
+                return  # confirmed in this very step of this task: nothing ran since
             if await self.coordinator._confirm(self, "confirming a write lease"):
                 return
             self.held = False
@@ -157,13 +158,14 @@ class _RedisLease(Lease):
             "released, expired, or taken over by another holder; nothing was sent")
 
     def confirmed(self) -> None:
-        """Redis has just confirmed (or granted) this holding: `check` needs no round trip
-        until this task yields to the event loop (then the callback below has run)."""
-        self.fresh = True
+        """Redis has just confirmed (or granted) this holding: `check`, in this task, needs
+        no round trip until the task yields to the event loop (the callback below runs
+        before the task can resume)."""
+        self.fresh = asyncio.current_task()
         asyncio.get_running_loop().call_soon(self._stale)
 
     def _stale(self) -> None:
-        self.fresh = False
+        self.fresh = None
 
     def __repr__(self) -> str:
         state = "held" if self.held else "to be taken" if self.pending else "not held"
@@ -645,7 +647,8 @@ class RedisCoordinator(Coordinator):
         if lease.renewer is not None:
             lease.renewer.cancel()
             lease.renewer = None
-        lease.pending = lease.fresh = False
+        lease.pending = False
+        lease.fresh = None
         if _PENDING.get() is lease:
             _PENDING.set(None)
         try:
