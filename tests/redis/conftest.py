@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.redis.server import running_server
+from tests.redis.server import coordinator, running_server
 
 if TYPE_CHECKING:
+    from sendgrid_ipam.redis import RedisCoordinator
     from sendgrid_ipam.redis._local import LocalRedis as RedisServer
+
+Make = Callable[..., "RedisCoordinator"]
+"""Makes a coordinator on the session's server, in the test's namespace (a process)."""
 
 
 @pytest.fixture(scope="session")
@@ -44,5 +48,17 @@ async def coordinators(
     """Coordinators to close at the end of the test (append to it)."""
     made: list[object] = []
     yield made
-    for coordinator in made:
-        await coordinator.aclose()  # type: ignore[attr-defined]
+    for each in made:
+        await each.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def make(redis_server: RedisServer, namespace: str, coordinators: list[object]) -> Make:
+    """Coordinators on the session's server, in the test's namespace, closed at its end."""
+
+    def build(**options: object) -> RedisCoordinator:
+        made = coordinator(redis_server.url, **{"namespace": namespace, **options})
+        coordinators.append(made)
+        return made
+
+    return build

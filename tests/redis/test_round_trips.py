@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,23 +16,13 @@ import pytest
 from sendgrid_ipam import RequestTimeoutError
 from sendgrid_ipam.coordination import LeaseLostError
 from sendgrid_ipam.coordination.base import CoordinatorUnavailableError
+from tests.redis.conftest import Make
 from tests.redis.server import coordinator
 
 if TYPE_CHECKING:
     from sendgrid_ipam.redis import RedisCoordinator
     from sendgrid_ipam.redis._local import LocalRedis as RedisServer
 
-Make = Callable[..., "RedisCoordinator"]
-
-
-@pytest.fixture
-def make(redis_server: RedisServer, namespace: str, coordinators: list[object]) -> Make:
-    def build(**options: object) -> RedisCoordinator:
-        made = coordinator(redis_server.url, **{"namespace": namespace, **options})
-        coordinators.append(made)
-        return made
-
-    return build
 
 
 async def _scripts_run(process: RedisCoordinator) -> int:
