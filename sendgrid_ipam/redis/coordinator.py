@@ -54,7 +54,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -73,7 +73,7 @@ from ..ratelimit import (
 )
 from . import _pacing, _scripts
 from ._budget import SharedRetryBudget
-from ._connection import FAILURES, connect, server_name, unavailable
+from ._connection import FAILURES, close, connect, server_name, unavailable
 
 __all__ = ["RedisCoordinator"]
 
@@ -82,6 +82,7 @@ logger: logging.Logger = logging.getLogger("sendgrid_ipam")
 _FIRST_POLL = 0.002
 _LAST_POLL = 0.025
 _WANT_MS = 100  # a want mark outlives a waiter that gave up by at most this long
+_MAX_CONNECTIONS = 100  # to Redis, per coordinator made by from_url (redis-py's default)
 
 # Why RESERVE says to wait (see _pacing.py), and one reason of our own.
 _GO, _HELD, _SPENT, _PROBE, _HELD_HERE, _LEASE = 0, 1, 2, 3, 4, 5  # _LEASE: its holder
@@ -298,7 +299,9 @@ class RedisCoordinator(Coordinator):
                 or not 0 < timeout <= 3600:
             raise ConfigurationError(
                 f"timeout must be a number of seconds from 0 to 3600, not {timeout!r}")
-        client = connect(url, timeout=timeout)
+        # Commands beyond the pool's connections wait for one (within ``timeout``) rather
+        # than fail: releases go in the background, beside the requests' own scripts.
+        client = connect(url, timeout=timeout, max_connections=_MAX_CONNECTIONS)
         return cls(client, server=server_name(url), owns_client=True, **options)
 
     def __repr__(self) -> str:
@@ -714,9 +717,7 @@ class RedisCoordinator(Coordinator):
             except FAILURES:
                 pass  # the reserve is lost to the shared balance; credits will refill it
         if self.owns_client:
-            closing: Callable[[], Awaitable[None]] = getattr(
-                self.client, "aclose", None) or self.client.close
-            await closing()
+            await close(self.client)
 
 
 def _is_read(endpoint: str) -> bool:
