@@ -8,7 +8,7 @@ at the end; or the one given with ``--redis-url``). Per call: wall time, this pr
 Redis's own CPU, and Redis round trips (scripts run: every request the coordinator makes is
 one script, counted from the server's ``INFO commandstats`` before and after), of which the
 call awaited (the rest, a lease's release, runs in the coordinator's background tasks:
-counted in this process by wrapping the coordinator's scripts), at 1 call in flight
+counted in this process by wrapping the coordinator's ``evalsha``), at 1 call in flight
 (latency) and at 64 (throughput).
 
     .venv/bin/python -m benchmarks.bench_redis    # ~15 s; needs redis-server and the redis extra
@@ -62,18 +62,16 @@ class _Awaited:
 
     def __init__(self, coordinator: Any) -> None:
         self.count = 0
-        for name, script in list(vars(coordinator).items()):
-            if type(script).__name__ == "AsyncScript":
-                setattr(coordinator, name, self._counted(coordinator, script))
+        client = coordinator.client
+        evalsha = client.evalsha  # what each of its scripts calls (not its pipelines)
 
-    def _counted(self, coordinator: Any, script: Any) -> Callable[..., Awaitable[Any]]:
-        def run(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
             current = asyncio.current_task()
             if current not in coordinator._tasks and current not in coordinator._renewers:
                 self.count += 1
-            return script(*args, **kwargs)
+            return evalsha(*args, **kwargs)
 
-        return run
+        client.evalsha = counted
 
 
 async def _measure(

@@ -59,6 +59,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from ..coordination.base import Coordinator, Lease, LeaseLostError
 from ..errors import ConfigurationError, ErrorDetail, RateLimitError, RequestTimeoutError
@@ -268,7 +269,10 @@ class RedisCoordinator(Coordinator):
         self._news: dict[str, asyncio.Future[None]] = {}  # wakes this process's waiters
         self._tasks: set[asyncio.Task[Any]] = set()  # releases and closures under way
         self._renewers: set[asyncio.Task[None]] = set()
-        self._releases: dict[str, asyncio.Task[None]] = {}  # each key's release under way
+        # Releases to send (key, nonce, done when sent), and each key's release under way.
+        self._to_release: list[tuple[str, str, asyncio.Future[None]]] = []
+        self._releases: dict[str, asyncio.Future[None]] = {}
+        self._releaser: asyncio.Task[None] | None = None
         self._budget_key = f"{namespace}:budget"
         register = client.register_script
         self._acquire = register(_scripts.ACQUIRE)
@@ -657,26 +661,53 @@ class RedisCoordinator(Coordinator):
         try:
             if lease.held:
                 lease.held = False
-                key = lease.key
-                self._releases[key] = releasing = self._spawn(
-                    self._release_remote(key, lease.nonce))
-                releasing.add_done_callback(lambda done: self._released(key, done))
+                sent = asyncio.get_running_loop().create_future()
+                self._releases[lease.key] = sent
+                self._to_release.append((lease.key, lease.nonce, sent))
+                if self._releaser is None:
+                    self._releaser = self._spawn(self._release_all())
         finally:
             self._leave(lease)
 
-    def _released(self, key: str, task: asyncio.Task[None]) -> None:
-        if self._releases.get(key) is task:
-            del self._releases[key]
+    async def _release_all(self) -> None:
+        """Send the releases given back meanwhile, many in one round trip (a pipeline):
+        under load one connection and one reply carry them all."""
+        try:
+            while self._to_release:
+                batch, self._to_release = self._to_release, []
+                try:
+                    if len(batch) == 1:
+                        await self._release_remote(batch[0][0], batch[0][1])
+                    else:
+                        await self._release_many([(key, nonce) for key, nonce, _ in batch])
+                finally:
+                    for key, _, sent in batch:
+                        sent.set_result(None)
+                        if self._releases.get(key) is sent:
+                            del self._releases[key]
+        finally:
+            self._releaser = None
+
+    async def _release_many(self, leases: list[tuple[str, str]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key, nonce in leases:
+            pipe.evalsha(self._release.sha, 1, self._key("lease", key), nonce)
+        try:
+            replies = await pipe.execute(raise_on_error=False)
+        except FAILURES as exc:
+            replies = [exc] * len(leases)
+        for (key, nonce), reply in zip(leases, replies, strict=True):
+            if isinstance(reply, NoScriptError):  # Redis restarted: the script loads again
+                await self._release_remote(key, nonce)
+            elif isinstance(reply, Exception):
+                _release_failed(key, reply)
 
     async def _release_remote(self, key: str, nonce: str, *, quiet: bool = False) -> None:
         try:
             await self._release(keys=[self._key("lease", key)], args=[nonce])
         except FAILURES as exc:
-            if quiet:
-                return
-            logger.warning("could not release the write lease on %r (%s): it frees itself "
-                           "when its TTL runs out", key, type(exc).__name__,
-                           extra={"sendgrid_ipam_event": "coordinator_unavailable"})
+            if not quiet:
+                _release_failed(key, exc)
 
     def _leave(self, lease: _RedisLease) -> None:
         """Leave this process's queue for the key (at most once: the engine exits a lease
@@ -718,6 +749,12 @@ class RedisCoordinator(Coordinator):
                 pass  # the reserve is lost to the shared balance; credits will refill it
         if self.owns_client:
             await close(self.client)
+
+
+def _release_failed(key: str, exc: BaseException) -> None:
+    logger.warning("could not release the write lease on %r (%s): it frees itself when its "
+                   "TTL runs out", key, type(exc).__name__,
+                   extra={"sendgrid_ipam_event": "coordinator_unavailable"})
 
 
 def _is_read(endpoint: str) -> bool:
