@@ -156,3 +156,34 @@ async def test_add_ips_awaits_one_script_per_request(make: Make) -> None:
         assert fake.count("AddAccountIps") == 2
     assert len(added.ips) == 2
     assert not await process.client.exists(f"{process.namespace}:lease:account:acct-1")
+
+
+async def test_releases_due_together_go_in_one_pipeline_and_all_land(make: Make) -> None:
+    process = make()
+    keys = [f"pool:{n}" for n in range(20)]
+    entered = asyncio.Event()
+
+    async def write(key: str) -> None:
+        async with process.lease(key, wait=1.0, deferred=True) as lease:
+            await process.wait_at_gate("CreateIpPool", within=1.0, lease=lease)
+            await entered.wait()  # all end at once: their releases are due together
+
+    batches: list[int] = []
+    release_many = process._release_many
+
+    async def counted(leases: list[tuple[str, str]]) -> None:
+        batches.append(len(leases))
+        await release_many(leases)
+
+    process._release_many = counted  # type: ignore[method-assign]
+    writers = asyncio.gather(*(write(key) for key in keys))
+    await asyncio.sleep(0.1)
+    entered.set()
+    await writers
+    await asyncio.gather(*process._tasks)
+    assert batches == [20]  # one pipeline (one round trip) for all of them
+    held = await process.client.exists(*(f"{process.namespace}:lease:{key}" for key in keys))
+    assert held == 0
+    again = make()  # another process takes any of them at once
+    async with again.lease("pool:7", wait=0.05, deferred=True) as lease:
+        await again.wait_at_gate("CreateIpPool", within=1.0, lease=lease)
