@@ -90,7 +90,7 @@ async def test_a_rate_limit_seen_by_one_process_holds_the_others(make: Make) -> 
     seer, other = make(), make()
     assert await other.wait_at_gate("ListIp", within=5.0) == 0.0
     seer.observe("ListIp", 429, {"Retry-After": "0.15"})
-    await asyncio.sleep(0.01)  # the closure reaches Redis in the background
+    await asyncio.gather(*seer._tasks)  # the closure reaches Redis in the background
     with pytest.raises(RateLimitError) as caught:
         await other.wait_at_gate("ListIp", within=0.05)  # closed longer than it would wait
     assert caught.value.rate_limit is not None
