@@ -14,8 +14,9 @@ happy path:
   in Redis as well (the marker read of add IPs, in the same task, finds it in a context
   variable); the script of each later request (the POST after the marker read, a retry)
   confirms the lease as it reserves, so the check the engine makes right after is local.
-  The release is one more script, sent in the background: the call does not wait for it
-  (`aclose` does, and so does this process's next holder of the key). ``pools.create``:
+  The release is one more script, sent in the background (releases due together share one
+  pipeline): the call does not wait for it (`aclose` does, and so does this process's next
+  holder of the key). ``pools.create``:
   2 scripts in all, 1 awaited; ``add_ips``: 3, 2 awaited (one per request). A lease's TTL
   is renewed by each confirmation and by a background task every third of the TTL.
 
