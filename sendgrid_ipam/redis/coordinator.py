@@ -33,7 +33,8 @@ Fencing: a lease's token grows by one per holding of its key (``INCR``); Redis k
 nonce of the holding as the lease's value, and before every write the engine sends, Redis
 confirms that this holding is still the current one: in the script that reserves the
 request, right before it goes out (`Lease.check` then trusts that confirmation only until
-the task next yields to the event loop; after any wait it asks Redis again). A holder that
+the task next yields to the event loop, and never once a TTL has passed since the script was
+sent; after any wait it asks Redis again). A holder that
 paused past its TTL, or whose Redis failed over without the key, finds out there and sends
 nothing (`LeaseLostError`). When Redis cannot be reached, a write cannot take or
 confirm its lease and is not sent (`CoordinatorUnavailableError`); a read is not sent either,
@@ -104,8 +105,8 @@ class _RedisLease(Lease):
     """A lease held in Redis; also the ``async with`` that takes and releases it."""
 
     __slots__ = (
-        "coordinator", "deadline", "deferred", "entered", "fresh", "held", "key", "nonce",
-        "pending", "queued", "renewer", "token", "wait",
+        "coordinator", "deadline", "deferred", "entered", "fresh", "fresh_until", "held", "key",
+        "nonce", "pending", "queued", "renewer", "token", "wait",
     )
 
     def __init__(self, coordinator: RedisCoordinator, key: str, wait: float,
@@ -121,6 +122,7 @@ class _RedisLease(Lease):
         self.pending = False  # deferred: entered, to be taken with the first gate check
         # The task whose current step Redis confirmed the holding in (see `confirmed`).
         self.fresh: asyncio.Task[Any] | None = None
+        self.fresh_until = 0.0  # (loop time) when that confirmation may have run out in Redis
         self.queued = False  # counted among this process's users of the key
         self.entered = False  # at the head of this process's queue for the key
         self.renewer: asyncio.Task[None] | None = None
@@ -147,7 +149,8 @@ class _RedisLease(Lease):
             await self.coordinator._take_remote(self)
             return
         if self.held:
-            if self.fresh is not None and self.fresh is asyncio.current_task():
+            if self.fresh is not None and self.fresh is asyncio.current_task() \
+                    and asyncio.get_running_loop().time() < self.fresh_until:
                 return  # confirmed in this very step of this task: nothing ran since
             if await self.coordinator._confirm(self, "confirming a write lease"):
                 return
@@ -160,12 +163,16 @@ class _RedisLease(Lease):
             f"the write lease on {self.key!r} (token {self.token}) is no longer held: "
             "released, expired, or taken over by another holder; nothing was sent")
 
-    def confirmed(self) -> None:
-        """Redis has just confirmed (or granted) this holding: `check`, in this task, needs
-        no round trip until the task yields to the event loop (the callback below runs
-        before the task can resume)."""
+    def confirmed(self, asked: float) -> None:
+        """Redis has just confirmed (or granted) this holding, in a script sent at loop time
+        ``asked``: `check`, in this task, needs no round trip until the task yields to the
+        event loop (the callback below runs before the task can resume), nor while the TTL
+        that script restarted cannot have run out (a process paused with the reply in hand
+        would otherwise send under a lease another holder may own by now)."""
+        loop = asyncio.get_running_loop()
         self.fresh = asyncio.current_task()
-        asyncio.get_running_loop().call_soon(self._stale)
+        self.fresh_until = asked + self.coordinator.lease_ttl
+        loop.call_soon(self._stale)
 
     def _stale(self) -> None:
         self.fresh = None
@@ -419,6 +426,7 @@ class RedisCoordinator(Coordinator):
                 await asyncio.wait((releasing,))
         budget = self.budget
         credit, want = budget.credit, budget.wanted()
+        asked = asyncio.get_running_loop().time()  # Redis restarts the TTL after this
         try:
             reply = await self._reserve_lease_script(
                 keys=[self._key("pace", endpoint), self._budget_key,
@@ -438,7 +446,7 @@ class RedisCoordinator(Coordinator):
         if taking:
             lease.token = int(reply[1])
             self._hold(lease)
-        lease.confirmed()
+        lease.confirmed(asked)
         return self._reserved(endpoint, reply[2:], credit, want)
 
     async def _reserve(self, endpoint: str) -> tuple[float, int]:

@@ -187,3 +187,60 @@ async def test_releases_due_together_go_in_one_pipeline_and_all_land(make: Make)
     again = make()  # another process takes any of them at once
     async with again.lease("pool:7", wait=0.05, deferred=True) as lease:
         await again.wait_at_gate("CreateIpPool", within=1.0, lease=lease)
+
+
+async def test_a_holder_paused_past_its_ttl_with_the_gates_reply_in_hand_sends_nothing(
+    redis_server: RedisServer, make: Make
+) -> None:
+    import redis
+
+    process = make(lease_ttl=0.1)
+    lease_key = f"{process.namespace}:lease:pool:x"
+    reserve = process._reserve_lease_script
+    other = redis.Redis.from_url(redis_server.url)  # another process (nothing runs here)
+
+    async def paused(**script: object) -> object:
+        reply = await reserve(**script)  # Redis confirmed the holding and restarted its TTL
+        time.sleep(0.15)  # noqa: ASYNC251 (the whole process stops, its renewer too)
+        other.set(lease_key, "another-holder", px=5000)  # its TTL ran out: taken meanwhile
+        return reply
+
+    try:
+        async with process.lease("pool:x", wait=1.0, deferred=True) as lease:
+            await process.wait_at_gate("CreateIpPool", within=1.0, lease=lease)
+            process._reserve_lease_script = paused  # type: ignore[method-assign]
+            await process.wait_at_gate("CreateIpPool", within=1.0, lease=lease)
+            with pytest.raises(LeaseLostError):  # what the engine asks right before sending
+                await lease.check()
+    finally:
+        other.delete(lease_key)
+        other.close()
+
+
+@pytest.mark.xfail(strict=True, reason="a deferred lease is waited for inside the request's "
+                   "gate, holding a connection slot (before the change: outside any slot)")
+async def test_waiting_for_a_lease_another_process_holds_takes_no_connection_slot(
+    make: Make,
+) -> None:
+    from sendgrid_ipam import SendGridIPAM
+    from sendgrid_ipam.testing import FakeSendGrid
+
+    other, process = make(), make()
+    async with FakeSendGrid(api_key="SG.slots", accounts=["acct-a", "acct-b"]) as fake, \
+            SendGridIPAM("SG.slots", base_url=fake.url, coordinator=process,
+                         max_connections=1) as sg:
+        waiting = None
+        try:
+            async with other.lease("account:acct-a", wait=1.0):
+                waiting = asyncio.ensure_future(
+                    sg.provisioning.add_ips("acct-a", count=1, region="us"))
+                await asyncio.sleep(0.05)  # it waits for acct-a's lease
+                # A write to a free account is not held up by it.
+                free = await sg.provisioning.add_ips("acct-b", count=1, region="us",
+                                                     deadline=0.3)
+                assert len(free.ips) == 1
+            assert len((await waiting).ips) == 1
+        finally:
+            if waiting is not None and not waiting.done():
+                waiting.cancel()
+                await asyncio.gather(waiting, return_exceptions=True)
