@@ -52,6 +52,11 @@ seconds on the client's clock (a reply's times are moved onto it with the reply'
     reply leaves nothing to pace by (no Remaining, no reset or one long past, and no hold), or when
     more than ``rules.pace_below`` requests remain.
 
+``unanswered(state, ticket) -> state``
+    The request of ``ticket`` ended with no news (its connection was lost): if it was the
+    probe still out (the last reservation, while ``probe_until`` is set), ``probe_until``
+    is cleared, so that the next request probes at once instead of after the timeout.
+
 So a run spends each window's budget as fast as its requests come, never more, and waits at
 the end of it for the reset: the full limit, without meeting it. Bucket-like servers, whose
 reset is always near, are paced by the same steps (each probe's reply says how many tokens
@@ -76,6 +81,7 @@ from ._text import shown
 
 __all__ = [
     "PaceRules", "PaceState", "RateLimit", "RateLimitGate", "agrees", "learn", "reserve",
+    "unanswered",
 ]
 
 _EPOCH_THRESHOLD = 1e9
@@ -383,6 +389,15 @@ def learn(
         return None
     return attrs.evolve(base, remaining=remaining, reset_at=min(reply.reset_at, latest),
                         probe_until=0.0, seen=seen, limit=reply.limit or base.limit)
+
+
+def unanswered(state: PaceState, ticket: int) -> PaceState:
+    """The pace after the request of ``ticket`` ended without news (no reply, or one
+    without rate-limit headers): if it was the probe still out, the next request probes
+    at once rather than after ``probe_until``."""
+    if state.probe_until and ticket == state.sent and ticket > state.seen:
+        return attrs.evolve(state, probe_until=0.0)
+    return state
 
 
 def read_limits(headers: Mapping[str, str], local: float) -> RateLimit:

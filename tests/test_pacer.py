@@ -9,11 +9,12 @@ import itertools
 import random
 from collections.abc import Awaitable
 
+import aiohttp
 import pytest
 
 from sendgrid_ipam import RateLimit, RateLimitError, RetryPolicy
 from sendgrid_ipam.coordination import MemoryCoordinator
-from sendgrid_ipam.ratelimit import PaceRules, PaceState, agrees, learn, reserve
+from sendgrid_ipam.ratelimit import PaceRules, PaceState, agrees, learn, reserve, unanswered
 from tests.conftest import OPS, FakeTime, RecordingResponses, make_client
 
 NOW = 1_800_000_000.0
@@ -178,6 +179,19 @@ def test_counts_that_agree_show_one_counter() -> None:
 # ---------------------------------------------------------------- the in-process pacer
 
 
+def test_an_unanswered_probe_lets_the_next_request_probe_at_once() -> None:
+    state = ok(None, reply(0, 1.0))
+    assert state is not None
+    started, state, delay = starts(state, NOW + 1.0, 3)
+    assert (started, delay) == (1, pytest.approx(RULES.probe_timeout))
+    probe = state.sent
+    assert unanswered(state, probe - 1) is state, "not the probe: its hold stands"
+    state = unanswered(state, probe)
+    started, state, _ = starts(state, NOW + 1.01, 3)
+    assert started == 1, "one new probe goes at once, and the others wait for its reply"
+    assert unanswered(state, probe) is state, "the first probe's news is stale now"
+
+
 class VirtualTime:
     """Unix time that moves only when every task is waiting: then to the earliest sleeper's
     wake-up (FakeTime moves on at each sleep, which concurrent sleepers would add up)."""
@@ -262,6 +276,30 @@ async def test_a_probes_reply_releases_the_waiters_at_once() -> None:
     assert state.remaining == 10 - 4
 
 
+async def test_a_probe_that_gets_no_reply_hands_probing_on_at_once() -> None:
+    time = VirtualTime()
+    coord = coordinator(time)
+    coord.observe("AddAccountIps", 201, headers(0, NOW + 1.0))
+    started: list[float] = []
+
+    async def call(lost: bool) -> None:
+        await coord.wait_at_gate("AddAccountIps", within=60.0)
+        started.append(time.now - NOW)
+        await time.sleep(0.02)  # the round trip
+        if lost:  # its connection dropped: no reply
+            coord.unanswered("AddAccountIps")
+        else:
+            coord.observe("AddAccountIps", 201, headers(10, NOW + 3.0))
+
+    async def later() -> None:
+        await asyncio.sleep(0)  # the lost probe reserves first
+        await call(lost=False)
+
+    await time.run(call(lost=True), *(later() for _ in range(3)))
+    # not 1.5 (the probe's timeout): the next probe goes as soon as the first is lost
+    assert started == pytest.approx([1.0, 1.02, 1.04, 1.04])
+
+
 async def test_a_429_on_one_endpoint_holds_only_that_endpoint(fake_time: FakeTime) -> None:
     coord = coordinator(fake_time)
     coord.observe("AddAccountIps", 429, {"Retry-After": "5"})
@@ -332,6 +370,23 @@ async def test_a_429_naming_no_time_resumes_after_the_hold_without_backoff(
     # no 5 s backoff: the unknown window (1 s) plus at most the jitter, at the gate
     assert len(mocked.sent) == 2
     assert RULES.unknown_window <= sum(fake_time.sleeps) <= RULES.unknown_window + RULES.jitter
+
+
+async def test_a_dropped_probe_is_followed_by_the_next_probe_not_by_its_timeout(
+    mocked: RecordingResponses, fake_time: FakeTime
+) -> None:
+    op = OPS["GetIp"]
+    reset = fake_time.wall_clock() + 1.0
+    mocked.get(op.url, status=200, payload={"ip": "192.0.2.1"},
+               headers=headers(0, reset))
+    mocked.get(op.url, exception=aiohttp.ServerDisconnectedError())
+    mocked.get(op.url, status=200, payload={"ip": "192.0.2.1"}, headers=headers(9, reset + 2))
+    async with make_client(fake_time) as sg:
+        await op.invoke(sg)
+        await op.invoke(sg)  # waits for the reset, probes, is dropped, probes again
+    assert len(mocked.sent) == 3
+    # the wait for the reset and the retry's backoff (at most 0.01 s), not the 0.5 s timeout
+    assert 1.0 <= sum(fake_time.sleeps) <= 1.0 + 0.01 + 1e-9
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from ..ratelimit import (
     plenty_left,
     read_limits,
     reserve,
+    unanswered,
 )
 from ..retry import logger
 
@@ -176,6 +177,18 @@ class Pacer:
                 del self._paces[member]
             pace.notify()
         elif state is not pace.state:
+            pace.state = state
+            pace.notify()
+
+    def unanswered(self, endpoint: str) -> None:
+        """This task's last request to ``endpoint`` ended with no news: if it was the probe,
+        let the next request probe now (see `sendgrid_ipam.ratelimit.unanswered`)."""
+        pace = self._paces.get(endpoint)
+        ticket = self._ticket(pace)
+        if pace is None or ticket is None:
+            return
+        state = unanswered(pace.state, ticket)
+        if state is not pace.state:
             pace.state = state
             pace.notify()
 

@@ -143,6 +143,7 @@ class Flow:
     async def _after(self, first: SendGridError) -> Any:
         op, policy = self.op, self.attempt.policy
         self.errors.append(first)
+        self.attempt.engine.coordinator.unanswered(self.attempt.endpoint)  # a lost probe?
         if self.trace is not None and is_ambiguous(first):
             self.trace.ambiguous = True
         if not (is_retryable(first) and policy.max_attempts > 1 and (
@@ -198,6 +199,7 @@ class Flow:
             result = await self.attempt.send(number)
         except SendGridError as exc:
             self.errors.append(exc)
+            self.attempt.engine.coordinator.unanswered(self.attempt.endpoint)
             if self.trace is not None and is_ambiguous(exc):
                 self.trace.ambiguous = True
             if op.deletes and previous_ambiguous and _not_found(exc):
