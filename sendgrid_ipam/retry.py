@@ -43,6 +43,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from ._text import shown
+from ._turns import idle
 from .errors import APIError, AttemptRecord, DecodeError, RateLimitError, TransportError
 
 __all__ = [
@@ -349,7 +350,8 @@ class Retrier:
                 if not isinstance(do, DoSleep):  # (DoAttempt comes only before an outcome)
                     return cast(T, do)  # the outcome was a result: tenacity hands it back
                 state.prepare_for_next_attempt()
-                await self._sleep(do)
+                async with idle():  # a bulk run's account gives its turn up meanwhile
+                    await self._sleep(do)
                 try:
                     outcome = await attempt(state.attempt_number)
                 except BaseException:  # tenacity decides; CancelledError is never retried

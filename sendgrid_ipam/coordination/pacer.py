@@ -18,6 +18,7 @@ import contextvars
 import random
 from collections.abc import Awaitable, Callable, Mapping
 
+from .._turns import idle
 from ..errors import ErrorDetail, RateLimitError
 from ..ratelimit import (
     PaceRules,
@@ -140,7 +141,8 @@ class Pacer:
             logger.debug("holding a request to %s %.3fs for the rate limit", endpoint, delay,
                          extra={"sendgrid_ipam_event": "rate_limited", "operation": endpoint,
                                 "wait": delay})
-            await self._news_or(pace, delay)
+            async with idle():  # a bulk run's account gives its turn up meanwhile
+                await self._news_or(pace, delay)
 
     async def _news_or(self, pace: _Pace, delay: float) -> None:
         """Sleep ``delay`` seconds, or less if a reply brings news of the pace."""

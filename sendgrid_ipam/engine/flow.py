@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from .._turns import idle
 from ..coordination import LeaseLostError
 from ..errors import (
     AmbiguousResultError,
@@ -264,7 +265,8 @@ class Flow:
             engine = self.attempt.engine
             settle = min(self.attempt.policy.settle, self.attempt.deadline - engine.clock())
             if settle > 0:
-                await engine.sleep(settle)
+                async with idle():
+                    await engine.sleep(settle)
                 if (call := self.attempt.call) is not None:
                     call.waited("settle", settle)
             took, found = await self.check(len(attempts))
