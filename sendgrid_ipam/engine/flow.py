@@ -92,7 +92,8 @@ class CallTrace:
     lease_token: int | None = None
     """The token of the write lease the call held (None: it held none)."""
     ambiguous: bool = False
-    """Whether any attempt failed in a way that may have taken effect (for the audit)."""
+    """Whether a write that failed in a way that may have taken effect may still land (for
+    the audit): not once a check found it landed, with no resend after it."""
 
 
 class Took(enum.Enum):
@@ -194,6 +195,7 @@ class Flow:
                 # remain: fail as before, so tenacity waits, and check again.
                 raise self.errors[-1] from None
             if took is Took.EFFECT:
+                self.landed()
                 return found
             self.resent = True
         try:
@@ -276,9 +278,17 @@ class Flow:
                 raise exc  # checked: it took no effect, so the error stands
             if self.trace is not None:
                 self.trace.reconciled = True
+            self.landed()
             return found
         finally:
             del exc  # raised from here, it would hold this frame, which holds it: a cycle
+
+    def landed(self) -> None:
+        """A check found the write's effect, and no resend followed an ambiguous failure:
+        the one write sent has landed, and cannot land again later, so the call leaves
+        nothing for an audit to look for."""
+        if self.trace is not None and not self.resent:
+            self.trace.ambiguous = False
 
     # ---------------------------------------------------------------- CHECK
 

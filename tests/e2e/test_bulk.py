@@ -213,3 +213,24 @@ async def test_an_account_waiting_to_retry_lets_another_work_meanwhile(
     assert after[:3] == [second] * 3
     assert after[3:] == [first] * (len(after) - 3)
     assert most_in_flight(fake) == 1, "one account at work at a time, as asked"
+
+
+@pytest.mark.parametrize(
+    ("fault", "listings"),
+    [
+        # the check finds the write landed: nothing can land later, no audit listing
+        (Fault.applied_error(502), ["marker", "check"]),
+        # the check finds nothing, the write is resent: the first may still land, audited
+        (Fault.error(500), ["marker", "check", "verify", "audit"]),
+    ],
+)
+async def test_an_account_is_audited_only_while_a_write_may_still_land(
+    fake: FakeSendGrid, sg: SendGridIPAM, fault: Fault, listings: list[str]
+) -> None:
+    account = ACCOUNTS[0]
+    fake.script("AddAccountIps", fault, times=1, account_id=account)
+    result = await sg.provisioning.bulk_add_ips(
+        [ProvisionRequest(account, 10, "us")], concurrency=1, audit_delay=0.05)
+    result.raise_for_failures()
+    assert fake.count("ListAccountIps") == len(listings)
+    assert sorted(result.results[0].ips) == sorted(fake.account_ips(account))
