@@ -43,7 +43,13 @@ seconds on the client's clock (a reply's times are moved onto it with the reply'
     ticketed reply was learned) changes nothing. A 429 holds the endpoint until its
     Retry-After, else its reset (one already past: not at all), else
     ``rules.unknown_window``, plus the jitter, never more than ``rules.max_closure`` from
-    now; the first request after the hold is a probe.
+    now. The first request after the hold is a probe, except after a 429 on an endpoint
+    that was not paced (its replies had plenty left) naming when it reopens: a window
+    closed for the rest of its period reopens whole, so up to ``rules.pace_below``
+    requests resume at the hold's end without waiting for a probe's reply (should the
+    window still be closed, their 429s find the endpoint paced, and the next hold ends
+    with a probe). Later 429s of requests sent before the hold (no ticket) change only
+    the hold.
     Any other reply with a Remaining and a reset (ahead, or less than 2 s past: a bucket's
     next token may be past by the time its reply arrives) sets ``remaining`` to
     Remaining less the requests reserved after this one (they may not have been counted
@@ -372,12 +378,21 @@ def learn(
     latest = now + rules.max_closure
     if limited:
         until = reply.retry_at if reply.retry_at is not None else reply.reset_at
+        if state is None:
+            # A closure the replies did not announce (they had plenty left): the window was
+            # closed for the rest of its period, and reopens whole at the time named.
+            resume = 0 if until is None else rules.pace_below
+        elif ticket is None and base.next_at > now:
+            resume = base.remaining  # the same closure's news, from a request sent before it
+        else:
+            resume = 0
         if until is None:
             until = now + rules.unknown_window
         wait = max(until - now, 0.0)  # a reset already past (a late 429) holds for a probe
         hold = min(now + wait + jitter * min(rules.jitter, wait / 10), latest)
-        return attrs.evolve(base, remaining=0, reset_at=hold, next_at=max(base.next_at, hold),
-                            probe_until=0.0, seen=seen, limit=reply.limit or base.limit)
+        return attrs.evolve(base, remaining=resume, reset_at=hold,
+                            next_at=max(base.next_at, hold), probe_until=0.0, seen=seen,
+                            limit=reply.limit or base.limit)
     held = base.next_at > now
     # A reset just past still counts: a bucket's "next token" is often behind us by the time
     # its reply arrives. One long past says nothing of the window now.

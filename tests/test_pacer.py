@@ -119,11 +119,35 @@ def limited(state: PaceState | None, facts: RateLimit, *, jitter: float = 0.0,
 
 
 def test_a_429_with_retry_after_holds_until_then_plus_jitter_and_no_backoff() -> None:
-    state = limited(None, reply(0, 30.0, retry_after=3.0), jitter=0.5)
+    paced = ok(None, reply(3, 30.0))
+    state = limited(paced, reply(0, 30.0, retry_after=3.0), jitter=0.5)
     # jitter: half (the fraction drawn) of at most a tenth of the wait, at most 50 ms
     assert reserve(state, NOW, RULES)[0] == pytest.approx(3.0 + 0.5 * 0.05)
     started, _, _ = starts(state, NOW + 3.025, 5)
-    assert started == 1, "one probe at the end of the hold, not the whole crowd"
+    assert started == 1, "a paced endpoint: one probe at the end of the hold, not the crowd"
+
+
+def test_a_closure_no_reply_announced_reopens_whole_at_its_reset() -> None:
+    state = limited(None, reply(0, 0.02), jitter=0.5)
+    # later 429s of requests sent before it (no ticket) are the same closure's news
+    state = learn(state, reply(0, 0.02), NOW + 0.005, limited=True, ticket=None, jitter=1.0,
+                  rules=RULES)
+    assert state is not None
+    assert reserve(state, NOW, RULES)[0] == pytest.approx(0.0215, abs=1e-6)  # later jitter
+    started, state, _ = starts(state, NOW + 0.0215, 40)
+    assert started == 40, "the crowd resumes at the reset without waiting for a probe's reply"
+    # should the window still be closed, a resumed request's 429 ends in a probe next time
+    state = learn(state, reply(0, 0.5), NOW + 0.04, limited=True, ticket=state.sent,
+                  jitter=0.0, rules=RULES)
+    assert state is not None
+    started, _, delay = starts(state, NOW + 0.54, 5)
+    assert (started, delay) == (1, pytest.approx(RULES.probe_timeout))
+
+
+def test_a_closure_naming_no_time_ends_in_a_probe() -> None:
+    state = limited(None, RateLimit())
+    started, _, _ = starts(state, NOW + RULES.unknown_window, 5)
+    assert started == 1
 
 
 def test_a_429_without_retry_after_holds_until_the_reset() -> None:
@@ -137,7 +161,7 @@ def test_the_jitter_of_a_short_hold_is_short() -> None:
 
 
 def test_a_late_429_whose_reset_is_past_holds_only_for_a_probe() -> None:
-    state = limited(None, reply(0, -0.3), jitter=1.0)
+    state = limited(ok(None, reply(3, 1.0)), reply(0, -0.3), jitter=1.0)
     assert reserve(state, NOW, RULES)[0] == 0.0
     started, _, delay = starts(state, NOW, 3)
     assert (started, delay) == (1, pytest.approx(RULES.probe_timeout))
