@@ -21,8 +21,15 @@ Figures: wall time / ideal and the 429s the server answered. *Ideal* is the issu
 for each limited endpoint, (its requests - the first free budget) / the sustained rate, the
 largest over the endpoints. For the ``fixed`` shape no client can beat the window
 arithmetic, so the *bound* is also shown: the start of the window in which the endpoint's
-last request can first be admitted, from the run's start (it depends on where in the 2 s
-window the run starts), plus one round trip.
+last request can first be admitted, from the run's start, plus one round trip.
+
+The fixed windows are aligned on the Unix clock, so a run's time depends on where in its
+first window it starts (the *phase*): started just after a window opened, the first window
+lasts the whole 2 s; started just before it closes, almost nothing. The runs of the
+``fixed`` shape therefore start at evenly spaced phases, run ``n`` of ``N`` at
+``(n + 0.5) / N`` of the window (the midpoints, so that the mean over the runs is the mean
+over all phases), and the table shows the mean and the worst ratio over the runs besides
+the median time. (The bucket has no phase; its runs start when they come.)
 
 Run from the project root:  .venv/bin/python -m benchmarks.bench_pacing
 """
@@ -34,6 +41,7 @@ import asyncio
 import json
 import math
 import re
+import statistics
 import sys
 import time
 from collections import Counter
@@ -219,6 +227,7 @@ class Run:
     limited: int
     failed_accounts: int
     counts: dict[str, int]
+    phase: float | None = None  # where in its first window the run started (fixed shape)
 
 
 def ideal_and_bound(shape: str, needed: dict[str, int], started: float) -> tuple[float, float]:
@@ -232,13 +241,26 @@ def ideal_and_bound(shape: str, needed: dict[str, int], started: float) -> tuple
     return ideal, bound + 2 * ONE_WAY
 
 
+async def at_phase(shape: str, phase: float | None) -> None:
+    """Wait until the wall clock is at ``phase`` (0 to 1) of a fixed window (None: now)."""
+    limiter = SHAPES[shape]()
+    if phase is None or not isinstance(limiter, FixedWindows):
+        return
+    now = time.time()
+    target = math.floor(now / limiter.window) * limiter.window + phase * limiter.window
+    if target < now + 0.05:  # too close to start there on time: the next window's
+        target += limiter.window
+    await asyncio.sleep(target - time.time())
+
+
 async def run_once(shape: str, contender: str, accounts: int, ips: int,
-                   concurrency: int) -> Run:
+                   concurrency: int, phase: float | None = None) -> Run:
     ids = [f"acct-{n:04d}" for n in range(accounts)]
     counts: Counter[str] = Counter()
     fake = FakeSendGrid(api_key=API_KEY, accounts=ids)
     fake.app.middlewares.append(limiting(shape, counts))
     async with fake:
+        await at_phase(shape, phase)
         started_wall = time.time()
         started = time.perf_counter()
         async with asyncio.timeout(RUN_TIMEOUT):
@@ -247,8 +269,9 @@ async def run_once(shape: str, contender: str, accounts: int, ips: int,
     needed = {"GET": accounts, "POST": accounts * math.ceil(ips / CHUNK)}
     ideal, bound = ideal_and_bound(shape, needed, started_wall)
     limited = sum(v for k, v in counts.items() if k.endswith(" 429"))
+    window = getattr(SHAPES[shape](), "window", None)
     return Run(shape, contender, seconds, ideal, bound, sum(counts.values()), limited, failed,
-               dict(counts))
+               dict(counts), None if window is None else (started_wall % window) / window)
 
 
 async def run_all(shapes: Sequence[str], contenders: Sequence[str], runs: int, accounts: int,
@@ -258,8 +281,10 @@ async def run_all(shapes: Sequence[str], contenders: Sequence[str], runs: int, a
         for shape in shapes:
             order = contenders if n % 2 == 0 else list(reversed(contenders))
             for contender in order:
-                run = await run_once(shape, contender, accounts, ips, concurrency)
-                print(f"  run {n} {shape} {contender}: {run.seconds:.2f} s (ideal "
+                run = await run_once(shape, contender, accounts, ips, concurrency,
+                                     (n + 0.5) / runs)
+                phase = "" if run.phase is None else f" phase {run.phase:.2f},"
+                print(f"  run {n} {shape} {contender}:{phase} {run.seconds:.2f} s (ideal "
                       f"{run.ideal:.2f}, bound {run.bound:.2f}), {run.requests} requests, "
                       f"{run.limited} 429s, {run.failed_accounts} accounts failed",
                       file=sys.stderr, flush=True)
@@ -267,14 +292,18 @@ async def run_all(shapes: Sequence[str], contenders: Sequence[str], runs: int, a
     return results
 
 
-HEADERS: Final = ("shape", "contender", "time (median)", "vs ideal", "vs bound", "requests",
-                  "429s", "429 share", "failed accounts")
+HEADERS: Final = ("shape", "contender", "runs", "time (median)", "vs ideal: mean",
+                  "worst", "vs bound: mean", "worst", "requests", "429s", "429 share",
+                  "failed accounts")
 
 
-def ratio(seconds: Sequence[float], ideals: Sequence[float]) -> str:
-    """The median of the runs' ratios ("n/a" when the work fits in the free budget)."""
-    ratios = [s / i for s, i in zip(seconds, ideals, strict=True) if i > 0]
-    return str(Ratio(median(ratios) if ratios else None))
+def ratios(seconds: Sequence[float], ideals: Sequence[float]) -> tuple[Ratio, Ratio]:
+    """The mean and the worst of the runs' ratios ("n/a" when the work fits in the free
+    budget)."""
+    values = [s / i for s, i in zip(seconds, ideals, strict=True) if i > 0]
+    if not values:
+        return Ratio(None), Ratio(None)
+    return Ratio(statistics.fmean(values)), Ratio(max(values))
 
 
 def rows(results: Sequence[Run], shapes: Sequence[str],
@@ -283,13 +312,13 @@ def rows(results: Sequence[Run], shapes: Sequence[str],
     for shape in shapes:
         for contender in contenders:
             mine = [r for r in results if r.shape == shape and r.contender == contender]
-            seconds = median([r.seconds for r in mine])
+            seconds = [r.seconds for r in mine]
             requests = median([r.requests for r in mine])
             limited = median([r.limited for r in mine])
             table.append([
-                shape, contender, f"{seconds:.2f} s",
-                ratio([r.seconds for r in mine], [r.ideal for r in mine]),
-                ratio([r.seconds for r in mine], [r.bound for r in mine]),
+                shape, contender, str(len(mine)), f"{median(seconds):.2f} s",
+                *map(str, ratios(seconds, [r.ideal for r in mine])),
+                *map(str, ratios(seconds, [r.bound for r in mine])),
                 f"{requests:,.0f}", f"{limited:,.0f}", f"{limited / requests:.1%}",
                 str(sum(r.failed_accounts for r in mine)),
             ])
@@ -299,7 +328,9 @@ def rows(results: Sequence[Run], shapes: Sequence[str],
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"python -m {MODULE}",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs per shape and contender")
+    parser.add_argument("--runs", type=int, default=8,
+                        help="runs per shape and contender (fixed windows: at this many "
+                             "evenly spaced phases)")
     parser.add_argument("--accounts", type=int, default=500)
     parser.add_argument("--ips-per-account", type=int, default=12)
     parser.add_argument("--concurrency", type=int, default=32)

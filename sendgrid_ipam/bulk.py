@@ -56,7 +56,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from . import _bulk_journal
+from . import _bulk_journal, _turns
+from ._turns import Turn
 from .audit import Listing, check_delay, wait_until
 from .coordination.base import CoordinatorUnavailableError, Lease, LeaseLostError
 from .engine import CallTrace, RequestOptions, check_options
@@ -78,6 +79,9 @@ __all__ = ["AccountResult", "BulkProgress", "BulkResult", "ProgressCallback"]
 CHUNK = 10
 """The most IPs one AddAccountIps request may ask for."""
 MAX_RESYNCS = 2
+UNDER_WAY = 2
+"""Accounts under way at once, as a multiple of ``concurrency``: those at work and, as many
+again, those waiting (a backoff, a settle, a pace) whose turns others use meanwhile."""
 """How often an account is listed again after an `AmbiguousResultError` before it fails."""
 
 logger: logging.Logger = logging.getLogger("sendgrid_ipam")
@@ -418,6 +422,7 @@ class _Bulk:
         self.stop = asyncio.Event()
         self.recorder = _bulk_journal.Recorder(None, None, self.stop)
         self.listings = asyncio.Semaphore(concurrency)  # audits list at most this many at once
+        self.turns = asyncio.Semaphore(concurrency)  # accounts at work (not waiting) at once
 
     async def run(
         self, journal: Journal | None, run_id: str | None, states: Mapping[str, AccountState]
@@ -441,7 +446,8 @@ class _Bulk:
                           tuple(run.account_id for run in self.runs if run.elsewhere))
 
     async def pass_over(self, runs: list[_AccountRun]) -> None:
-        """Take up each of `runs` once, up to ``concurrency`` at a time."""
+        """Take up each of `runs` once: ``concurrency`` at work at a time, and as many
+        again under way while some wait (see ``_turns``)."""
         pending = iter(runs)
         async with asyncio.TaskGroup() as group:
 
@@ -449,9 +455,12 @@ class _Bulk:
                 for run in pending:  # shared by all workers: each run is taken once
                     if self.stop.is_set():
                         return
-                    await self.take(run, group)
+                    async with Turn(self.turns) as turn:
+                        _turns.CURRENT.set(turn)  # (this worker's context: its calls see it)
+                        await self.take(run, group)
+                    _turns.CURRENT.set(None)
 
-            for _ in range(min(self.concurrency, len(runs))):
+            for _ in range(min(UNDER_WAY * self.concurrency, len(runs))):
                 group.create_task(worker())
 
     async def sweep(self, journal: Journal) -> None:
@@ -568,8 +577,9 @@ class _Bulk:
                 new = ()
                 run.resyncs += 1
                 assert run.ambiguous_at is not None
-                await wait_until(run.ambiguous_at + self.audit_delay, self.port.wall_clock,
-                                 self.port.sleep)
+                async with _turns.idle():
+                    await wait_until(run.ambiguous_at + self.audit_delay, self.port.wall_clock,
+                                     self.port.sleep)
                 error, run.error = run.error, None
                 if not await self.resync(run):
                     run.error = error

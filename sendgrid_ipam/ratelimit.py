@@ -43,7 +43,13 @@ seconds on the client's clock (a reply's times are moved onto it with the reply'
     ticketed reply was learned) changes nothing. A 429 holds the endpoint until its
     Retry-After, else its reset (one already past: not at all), else
     ``rules.unknown_window``, plus the jitter, never more than ``rules.max_closure`` from
-    now; the first request after the hold is a probe.
+    now. The first request after the hold is a probe, except after a 429 on an endpoint
+    that was not paced (its replies had plenty left) naming when it reopens: a window
+    closed for the rest of its period reopens whole, so up to ``rules.pace_below``
+    requests resume at the hold's end without waiting for a probe's reply (should the
+    window still be closed, their 429s find the endpoint paced, and the next hold ends
+    with a probe). Later 429s of requests sent before the hold (no ticket) change only
+    the hold.
     Any other reply with a Remaining and a reset (ahead, or less than 2 s past: a bucket's
     next token may be past by the time its reply arrives) sets ``remaining`` to
     Remaining less the requests reserved after this one (they may not have been counted
@@ -51,6 +57,11 @@ seconds on the client's clock (a reply's times are moved onto it with the reply'
     its reset (clamped like a 429's). None, meaning "stop pacing this endpoint", when the
     reply leaves nothing to pace by (no Remaining, no reset or one long past, and no hold), or when
     more than ``rules.pace_below`` requests remain.
+
+``unanswered(state, ticket) -> state``
+    The request of ``ticket`` ended with no news (its connection was lost): if it was the
+    probe still out (the last reservation, while ``probe_until`` is set), ``probe_until``
+    is cleared, so that the next request probes at once instead of after the timeout.
 
 So a run spends each window's budget as fast as its requests come, never more, and waits at
 the end of it for the reset: the full limit, without meeting it. Bucket-like servers, whose
@@ -76,6 +87,7 @@ from ._text import shown
 
 __all__ = [
     "PaceRules", "PaceState", "RateLimit", "RateLimitGate", "agrees", "learn", "reserve",
+    "unanswered",
 ]
 
 _EPOCH_THRESHOLD = 1e9
@@ -366,12 +378,21 @@ def learn(
     latest = now + rules.max_closure
     if limited:
         until = reply.retry_at if reply.retry_at is not None else reply.reset_at
+        if state is None:
+            # A closure the replies did not announce (they had plenty left): the window was
+            # closed for the rest of its period, and reopens whole at the time named.
+            resume = 0 if until is None else rules.pace_below
+        elif ticket is None and base.next_at > now:
+            resume = base.remaining  # the same closure's news, from a request sent before it
+        else:
+            resume = 0
         if until is None:
             until = now + rules.unknown_window
         wait = max(until - now, 0.0)  # a reset already past (a late 429) holds for a probe
         hold = min(now + wait + jitter * min(rules.jitter, wait / 10), latest)
-        return attrs.evolve(base, remaining=0, reset_at=hold, next_at=max(base.next_at, hold),
-                            probe_until=0.0, seen=seen, limit=reply.limit or base.limit)
+        return attrs.evolve(base, remaining=resume, reset_at=hold,
+                            next_at=max(base.next_at, hold), probe_until=0.0, seen=seen,
+                            limit=reply.limit or base.limit)
     held = base.next_at > now
     # A reset just past still counts: a bucket's "next token" is often behind us by the time
     # its reply arrives. One long past says nothing of the window now.
@@ -383,6 +404,15 @@ def learn(
         return None
     return attrs.evolve(base, remaining=remaining, reset_at=min(reply.reset_at, latest),
                         probe_until=0.0, seen=seen, limit=reply.limit or base.limit)
+
+
+def unanswered(state: PaceState, ticket: int) -> PaceState:
+    """The pace after the request of ``ticket`` ended without news (no reply, or one
+    without rate-limit headers): if it was the probe still out, the next request probes
+    at once rather than after ``probe_until``."""
+    if state.probe_until and ticket == state.sent and ticket > state.seen:
+        return attrs.evolve(state, probe_until=0.0)
+    return state
 
 
 def read_limits(headers: Mapping[str, str], local: float) -> RateLimit:

@@ -11,6 +11,12 @@ started that would end past the call's deadline; a rate-limit wait longer than
 ``max_rate_limit_wait`` ends the call with `RateLimitError` (its ``retry_at`` says when the
 window opens).
 
+A 429 costs a call nothing: not the retry budget, and not one of its ``max_attempts`` (the
+server refused the request, and says when to come back). A call goes on through 429s while
+its deadline allows and while it has been rate-limited, from its first 429 to the end of the
+next wait, for no longer than ``max_rate_limit_wait`` in all; and at most
+`MAX_RATE_LIMITED` times, so that no server can keep a call looping.
+
 An *ambiguous* failure is one after which a write may have taken effect: a 5xx, a reply
 that cannot be decoded, a timeout or a connection lost after the request may have been sent.
 Operations that are not safe to resend are only resent after the client has checked that
@@ -37,15 +43,25 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from ._text import shown
+from ._turns import idle
 from .errors import APIError, AttemptRecord, DecodeError, RateLimitError, TransportError
 
-__all__ = ["RETRYABLE_STATUSES", "RetryBudget", "RetryPolicy", "is_ambiguous", "is_retryable"]
+__all__ = [
+    "MAX_RATE_LIMITED", "RETRYABLE_STATUSES", "RetryBudget", "RetryPolicy", "is_ambiguous",
+    "is_retryable",
+]
 
 logger: logging.Logger = logging.getLogger("sendgrid_ipam")
 
 T = TypeVar("T")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+MAX_RATE_LIMITED = 100
+"""The most 429s one call goes through (each resumes at the reset) before it gives up.
+
+Time bounds a call already (its deadline, ``max_rate_limit_wait``); this bounds it also
+against a server whose 429s ask for no wait at all, with a deadline set very long."""
 
 
 _MAX_SECONDS = 10.0**9  # some 30 years: past it a value is a mistake (and `clock() + it` may fail)
@@ -71,7 +87,8 @@ class RetryPolicy:
     field), and each is also a keyword argument of the constructor.
 
     Attributes:
-        max_attempts: attempts in all, the first included (1 turns retries off).
+        max_attempts: attempts in all, the first included (1 turns retries off); an
+            attempt the server refused with 429 is not counted (see the module docstring).
         initial_backoff: the first backoff's upper bound, in seconds; it doubles per retry.
         max_backoff: the cap on one backoff, in seconds.
         deadline: seconds for the whole call, across all attempts and waits.
@@ -201,16 +218,28 @@ class _Stop(stop_base):
     clock: Callable[[], float]
     budget: RetryBudget
     reason: str = ""
+    limited: int = 0  # the call's 429s so far (they are not counted as attempts)
+    limited_since: float | None = None  # the clock at its first 429
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         sleep = retry_state.upcoming_sleep
-        if retry_state.attempt_number >= self.policy.max_attempts:
+        now = self.clock()
+        policy = self.policy
+        rate_limited = self.wait.rate_limited
+        if rate_limited:
+            self.limited += 1
+            if self.limited_since is None:
+                self.limited_since = now
+        if retry_state.attempt_number - self.limited >= policy.max_attempts:
             self.reason = "attempts exhausted"
-        elif self.clock() + sleep >= self.deadline:
+        elif now + sleep >= self.deadline:
             self.reason = "deadline reached"
-        elif self.wait.from_server and sleep > self.policy.max_rate_limit_wait:
+        elif self.wait.from_server and sleep > policy.max_rate_limit_wait:
             self.reason = "rate-limit wait longer than max_rate_limit_wait"
-        elif not self.wait.rate_limited and not self.budget.try_spend():
+        elif rate_limited and (self.limited >= MAX_RATE_LIMITED or now + sleep - (
+                self.limited_since or now) > policy.max_rate_limit_wait):
+            self.reason = "rate-limited for longer than max_rate_limit_wait"
+        elif not rate_limited and not self.budget.try_spend():
             self.reason = "retry budget exhausted"
         else:
             return False
@@ -321,7 +350,8 @@ class Retrier:
                 if not isinstance(do, DoSleep):  # (DoAttempt comes only before an outcome)
                     return cast(T, do)  # the outcome was a result: tenacity hands it back
                 state.prepare_for_next_attempt()
-                await self._sleep(do)
+                async with idle():  # a bulk run's account gives its turn up meanwhile
+                    await self._sleep(do)
                 try:
                     outcome = await attempt(state.attempt_number)
                 except BaseException:  # tenacity decides; CancelledError is never retried

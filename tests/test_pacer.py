@@ -9,11 +9,12 @@ import itertools
 import random
 from collections.abc import Awaitable
 
+import aiohttp
 import pytest
 
 from sendgrid_ipam import RateLimit, RateLimitError, RetryPolicy
 from sendgrid_ipam.coordination import MemoryCoordinator
-from sendgrid_ipam.ratelimit import PaceRules, PaceState, agrees, learn, reserve
+from sendgrid_ipam.ratelimit import PaceRules, PaceState, agrees, learn, reserve, unanswered
 from tests.conftest import OPS, FakeTime, RecordingResponses, make_client
 
 NOW = 1_800_000_000.0
@@ -118,11 +119,35 @@ def limited(state: PaceState | None, facts: RateLimit, *, jitter: float = 0.0,
 
 
 def test_a_429_with_retry_after_holds_until_then_plus_jitter_and_no_backoff() -> None:
-    state = limited(None, reply(0, 30.0, retry_after=3.0), jitter=0.5)
+    paced = ok(None, reply(3, 30.0))
+    state = limited(paced, reply(0, 30.0, retry_after=3.0), jitter=0.5)
     # jitter: half (the fraction drawn) of at most a tenth of the wait, at most 50 ms
     assert reserve(state, NOW, RULES)[0] == pytest.approx(3.0 + 0.5 * 0.05)
     started, _, _ = starts(state, NOW + 3.025, 5)
-    assert started == 1, "one probe at the end of the hold, not the whole crowd"
+    assert started == 1, "a paced endpoint: one probe at the end of the hold, not the crowd"
+
+
+def test_a_closure_no_reply_announced_reopens_whole_at_its_reset() -> None:
+    state = limited(None, reply(0, 0.02), jitter=0.5)
+    # later 429s of requests sent before it (no ticket) are the same closure's news
+    state = learn(state, reply(0, 0.02), NOW + 0.005, limited=True, ticket=None, jitter=1.0,
+                  rules=RULES)
+    assert state is not None
+    assert reserve(state, NOW, RULES)[0] == pytest.approx(0.0215, abs=1e-6)  # later jitter
+    started, state, _ = starts(state, NOW + 0.0215, 40)
+    assert started == 40, "the crowd resumes at the reset without waiting for a probe's reply"
+    # should the window still be closed, a resumed request's 429 ends in a probe next time
+    state = learn(state, reply(0, 0.5), NOW + 0.04, limited=True, ticket=state.sent,
+                  jitter=0.0, rules=RULES)
+    assert state is not None
+    started, _, delay = starts(state, NOW + 0.54, 5)
+    assert (started, delay) == (1, pytest.approx(RULES.probe_timeout))
+
+
+def test_a_closure_naming_no_time_ends_in_a_probe() -> None:
+    state = limited(None, RateLimit())
+    started, _, _ = starts(state, NOW + RULES.unknown_window, 5)
+    assert started == 1
 
 
 def test_a_429_without_retry_after_holds_until_the_reset() -> None:
@@ -136,7 +161,7 @@ def test_the_jitter_of_a_short_hold_is_short() -> None:
 
 
 def test_a_late_429_whose_reset_is_past_holds_only_for_a_probe() -> None:
-    state = limited(None, reply(0, -0.3), jitter=1.0)
+    state = limited(ok(None, reply(3, 1.0)), reply(0, -0.3), jitter=1.0)
     assert reserve(state, NOW, RULES)[0] == 0.0
     started, _, delay = starts(state, NOW, 3)
     assert (started, delay) == (1, pytest.approx(RULES.probe_timeout))
@@ -176,6 +201,19 @@ def test_counts_that_agree_show_one_counter() -> None:
 
 
 # ---------------------------------------------------------------- the in-process pacer
+
+
+def test_an_unanswered_probe_lets_the_next_request_probe_at_once() -> None:
+    state = ok(None, reply(0, 1.0))
+    assert state is not None
+    started, state, delay = starts(state, NOW + 1.0, 3)
+    assert (started, delay) == (1, pytest.approx(RULES.probe_timeout))
+    probe = state.sent
+    assert unanswered(state, probe - 1) is state, "not the probe: its hold stands"
+    state = unanswered(state, probe)
+    started, state, _ = starts(state, NOW + 1.01, 3)
+    assert started == 1, "one new probe goes at once, and the others wait for its reply"
+    assert unanswered(state, probe) is state, "the first probe's news is stale now"
 
 
 class VirtualTime:
@@ -262,6 +300,30 @@ async def test_a_probes_reply_releases_the_waiters_at_once() -> None:
     assert state.remaining == 10 - 4
 
 
+async def test_a_probe_that_gets_no_reply_hands_probing_on_at_once() -> None:
+    time = VirtualTime()
+    coord = coordinator(time)
+    coord.observe("AddAccountIps", 201, headers(0, NOW + 1.0))
+    started: list[float] = []
+
+    async def call(lost: bool) -> None:
+        await coord.wait_at_gate("AddAccountIps", within=60.0)
+        started.append(time.now - NOW)
+        await time.sleep(0.02)  # the round trip
+        if lost:  # its connection dropped: no reply
+            coord.unanswered("AddAccountIps")
+        else:
+            coord.observe("AddAccountIps", 201, headers(10, NOW + 3.0))
+
+    async def later() -> None:
+        await asyncio.sleep(0)  # the lost probe reserves first
+        await call(lost=False)
+
+    await time.run(call(lost=True), *(later() for _ in range(3)))
+    # not 1.5 (the probe's timeout): the next probe goes as soon as the first is lost
+    assert started == pytest.approx([1.0, 1.02, 1.04, 1.04])
+
+
 async def test_a_429_on_one_endpoint_holds_only_that_endpoint(fake_time: FakeTime) -> None:
     coord = coordinator(fake_time)
     coord.observe("AddAccountIps", 429, {"Retry-After": "5"})
@@ -332,6 +394,23 @@ async def test_a_429_naming_no_time_resumes_after_the_hold_without_backoff(
     # no 5 s backoff: the unknown window (1 s) plus at most the jitter, at the gate
     assert len(mocked.sent) == 2
     assert RULES.unknown_window <= sum(fake_time.sleeps) <= RULES.unknown_window + RULES.jitter
+
+
+async def test_a_dropped_probe_is_followed_by_the_next_probe_not_by_its_timeout(
+    mocked: RecordingResponses, fake_time: FakeTime
+) -> None:
+    op = OPS["GetIp"]
+    reset = fake_time.wall_clock() + 1.0
+    mocked.get(op.url, status=200, payload={"ip": "192.0.2.1"},
+               headers=headers(0, reset))
+    mocked.get(op.url, exception=aiohttp.ServerDisconnectedError())
+    mocked.get(op.url, status=200, payload={"ip": "192.0.2.1"}, headers=headers(9, reset + 2))
+    async with make_client(fake_time) as sg:
+        await op.invoke(sg)
+        await op.invoke(sg)  # waits for the reset, probes, is dropped, probes again
+    assert len(mocked.sent) == 3
+    # the wait for the reset and the retry's backoff (at most 0.01 s), not the 0.5 s timeout
+    assert 1.0 <= sum(fake_time.sleeps) <= 1.0 + 0.01 + 1e-9
 
 
 @pytest.mark.parametrize(

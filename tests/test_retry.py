@@ -21,6 +21,7 @@ from sendgrid_ipam import (
 )
 from sendgrid_ipam.errors import AttemptRecord, error_class_for
 from sendgrid_ipam.retry import (
+    MAX_RATE_LIMITED,
     Retrier,
     build_retrying,
     is_ambiguous,
@@ -58,8 +59,11 @@ async def run(
     policy: RetryPolicy,
     time: FakeTime,
     budget: RetryBudget | None = None,
+    reasons: list[str] | None = None,
 ) -> tuple[str | BaseException, int, list[AttemptRecord]]:
-    """Drive the engine over scripted outcomes; returns (result or error, attempts, records)."""
+    """Drive the engine over scripted outcomes; returns (result or error, attempts, records).
+
+    ``reasons`` receives why the engine stopped retrying, if it did."""
     records: list[AttemptRecord] = []
     retrying = build_retrying(
         operation="Test", policy=policy, deadline=time.clock() + policy.deadline,
@@ -84,6 +88,9 @@ async def run(
             return await retrying.after(first, attempt), calls, records
         except Exception as exc:
             return exc, calls, records
+        finally:
+            if reasons is not None:
+                reasons.append(retrying.stop.reason)
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
@@ -356,3 +363,47 @@ async def test_a_fault_in_the_engine_s_own_steps_is_raised_as_it_is() -> None:
 
     with pytest.raises(RuntimeError, match="before_sleep failed"):
         await engine.after(api_error(503), attempt)
+
+
+async def test_429s_cost_no_attempts() -> None:
+    time = FakeTime()
+    limited = api_error(429, {"Retry-After": "1"})
+    outcomes: list[BaseException | str] = [limited, api_error(503), limited, limited,
+                                           api_error(503), limited, "ok"]
+    result, calls, records = await run(outcomes, RetryPolicy(max_attempts=3), time)
+    assert result == "ok", "two 503s and the first attempt's 429 leave one attempt of three"
+    assert calls == 7
+    assert [r.status for r in records] == [429, 503, 429, 429, 503, 429]
+
+
+async def test_a_call_ends_on_its_attempts_however_many_429s_came_between() -> None:
+    time = FakeTime()
+    limited = api_error(429, {"Retry-After": "1"})
+    outcomes: list[BaseException | str] = [api_error(503), limited, api_error(503), limited,
+                                           api_error(503), "never"]
+    reasons: list[str] = []
+    result, calls, _ = await run(outcomes, RetryPolicy(max_attempts=3), time, reasons=reasons)
+    assert isinstance(result, ServerError)
+    assert calls == 5
+    assert reasons == ["attempts exhausted"]
+
+
+async def test_429s_stop_once_rate_limited_longer_than_max_rate_limit_wait() -> None:
+    time = FakeTime()
+    limited = api_error(429, {"Retry-After": "4"})
+    reasons: list[str] = []
+    result, calls, _ = await run([limited] * 20, RetryPolicy(max_rate_limit_wait=10.0), time,
+                                 reasons=reasons)
+    assert isinstance(result, RateLimitError)
+    assert time.sleeps == [4.0, 4.0], "a third wait would end 12 s after the first 429"
+    assert calls == 3
+    assert reasons == ["rate-limited for longer than max_rate_limit_wait"]
+
+
+async def test_429s_that_ask_for_no_wait_end_after_max_rate_limited() -> None:
+    time = FakeTime()
+    limited = api_error(429, {"Retry-After": "0"})
+    policy = RetryPolicy(deadline=1e9, max_rate_limit_wait=1e9)
+    result, calls, _ = await run([limited] * (MAX_RATE_LIMITED + 5), policy, time)
+    assert isinstance(result, RateLimitError)
+    assert calls == MAX_RATE_LIMITED

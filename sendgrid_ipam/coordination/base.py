@@ -108,6 +108,15 @@ class Coordinator(abc.ABC):
     def observe(self, endpoint: str, status: int, headers: Mapping[str, str]) -> None:
         """Learn from a reply that carries rate-limit news (a 429 or no requests left)."""
 
+    def unanswered(self, endpoint: str) -> None:  # noqa: B027 (optional: see below)
+        """This task's last request to ``endpoint`` failed without rate-limit news (its
+        connection was lost, or its reply carried no rate-limit headers).
+
+        If it was the probe others wait for, they need not wait out the probe's timeout:
+        the next request probes at once. (A coordinator that does not implement it leaves
+        them to the timeout.)
+        """
+
     # ---------------------------------------------------------------- retry budget
 
     budget: RetryBudget

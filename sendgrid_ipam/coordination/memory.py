@@ -160,6 +160,11 @@ class MemoryCoordinator(Coordinator):
         if not self.pacer.idle:
             self.quiet = False
 
+    def unanswered(self, endpoint: str) -> None:
+        """This task's last request to ``endpoint`` ended with no news (see `Coordinator`)."""
+        if not self.pacer.idle:
+            self.pacer.unanswered(endpoint)
+
     # ---------------------------------------------------------------- leases
 
     def lease(

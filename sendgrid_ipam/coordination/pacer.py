@@ -18,6 +18,7 @@ import contextvars
 import random
 from collections.abc import Awaitable, Callable, Mapping
 
+from .._turns import idle
 from ..errors import ErrorDetail, RateLimitError
 from ..ratelimit import (
     PaceRules,
@@ -28,6 +29,7 @@ from ..ratelimit import (
     plenty_left,
     read_limits,
     reserve,
+    unanswered,
 )
 from ..retry import logger
 
@@ -139,7 +141,8 @@ class Pacer:
             logger.debug("holding a request to %s %.3fs for the rate limit", endpoint, delay,
                          extra={"sendgrid_ipam_event": "rate_limited", "operation": endpoint,
                                 "wait": delay})
-            await self._news_or(pace, delay)
+            async with idle():  # a bulk run's account gives its turn up meanwhile
+                await self._news_or(pace, delay)
 
     async def _news_or(self, pace: _Pace, delay: float) -> None:
         """Sleep ``delay`` seconds, or less if a reply brings news of the pace."""
@@ -176,6 +179,18 @@ class Pacer:
                 del self._paces[member]
             pace.notify()
         elif state is not pace.state:
+            pace.state = state
+            pace.notify()
+
+    def unanswered(self, endpoint: str) -> None:
+        """This task's last request to ``endpoint`` ended with no news: if it was the probe,
+        let the next request probe now (see `sendgrid_ipam.ratelimit.unanswered`)."""
+        pace = self._paces.get(endpoint)
+        ticket = self._ticket(pace)
+        if pace is None or ticket is None:
+            return
+        state = unanswered(pace.state, ticket)
+        if state is not pace.state:
             pace.state = state
             pace.notify()
 

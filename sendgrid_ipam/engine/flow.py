@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from .._turns import idle
 from ..coordination import LeaseLostError
 from ..errors import (
     AmbiguousResultError,
@@ -95,7 +96,8 @@ class CallTrace:
     lease_token: int | None = None
     """The token of the write lease the call held (None: it held none)."""
     ambiguous: bool = False
-    """Whether any attempt failed in a way that may have taken effect (for the audit)."""
+    """Whether a write that failed in a way that may have taken effect may still land (for
+    the audit): not once a check found it landed, with no resend after it."""
 
 
 class Took(enum.Enum):
@@ -147,6 +149,7 @@ class Flow:
     async def _after(self, first: SendGridError) -> Any:
         op, policy = self.op, self.attempt.policy
         self.errors.append(first)
+        self.attempt.engine.coordinator.unanswered(self.attempt.endpoint)  # a lost probe?
         if self.trace is not None and is_ambiguous(first):
             self.trace.ambiguous = True
         if not (is_retryable(first) and policy.max_attempts > 1 and (
@@ -196,12 +199,14 @@ class Flow:
                 # remain: fail as before, so tenacity waits, and check again.
                 raise self.errors[-1] from None
             if took is Took.EFFECT:
+                self.landed()
                 return found
             self.resent = True
         try:
             result = await self.attempt.send(number)
         except SendGridError as exc:
             self.errors.append(exc)
+            self.attempt.engine.coordinator.unanswered(self.attempt.endpoint)
             if self.trace is not None and is_ambiguous(exc):
                 self.trace.ambiguous = True
             if op.deletes and previous_ambiguous and _not_found(exc):
@@ -266,7 +271,8 @@ class Flow:
             engine = self.attempt.engine
             settle = min(self.attempt.policy.settle, self.attempt.deadline - engine.clock())
             if settle > 0:
-                await engine.sleep(settle)
+                async with idle():
+                    await engine.sleep(settle)
                 if (call := self.attempt.call) is not None:
                     call.waited("settle", settle)
             took, found = await self.check(len(attempts))
@@ -276,9 +282,17 @@ class Flow:
                 raise exc  # checked: it took no effect, so the error stands
             if self.trace is not None:
                 self.trace.reconciled = True
+            self.landed()
             return found
         finally:
             del exc  # raised from here, it would hold this frame, which holds it: a cycle
+
+    def landed(self) -> None:
+        """A check found the write's effect, and no resend followed an ambiguous failure:
+        the one write sent has landed, and cannot land again later, so the call leaves
+        nothing for an audit to look for."""
+        if self.trace is not None and not self.resent:
+            self.trace.ambiguous = False
 
     # ---------------------------------------------------------------- CHECK
 

@@ -113,10 +113,16 @@ local function learn(state, r, now, limited, ticket, jitter, k)
   if limited then
     local till = r.retry_at
     if till == nil then till = r.reset_at end
+    local resume = 0
+    if state == nil then
+      if till ~= nil then resume = k.pace_below end
+    elseif ticket == nil and base.next_at > now then
+      resume = base.remaining
+    end
     if till == nil then till = now + k.unknown_window end
     local wait = math.max(till - now, 0.0)
     local hold = math.min(now + wait + jitter * math.min(k.jitter, wait / 10), latest)
-    return {remaining = 0, reset_at = hold, next_at = math.max(base.next_at, hold),
+    return {remaining = resume, reset_at = hold, next_at = math.max(base.next_at, hold),
             probe_until = 0.0, sent = base.sent, seen = seen, limit = limit, gen = base.gen}
   end
   local held = base.next_at > now

@@ -186,3 +186,51 @@ async def test_cancelling_midway_loses_nothing_and_leaves_nothing_behind(
     handed_out = [ip for account in ACCOUNTS for ip in fake.account_ips(account)]
     assert 0 < len(handed_out) < 25 * len(ACCOUNTS), "the run was stopped midway"
     assert sorted(reported) == sorted(handed_out), "every IP bought was reported"
+
+
+def most_in_flight(fake: FakeSendGrid) -> int:
+    """The most requests the fake was answering at once."""
+    edges = sorted([(r.received_at, 1) for r in fake.log]
+                   + [(r.answered_at, -1) for r in fake.log])
+    return max(itertools.accumulate(step for _, step in edges))
+
+
+async def test_an_account_waiting_to_retry_lets_another_work_meanwhile(
+    fake: FakeSendGrid,
+) -> None:
+    first, second = ACCOUNTS[:2]
+    fake.script("AddAccountIps", Fault.error(503), times=1, account_id=first)
+    retry = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, settle=0.2)
+    async with SendGridIPAM(KEY, base_url=fake.url, retry=retry) as client:
+        result = await client.provisioning.bulk_add_ips(
+            [ProvisionRequest(first, 12, "us"), ProvisionRequest(second, 12, "us")],
+            concurrency=1, audit_delay=0.05,
+        )
+    result.raise_for_failures()
+    failed = next(r for r in fake.log if r.status == 503)
+    after = [r.account_id for r in fake.log if r.received_at > failed.answered_at]
+    # the second account is provisioned while the first settles before its check
+    assert after[:3] == [second] * 3
+    assert after[3:] == [first] * (len(after) - 3)
+    assert most_in_flight(fake) == 1, "one account at work at a time, as asked"
+
+
+@pytest.mark.parametrize(
+    ("fault", "listings"),
+    [
+        # the check finds the write landed: nothing can land later, no audit listing
+        (Fault.applied_error(502), ["marker", "check"]),
+        # the check finds nothing, the write is resent: the first may still land, audited
+        (Fault.error(500), ["marker", "check", "verify", "audit"]),
+    ],
+)
+async def test_an_account_is_audited_only_while_a_write_may_still_land(
+    fake: FakeSendGrid, sg: SendGridIPAM, fault: Fault, listings: list[str]
+) -> None:
+    account = ACCOUNTS[0]
+    fake.script("AddAccountIps", fault, times=1, account_id=account)
+    result = await sg.provisioning.bulk_add_ips(
+        [ProvisionRequest(account, 10, "us")], concurrency=1, audit_delay=0.05)
+    result.raise_for_failures()
+    assert fake.count("ListAccountIps") == len(listings)
+    assert sorted(result.results[0].ips) == sorted(fake.account_ips(account))
