@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sendgrid_ipam import RequestTimeoutError
-from sendgrid_ipam.coordination import LeaseLostError
+from sendgrid_ipam.coordination import LeaseBusy, LeaseLostError
 from sendgrid_ipam.coordination.base import CoordinatorUnavailableError
 from tests.redis.conftest import Make
 from tests.redis.server import coordinator
@@ -96,17 +96,26 @@ async def test_the_next_holder_in_the_process_takes_the_key_after_the_release(
     assert await _counted(process, start) == 6  # a take and a release each, no retry
 
 
-async def test_a_deferred_lease_waits_for_another_process_and_fences_it(make: Make) -> None:
+async def test_a_deferred_lease_another_process_holds_is_not_waited_for_at_the_gate(
+    make: Make,
+) -> None:
     first, second = make(), make()
     async with first.lease("account:a", wait=1.0, deferred=True) as held:
         await first.wait_at_gate("AddAccountIps", within=1.0, lease=held)
         async with second.lease("account:a", wait=0.05, deferred=True) as late:
-            with pytest.raises(RequestTimeoutError) as caught:
+            started = time.monotonic()
+            with pytest.raises(LeaseBusy) as busy:  # at once: the engine waits elsewhere
                 await second.wait_at_gate("AddAccountIps", within=1.0, lease=late)
+            assert time.monotonic() - started < 0.04
+            assert busy.value.lease is late
+            assert late.token == 0  # nothing taken, nothing reserved
+            with pytest.raises(RequestTimeoutError) as caught:  # taking it: within its wait
+                await late.check()
             assert caught.value.request_sent is False
         async with second.lease("account:a", wait=2.0, deferred=True) as waiting:
-            turn = asyncio.ensure_future(
-                second.wait_at_gate("AddAccountIps", within=1.0, lease=waiting))
+            with pytest.raises(LeaseBusy):
+                await second.wait_at_gate("AddAccountIps", within=1.0, lease=waiting)
+            turn = asyncio.ensure_future(waiting.check())
             await asyncio.sleep(0.05)
             assert not turn.done()  # first holds it
             await held.check()
@@ -114,6 +123,7 @@ async def test_a_deferred_lease_waits_for_another_process_and_fences_it(make: Ma
             await first.client.delete(f"{first.namespace}:lease:account:a")
             await turn
             assert waiting.token == held.token + 1
+            await second.wait_at_gate("AddAccountIps", within=1.0, lease=waiting)  # confirms
             with pytest.raises(LeaseLostError):  # first learns before its next request
                 await first.wait_at_gate("AddAccountIps", within=1.0, lease=held)
             with pytest.raises(LeaseLostError):
@@ -217,8 +227,6 @@ async def test_a_holder_paused_past_its_ttl_with_the_gates_reply_in_hand_sends_n
         other.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a deferred lease is waited for inside the request's "
-                   "gate, holding a connection slot (before the change: outside any slot)")
 async def test_waiting_for_a_lease_another_process_holds_takes_no_connection_slot(
     make: Make,
 ) -> None:
