@@ -17,6 +17,7 @@ import attrs
 from yarl import URL
 
 from .. import _wire
+from ..coordination import LeaseBusy
 from ..errors import (
     ClientStateError,
     DecodeError,
@@ -25,7 +26,6 @@ from ..errors import (
     TransportError,
 )
 from ..retry import RetryPolicy, logger
-from ..coordination.base import LeaseBusy
 from .body import ERROR_BODY_LIMIT, BodyTooLarge, inflate, read_body, read_prefix
 
 if TYPE_CHECKING:
