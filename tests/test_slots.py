@@ -39,6 +39,25 @@ async def test_a_slot_given_back_goes_to_the_longest_waiter() -> None:
     assert order == [0, 1, 2]
 
 
+@pytest.mark.parametrize("waiting", [False, True])
+async def test_a_slot_given_back_early_is_not_given_back_twice(waiting: bool) -> None:
+    slots = _Slots(1)
+    assert slots.try_take()
+    waiter = asyncio.create_task(slots.take()) if waiting else None
+    await asyncio.sleep(0)
+    slots.give()  # handed back early (to the waiter, if any)
+    slots.owe()  # ... and given back once more by its holder's finally: frees nothing
+    slots.give()
+    await asyncio.sleep(0)
+    assert not slots.waiters
+    if waiter is not None:
+        assert waiter.done()
+        assert not slots.try_take(), "the waiter holds the one slot: no second holder"
+        slots.give()
+    assert slots.try_take()
+    assert not slots.try_take()
+
+
 async def test_a_cancelled_waiter_leaves_the_queue_and_loses_no_slot() -> None:
     slots = _Slots(1)
     assert slots.try_take()

@@ -5,7 +5,7 @@ default. A coordinator shared by several processes (Redis) is a second implement
 same interface: the engine never knows which one it has.
 """
 
-from .base import Coordinator, Lease, LeaseLostError
+from .base import Coordinator, Lease, LeaseBusy, LeaseLostError
 from .memory import MemoryCoordinator
 
-__all__ = ["Coordinator", "Lease", "LeaseLostError", "MemoryCoordinator"]
+__all__ = ["Coordinator", "Lease", "LeaseBusy", "LeaseLostError", "MemoryCoordinator"]

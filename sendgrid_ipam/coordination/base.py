@@ -30,7 +30,7 @@ from contextlib import AbstractAsyncContextManager
 from ..errors import SendGridError
 from ..retry import RetryBudget
 
-__all__ = ["Coordinator", "CoordinatorUnavailableError", "Lease", "LeaseLostError"]
+__all__ = ["Coordinator", "CoordinatorUnavailableError", "Lease", "LeaseBusy", "LeaseLostError"]
 
 
 class LeaseLostError(SendGridError):
@@ -50,6 +50,22 @@ class CoordinatorUnavailableError(LeaseLostError):
 
     request_sent = False
     """Always False: the request this error stopped was never sent."""
+
+
+class LeaseBusy(Exception):
+    """`Coordinator.wait_at_gate` was to take a deferred lease with the request's gate check,
+    and another holder has it: nothing was reserved, nothing may be sent yet.
+
+    The engine does not wait for the lease holding a connection slot: it hands the slot
+    back, awaits ``lease.check()`` (which takes a deferred lease, waiting its turn, within
+    the call's deadline), then takes a slot and passes the gate again. Never reaches a
+    caller of the client.
+    """
+
+    def __init__(self, lease: Lease) -> None:
+        super().__init__(f"the write lease on {lease.key!r} is held by another holder")
+        self.lease: Lease = lease
+        """The deferred lease to take before the request can go."""
 
 
 class Lease(abc.ABC):
@@ -97,11 +113,14 @@ class Coordinator(abc.ABC):
 
         ``lease`` is the write lease the request will be sent under: a shared coordinator
         may confirm it (or take it, if deferred) in the same round trip as the gate, so
-        that the `Lease.check` the engine makes right after needs none.
+        that the `Lease.check` the engine makes right after needs none. ``within`` bounds
+        the wait for the endpoint's pace only: a deferred lease that another holder has is
+        not waited for here (`LeaseBusy`).
 
         Raises:
             RateLimitError: the window stays closed longer than ``within`` seconds.
             LeaseLostError: ``lease`` is no longer held (nothing may be sent under it).
+            LeaseBusy: the deferred lease to take is another holder's (nothing reserved).
         """
 
     @abc.abstractmethod

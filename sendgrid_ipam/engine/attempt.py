@@ -17,6 +17,7 @@ import attrs
 from yarl import URL
 
 from .. import _wire
+from ..coordination import LeaseBusy
 from ..errors import (
     ClientStateError,
     DecodeError,
@@ -258,14 +259,39 @@ class Attempt:
                 call.waited("slot", self.engine.clock() - started)
         return True
 
+    async def _lease_outside_slot(self, lease: Lease) -> None:
+        """Take a deferred lease another holder has, without holding a connection slot
+        meanwhile (other calls need them): the slot is handed back, the lease waited for
+        within the call's deadline, then a slot taken again. On failure the attempt holds
+        no slot, and `send` gives back none."""
+        slots = self.engine.slots
+        slots.give()
+        started = self.engine.clock()
+        try:
+            try:
+                await lease.check()  # takes it, waiting its turn: RequestTimeoutError if late
+            finally:
+                if (call := self.call) is not None:
+                    call.waited("lease", self.engine.clock() - started)
+            if not slots.try_take() and not await self._wait_for_slot():
+                raise RequestTimeoutError(
+                    "no connection became free before the call's deadline", request_sent=False)
+        except BaseException:
+            slots.owe()  # send's finally gives back the slot it took: this one went already
+            raise
+
     async def _bounded_timeout(self) -> aiohttp.ClientTimeout | None:
         """Wait at the gate if it is closed; the attempt's timeout, cut to the deadline."""
         engine = self.engine
         remaining = self.deadline - engine.clock()
         if not engine.coordinator.gate_open(self.endpoint):
-            waited = await engine.coordinator.wait_at_gate(
-                self.endpoint, within=min(remaining, self.policy.max_rate_limit_wait),
-                lease=self.lease)  # confirmed (or taken) with the gate: a shared coordinator
+            try:
+                waited = await engine.coordinator.wait_at_gate(
+                    self.endpoint, within=min(remaining, self.policy.max_rate_limit_wait),
+                    lease=self.lease)  # confirmed (or taken) with the gate: a shared one
+            except LeaseBusy as busy:
+                await self._lease_outside_slot(busy.lease)
+                return await self._bounded_timeout()  # the gate again, the lease now taken
             remaining -= waited
             if self.call is not None:
                 self.call.waited("gate", waited)

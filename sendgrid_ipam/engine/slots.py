@@ -43,6 +43,12 @@ class Slots:
                     self.waiters.remove(waiter)
             raise
 
+    def owe(self) -> None:
+        """For a holder that gave its slot back early and will give it back once more (in
+        a ``finally``, with no await in between): that give-back frees nothing. A claim at
+        the head of the queue receives it."""
+        self.waiters.appendleft(asyncio.get_running_loop().create_future())
+
     def give(self) -> None:
         """Give a slot back (to the first waiter still waiting, if any)."""
         while self.waiters:

@@ -46,6 +46,10 @@ Waiting for a lease: within a process, first come first served (one local queue 
 only its head polls Redis); across processes, the head polls with backoff (2 to 25 ms, or
 the holder's TTL left if sooner), and a coordinator that found the key held marks it as
 wanted, so the releasing process's next local waiter yields to it: processes take turns.
+A deferred lease that its first gate script finds held (nothing is reserved then) is waited
+for so too, but not in a connection slot: the engine hands its slot back (`LeaseBusy`),
+takes the lease, then takes a slot and passes the gate again (one more round trip, only
+when the key is contended), all within the call's deadline and not its rate-limit wait.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from ..coordination.base import Coordinator, Lease, LeaseLostError
+from ..coordination.base import Coordinator, Lease, LeaseBusy, LeaseLostError
 from ..errors import ConfigurationError, ErrorDetail, RateLimitError, RequestTimeoutError
 from ..operations import OPERATIONS
 from ..ratelimit import (
@@ -334,7 +338,9 @@ class RedisCoordinator(Coordinator):
         With ``lease`` (the write lease the request goes under), the same round trip
         confirms the lease, or takes it if it is deferred and not yet taken; `Lease.check`
         right after costs nothing. A read made under a deferred lease not yet taken (a
-        write's marker read, in the same task) takes it likewise.
+        write's marker read, in the same task) takes it likewise. If another holder has
+        that lease, nothing is reserved and `LeaseBusy` says so: the engine waits for the
+        lease (``lease.check()``) outside its connection slot, then comes back.
 
         A hold this process learned itself (a 429, ``Remaining: 0``) is waited out without
         asking Redis; so is this process's news of the endpoint still on its way there.
@@ -342,7 +348,7 @@ class RedisCoordinator(Coordinator):
         Raises:
             RateLimitError: the endpoint stays held longer than ``within`` seconds.
             LeaseLostError: ``lease`` is no longer held (nothing may be sent under it).
-            RequestTimeoutError: a deferred lease was not obtained within its ``wait``.
+            LeaseBusy: the deferred lease to take is another holder's (nothing reserved).
             CoordinatorUnavailableError: Redis cannot be reached (not for a read when
                 ``reads_without_redis``, unless it has a lease to take: it then honours
                 only this process's holds).
@@ -368,15 +374,9 @@ class RedisCoordinator(Coordinator):
                 if learning is not None:
                     await asyncio.wait((learning,))  # our own news first (never raises)
                 delay, why = await self._reserve_or_degrade(endpoint, mine)
-            if why == _LEASE:  # another holder has it (in this process: its release)
+            if why == _LEASE:  # another holder has it: not waited for in a connection slot
                 assert mine is not None
-                left = mine.deadline - loop.time()
-                if left <= 0:
-                    raise _timed_out(mine.key)
-                await asyncio.sleep(min(poll, left, delay or poll))
-                poll = min(poll * 2, _LAST_POLL)
-                waited = loop.time() - started  # (the call's deadline counts it too)
-                continue
+                raise LeaseBusy(mine)
             if delay <= 0:
                 return waited
             if delay > within - waited:

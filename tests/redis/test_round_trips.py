@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sendgrid_ipam import RequestTimeoutError
-from sendgrid_ipam.coordination import LeaseLostError
+from sendgrid_ipam.coordination import LeaseBusy, LeaseLostError
 from sendgrid_ipam.coordination.base import CoordinatorUnavailableError
 from tests.redis.conftest import Make
 from tests.redis.server import coordinator
@@ -96,17 +96,26 @@ async def test_the_next_holder_in_the_process_takes_the_key_after_the_release(
     assert await _counted(process, start) == 6  # a take and a release each, no retry
 
 
-async def test_a_deferred_lease_waits_for_another_process_and_fences_it(make: Make) -> None:
+async def test_a_deferred_lease_another_process_holds_is_not_waited_for_at_the_gate(
+    make: Make,
+) -> None:
     first, second = make(), make()
     async with first.lease("account:a", wait=1.0, deferred=True) as held:
         await first.wait_at_gate("AddAccountIps", within=1.0, lease=held)
         async with second.lease("account:a", wait=0.05, deferred=True) as late:
-            with pytest.raises(RequestTimeoutError) as caught:
+            started = time.monotonic()
+            with pytest.raises(LeaseBusy) as busy:  # at once: the engine waits elsewhere
                 await second.wait_at_gate("AddAccountIps", within=1.0, lease=late)
+            assert time.monotonic() - started < 0.04
+            assert busy.value.lease is late
+            assert late.token == 0  # nothing taken, nothing reserved
+            with pytest.raises(RequestTimeoutError) as caught:  # taking it: within its wait
+                await late.check()
             assert caught.value.request_sent is False
         async with second.lease("account:a", wait=2.0, deferred=True) as waiting:
-            turn = asyncio.ensure_future(
-                second.wait_at_gate("AddAccountIps", within=1.0, lease=waiting))
+            with pytest.raises(LeaseBusy):
+                await second.wait_at_gate("AddAccountIps", within=1.0, lease=waiting)
+            turn = asyncio.ensure_future(waiting.check())
             await asyncio.sleep(0.05)
             assert not turn.done()  # first holds it
             await held.check()
@@ -114,6 +123,7 @@ async def test_a_deferred_lease_waits_for_another_process_and_fences_it(make: Ma
             await first.client.delete(f"{first.namespace}:lease:account:a")
             await turn
             assert waiting.token == held.token + 1
+            await second.wait_at_gate("AddAccountIps", within=1.0, lease=waiting)  # confirms
             with pytest.raises(LeaseLostError):  # first learns before its next request
                 await first.wait_at_gate("AddAccountIps", within=1.0, lease=held)
             with pytest.raises(LeaseLostError):
@@ -217,8 +227,6 @@ async def test_a_holder_paused_past_its_ttl_with_the_gates_reply_in_hand_sends_n
         other.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a deferred lease is waited for inside the request's "
-                   "gate, holding a connection slot (before the change: outside any slot)")
 async def test_waiting_for_a_lease_another_process_holds_takes_no_connection_slot(
     make: Make,
 ) -> None:
@@ -244,3 +252,66 @@ async def test_waiting_for_a_lease_another_process_holds_takes_no_connection_slo
             if waiting is not None and not waiting.done():
                 waiting.cancel()
                 await asyncio.gather(waiting, return_exceptions=True)
+
+
+async def test_a_lease_wait_longer_than_max_rate_limit_wait_ends_within_the_deadline(
+    make: Make,
+) -> None:
+    from sendgrid_ipam import RetryPolicy, SendGridIPAM
+    from sendgrid_ipam.testing import FakeSendGrid
+
+    other, process = make(), make()
+    # Another process learned that CreateIpPool's window is closed until ``reset``.
+    reset = time.time() + 0.4
+    other.observe("CreateIpPool", 200, {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "0",
+                                         "X-RateLimit-Reset": f"{reset:.3f}"})
+    await asyncio.gather(*other._tasks)  # the news is in Redis
+    policy = RetryPolicy(max_attempts=1, max_rate_limit_wait=0.15)  # below the lease wait
+    async with FakeSendGrid(api_key="SG.paced", accounts=[]) as fake, \
+            SendGridIPAM("SG.paced", base_url=fake.url, coordinator=process) as sg:
+        async with other.lease("pool:paced", wait=1.0):
+            creating = asyncio.ensure_future(sg.pools.create("paced", deadline=2.0,
+                                                             retry=policy))
+            await asyncio.sleep(0.3)  # longer than max_rate_limit_wait
+            assert not creating.done()
+        pool = await creating  # then the window's last 0.1 s: within max_rate_limit_wait
+        assert time.time() >= reset - 0.05  # it did wait for the window
+        assert pool.name == "paced"
+        assert fake.count("CreateIpPool") == 1
+
+
+async def test_a_lease_wait_past_the_deadline_raises_as_before_and_sends_nothing(
+    make: Make,
+) -> None:
+    from sendgrid_ipam import SendGridIPAM
+    from sendgrid_ipam.testing import FakeSendGrid
+
+    other, process = make(), make()
+    async with FakeSendGrid(api_key="SG.late", accounts=["acct-a", "acct-b"]) as fake, \
+            SendGridIPAM("SG.late", base_url=fake.url, coordinator=process,
+                         max_connections=1) as sg:
+        slots = sg._engine.slots
+        async with other.lease("account:acct-a", wait=1.0):
+            started = time.monotonic()
+            with pytest.raises(RequestTimeoutError) as caught:
+                await sg.provisioning.add_ips("acct-a", count=1, region="us", deadline=0.2)
+            assert 0.2 <= time.monotonic() - started < 0.5
+            # What the wait raised before leases were deferred (then: before any request).
+            assert caught.value.request_sent is False
+            assert caught.value.operation == "AddAccountIps"
+            assert str(caught.value) == (
+                "the call's deadline was reached waiting for the write lease on "
+                "'account:acct-a' (another write to it is in flight)")
+            # Cancelled while waiting for the lease: it leaves no slot taken either.
+            waiting = asyncio.ensure_future(
+                sg.provisioning.add_ips("acct-a", count=1, region="us", deadline=2.0))
+            await asyncio.sleep(0.05)
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+            assert waiting.cancelled()
+            assert (slots.free, len(slots.waiters)) == (1, 0)  # the one slot, free again
+            assert fake.count("ListAccountIps") == fake.count("AddAccountIps") == 0
+            free = await sg.provisioning.add_ips("acct-b", count=1, region="us", deadline=0.3)
+            assert len(free.ips) == 1
+        assert len((await sg.provisioning.add_ips("acct-a", count=1, region="us")).ips) == 1
+        assert (slots.free, len(slots.waiters)) == (1, 0)
