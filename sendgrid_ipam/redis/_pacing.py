@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from ..ratelimit import _EPOCH_THRESHOLD, _SKEW, PaceRules, RateLimit, _header, _number
 from ._scripts import _SETTLE_FUNCTION
 
-__all__ = ["COUNT_CAP", "FIELDS", "LEARN", "RESERVE", "learn_args", "reserve_args", "window"]
+__all__ = ["COUNT_CAP", "FIELDS", "LEARN", "RESERVE", "UNANSWERED", "learn_args", "reserve_args", "window"]
 
 COUNT_CAP = 2**53
 """The largest count sent to the scripts (the largest integer a double holds exactly)."""
@@ -212,6 +212,22 @@ if after == state then return {1, state.gen} end
 if state == nil then after.gen = redis.call('HINCRBY', KEYS[2], KEYS[1], 1) end
 save(KEYS[1], after)
 return {2, after.gen}
+"""
+
+
+# After a request reserved with TICKET ended without news (its connection lost, a reply
+# with no rate-limit headers): if it was the probe still out, the next request probes at
+# once (`ratelimit.unanswered`). KEYS: pace. ARGV: ticket, its generation.
+# Returns 1 if the probe was let go, else 0.
+UNANSWERED = _PACE_FUNCTIONS + """
+local s = load(KEYS[1])
+local ticket = tonumber(ARGV[1])
+if s == nil or s.gen ~= tonumber(ARGV[2]) then return 0 end
+if s.probe_until ~= 0 and ticket == s.sent and ticket > s.seen then
+  redis.call('HSET', KEYS[1], 'probe_until', num(0))
+  return 1
+end
+return 0
 """
 
 

@@ -294,6 +294,7 @@ class RedisCoordinator(Coordinator):
         self._reserve_script = register(_pacing.RESERVE)
         self._reserve_lease_script = register(_scripts.with_lease(_pacing.RESERVE))
         self._learn = register(_pacing.LEARN)
+        self._unanswered = register(_pacing.UNANSWERED)
         self._settle = register(_scripts.SETTLE)
 
     @classmethod
@@ -494,6 +495,28 @@ class RedisCoordinator(Coordinator):
                                               _pacing.window(headers)))
         self._learning[endpoint] = task
         task.add_done_callback(lambda done: self._learned(endpoint, done))
+
+    def unanswered(self, endpoint: str) -> None:
+        """This task's last request to ``endpoint`` ended without news: if it was the probe
+        the shared pace waits for, the next request (of any process) probes at once rather
+        than after the probe's timeout. Told to Redis in the background."""
+        mine = _TICKET.get()
+        if mine is None or mine[0] != endpoint:
+            return
+        _TICKET.set(None)
+        self._spawn(self._unanswered_remote(endpoint, mine[1], mine[2]))
+
+    async def _unanswered_remote(self, endpoint: str, generation: int, ticket: int) -> None:
+        try:
+            let_go = await self._unanswered(keys=[self._key("pace", endpoint)],
+                                            args=[ticket, generation])
+        except FAILURES as exc:  # the others then wait out the probe's timeout
+            logger.warning("could not share rate-limit news through Redis (%s)",
+                           type(exc).__name__,
+                           extra={"sendgrid_ipam_event": "coordinator_unavailable"})
+            return
+        if int(let_go):
+            self._wake(endpoint)
 
     def _hold_here(self, endpoint: str, reply: RateLimit, now: float, limited: bool,
                    jitter: float) -> None:

@@ -45,3 +45,18 @@ async def test_gathered_requests_share_the_budget_until_the_reset(
     waits = await asyncio.gather(*(start(coordinator, "AddAccountIps") for _ in range(3)))
     assert sorted(waits)[:2] == [0.0, 0.0]
     assert 0.1 < max(waits) < 0.9, "the third waited for the reset"
+
+
+async def test_a_probe_that_gets_no_news_lets_the_next_request_probe_at_once(
+    coordinator: Coordinator,
+) -> None:
+    endpoint = "ListAccountIps"
+    coordinator.observe(endpoint, 200, news(0, 0.05))
+    await start(coordinator, endpoint)  # waits for the reset, then goes as the probe
+    waiting = asyncio.ensure_future(start(coordinator, endpoint))
+    await asyncio.sleep(0.05)
+    assert not waiting.done(), "the others wait for the probe's reply"
+    began = time.monotonic()
+    coordinator.unanswered(endpoint)  # the probe's connection was lost: no news will come
+    await waiting
+    assert time.monotonic() - began < 0.3, "not the probe's whole timeout (0.5 s)"
