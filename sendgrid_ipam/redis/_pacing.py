@@ -33,7 +33,9 @@ from collections.abc import Mapping
 from ..ratelimit import _EPOCH_THRESHOLD, _SKEW, PaceRules, RateLimit, _header, _number
 from ._scripts import _SETTLE_FUNCTION
 
-__all__ = ["COUNT_CAP", "FIELDS", "LEARN", "RESERVE", "UNANSWERED", "learn_args", "reserve_args", "window"]
+__all__ = [
+    "COUNT_CAP", "FIELDS", "LEARN", "RESERVE", "UNANSWERED", "learn_args", "reserve_args", "window",
+]
 
 COUNT_CAP = 2**53
 """The largest count sent to the scripts (the largest integer a double holds exactly)."""
