@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -177,13 +179,17 @@ class _FailingJournal(SQLiteJournal):
         super().__init__(path)
         self.good = good
 
-    async def _apply_many(
-        self, run_id: str, steps: list[tuple[str, list[Any]]]
-    ) -> list[BaseException | None]:
+    def _submit_valid(
+        self, run_id: str, steps: list[tuple[str, list[Any]]], *, durable: bool
+    ) -> asyncio.Future[list[BaseException | None]]:
         good, self.good = steps[:max(self.good, 0)], self.good - len(steps)
-        stored = await super()._apply_many(run_id, good) if good else []
+        stored = super()._submit_valid(run_id, good, durable=durable) if good else None
         full = JournalError("the journal could not be written: database or disk is full")
-        return [*stored, *(full for _ in steps[len(good):])]
+
+        async def answer() -> list[BaseException | None]:
+            return [*(await stored if stored else []), *(full for _ in steps[len(good):])]
+
+        return asyncio.ensure_future(answer())
 
 
 async def test_a_journal_that_fails_mid_run_stops_every_write_after_it(

@@ -77,8 +77,8 @@ async def test_another_programs_sqlite_database_is_refused(tmp_path: Path) -> No
 async def test_a_journal_of_another_schema_version_is_refused(tmp_path: Path) -> None:
     path = await _journal_file(tmp_path)
     with _raw(path) as connection:
-        connection.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    expected = f"version 2, and this sendgrid-ipam reads version {SCHEMA_VERSION}$"
+        connection.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    expected = f"version 99, and this sendgrid-ipam reads version {SCHEMA_VERSION}$"
     await _refused_at_open(path, expected)
 
 
@@ -128,7 +128,7 @@ async def test_a_write_that_fails_raises_journal_error_and_stores_nothing(tmp_pa
 async def test_unreadable_data_in_the_file_is_a_journal_error(tmp_path: Path) -> None:
     path = await _journal_file(tmp_path)
     with _raw(path) as connection:
-        connection.execute("UPDATE accounts SET final_ips = '{broken'")
+        connection.execute("INSERT INTO steps (run_id, account_id, finished, records) VALUES ('run-1', 'acct-1', 0, 'q{broken')")
     async with SQLiteJournal(path) as journal:
         with pytest.raises(JournalError, match="unreadable"):
             await journal.load(RUN)
