@@ -205,18 +205,19 @@ class Released:
 
 
 Record: TypeAlias = Begin | Marker | Intent | Outcome | Ambiguous | Finish | Excess | Released
+_ALL_KINDS = (Intent, Outcome, Marker, Finish, Ambiguous, Excess, Released, Begin)
 
 
-class _Where:
-    """Names the account in an error message (``f"{where}"``), made only when one is."""
+def _where(run_id: str, account_id: str) -> str:
+    return f"account {account_id!r} in run {run_id!r}"
 
-    __slots__ = ("account_id", "run_id")
 
-    def __init__(self, run_id: str, account_id: str) -> None:
-        self.run_id, self.account_id = run_id, account_id
-
-    def __str__(self) -> str:
-        return f"account {self.account_id!r} in run {self.run_id!r}"
+def _kind(record: object) -> type | None:
+    """The record's class among the records' (a subclass's base), or None."""
+    kind = type(record)
+    if kind in _ALL_KINDS:
+        return kind
+    return next((known for known in _ALL_KINDS if isinstance(record, known)), None)
 
 
 def check_record(run_id: str, account_id: str, state: StateView | None, record: Record) -> bool:
@@ -228,62 +229,71 @@ def check_record(run_id: str, account_id: str, state: StateView | None, record: 
         JournalMismatchError: the record contradicts the state.
         JournalError: the record breaks the order (no `Begin` yet, an outcome with no intent).
     """
-    # the message's text is made only when a record is refused: this runs for every record
-    where = _Where(run_id, account_id)
-    if isinstance(record, Begin):
+    # this runs for every record: a message's text is made only when one is refused
+    kind = _kind(record)
+    if kind is Begin:
+        assert isinstance(record, Begin)
         if state is None:
             return True
         if (state.region, state.count) != (record.region, record.count):
             raise JournalMismatchError(
-                f"{where} was begun with {state.count} IPs in {state.region!r}; "
-                f"this asks {record.count} in {record.region!r}"
+                f"{_where(run_id, account_id)} was begun with {state.count} IPs in "
+                f"{state.region!r}; this asks {record.count} in {record.region!r}"
             )
         return False
     if state is None:
-        raise JournalError(f"{where} has no target: begin_account() first")
-    if isinstance(record, Ambiguous):
+        raise JournalError(f"{_where(run_id, account_id)} has no target: begin_account() first")
+    if kind is Ambiguous:
         return True
-    if isinstance(record, Excess | Released):
-        held = state.excess if isinstance(record, Excess) else state.released
+    if kind is Excess or kind is Released:
+        assert isinstance(record, Excess | Released)
+        held = state.excess if kind is Excess else state.released
         return not set(record.ips) <= set(held)
-    if isinstance(record, Finish) and state.finished:
+    if kind is Finish and state.finished:
+        assert isinstance(record, Finish)
         if set(record.ips) != set(state.final_ips):
-            raise JournalMismatchError(f"{where} is finished already, with other IPs")
+            raise JournalMismatchError(
+                f"{_where(run_id, account_id)} is finished already, with other IPs")
         return False
-    new = _check_progress(where, state, record)
+    new = _check_progress(run_id, account_id, state, record, kind)
     if new and state.finished:
-        raise JournalMismatchError(f"{where} is finished already")
+        raise JournalMismatchError(f"{_where(run_id, account_id)} is finished already")
     return new
 
 
 def _check_progress(
-    where: _Where, state: StateView, record: Marker | Intent | Outcome | Finish
+    run_id: str, account_id: str, state: StateView, record: Record, kind: type | None
 ) -> bool:
-    if isinstance(record, Finish):
+    if kind is Finish:
         return True
-    if isinstance(record, Marker):
+    if kind is Marker:
+        assert isinstance(record, Marker)
         if not state.marker_known:
             return True
         if state.marker != record.marker:
-            raise JournalMismatchError(
-                f"{where} has the marker {state.marker!r}, not {record.marker!r}"
-            )
+            raise JournalMismatchError(f"{_where(run_id, account_id)} has the marker "
+                                       f"{state.marker!r}, not {record.marker!r}")
         return False
+    assert isinstance(record, Intent | Outcome)
     chunk = state.chunk(record.chunk)
-    if isinstance(record, Intent):
+    if kind is Intent:
+        assert isinstance(record, Intent)
         if chunk is None:
             return True
         if chunk.size != record.size:
             raise JournalMismatchError(
-                f"chunk {record.chunk} of {where} has the size {chunk.size}, not {record.size}"
-            )
+                f"chunk {record.chunk} of {_where(run_id, account_id)} has the size "
+                f"{chunk.size}, not {record.size}")
         return False
+    assert isinstance(record, Outcome)
     if chunk is None:
-        raise JournalError(f"chunk {record.chunk} of {where} has no intent: record_intent() first")
+        raise JournalError(f"chunk {record.chunk} of {_where(run_id, account_id)} has no "
+                           "intent: record_intent() first")
     if chunk.ips is None:
         return True
     if set(chunk.ips) != set(record.ips):
-        raise JournalMismatchError(f"chunk {record.chunk} of {where} has other IPs recorded")
+        raise JournalMismatchError(
+            f"chunk {record.chunk} of {_where(run_id, account_id)} has other IPs recorded")
     return False
 
 
@@ -455,13 +465,8 @@ def _checked(index: int, record: object) -> Record:
         raise ValidationError(f"records[{index}]{exc.field}", exc.rule) from None
 
 
-_KINDS = (Intent, Outcome, Marker, Ambiguous, Finish, Excess, Released)
-
-
 def _valid(record: object) -> Record:
-    kind: type | None = type(record)
-    if kind not in _KINDS:  # a subclass, or not a record
-        kind = next((known for known in _KINDS if isinstance(record, known)), None)
+    kind = _kind(record)
     if kind is Intent:
         assert isinstance(record, Intent)
         return Intent(_integer(".chunk", record.chunk, 0), _integer(".size", record.size, 1))
