@@ -111,6 +111,8 @@ class Recorder:
         self.number = 0  # the batch's number
         self.sent: dict[int, asyncio.Future[None]] = {}  # batches not answered, by number
         self.last: dict[str, int] = {}  # the number of each account's last batch
+        self.behind = False  # a batch went with durable=False: `flush` syncs the journal
+        self.sync_failure: BaseException | None = None  # that sync failed: nothing is sure
 
     def defer(self, account_id: str, record: Record) -> None:
         """Record `record` with the account's next step (no write is sent before it)."""
@@ -165,6 +167,7 @@ class Recorder:
         waiters, self.waiters = self.waiters, {}
         durable, self.durable = self.durable, False
         number, self.number = self.number, self.number + 1
+        self.behind = self.behind or not durable
         try:
             sent = self.journal.submit_many(self.run_id, batch, durable=durable)
         except Exception as exc:  # the answer of every step of the batch
@@ -208,6 +211,16 @@ class Recorder:
                 await asyncio.wait(list(self.sent.values()))
             except asyncio.CancelledError:
                 cancelled = True
+        if self.behind and self.journal is not None:
+            self.behind = False
+            syncing = asyncio.ensure_future(self.journal.sync())
+            while not syncing.done():
+                try:
+                    await asyncio.wait([syncing])
+                except asyncio.CancelledError:
+                    cancelled = True
+            if not syncing.cancelled():
+                self.sync_failure = syncing.exception()
         if cancelled:
             raise asyncio.CancelledError
 

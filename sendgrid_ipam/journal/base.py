@@ -743,6 +743,15 @@ class Journal(abc.ABC):
 
         return asyncio.ensure_future(answer())
 
+    async def sync(self) -> None:
+        """Make every record stored so far durable, also those of ``record_many(...,
+        durable=False)`` (a backend whose every record is durable has nothing to do).
+
+        Raises:
+            JournalError: the journal cannot be written.
+        """
+        await self._sync()
+
     async def load(self, run_id: str) -> Mapping[str, AccountState]:
         """Every account's state in the run, by account id (empty for an unknown run).
 
@@ -840,6 +849,9 @@ class Journal(abc.ABC):
         override it to answer without a task."""
         return asyncio.ensure_future(self._apply_many(run_id, steps) if durable
                                      else self._apply_many_behind(run_id, steps))
+
+    async def _sync(self) -> None:  # noqa: B027 (a hook: most backends have nothing to do)
+        """Make the records of ``durable=False`` steps durable (by default: they are)."""
 
     async def _apply_many_behind(
         self, run_id: str, steps: list[tuple[str, list[Record]]]

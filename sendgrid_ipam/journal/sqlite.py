@@ -237,6 +237,7 @@ class SQLiteJournal(Journal):
         # in the thread: the states of the accounts read or written, by (run, account), as
         # of the file's data_version `_version` (None: not known; read everything again)
         self._live: dict[tuple[str, str], LiveState] = {}
+        self._whole: set[str] = set()  # runs all of whose accounts are in _live
         self._version: int | None = None
         self._unsynced = False  # a commit without an fsync since the last one with it
         self._synced = synchronous == "full"  # the connection's setting now
@@ -312,6 +313,9 @@ class SQLiteJournal(Journal):
             failed.set_exception(exc)
             return failed
 
+    async def _sync(self) -> None:
+        await self._submit(self._touch)  # in a commit that fsyncs ("full"), if one is due
+
     async def _begin_all(self, run_id: str, begins: list[tuple[str, Begin]]) -> None:
         await self._submit(lambda connection: self._begin(connection, run_id, begins))
 
@@ -376,6 +380,7 @@ class SQLiteJournal(Journal):
     def _forget(self) -> None:
         """Drop the states held in memory: the next records read them from the file."""
         self._live.clear()
+        self._whole.clear()
         self._version = None
 
     def _commit(self, group: list[_Queued]) -> list[Any]:
@@ -407,7 +412,7 @@ class SQLiteJournal(Journal):
             message = f"the journal {self.path} could not be written: {error}"
             return [JournalError(message) for _ in group]
         self._version = version  # unchanged by this connection's own commits
-        self._unsynced = not sync
+        self._unsynced = self._synchronous == "full" and not sync
         return results
 
     def _set_sync(self, connection: sqlite3.Connection, sync: bool) -> None:
@@ -490,16 +495,18 @@ class SQLiteJournal(Journal):
         if connection is None:
             return
         try:
-            if self._unsynced and self._synchronous == "full":
-                # the last commits skipped the fsync (records no write waited for): one
-                # that does not, so that a closed journal is durable whole
+            if self._unsynced:  # a closed journal is durable whole
                 self._set_sync(connection, True)
-                connection.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('closed_at', ?)",
-                    (str(time.time()),))
-                self._unsynced = False
+                self._touch(connection)
         finally:
             connection.close()
+
+    def _touch(self, connection: sqlite3.Connection) -> None:
+        """A write, for a commit to fsync: with ``synchronous=FULL`` the WAL is synced at a
+        commit that wrote something, and with it every commit before."""
+        if self._unsynced:
+            connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('synced_at', ?)",
+                               (str(time.time()),))
 
     # records, in the thread, inside the group's transaction
     def _state(
@@ -508,7 +515,7 @@ class SQLiteJournal(Journal):
         """The account's state (None: not begun): held in memory, or read from the file."""
         key = (run_id, account_id)
         live = self._live.get(key)
-        if live is None:
+        if live is None and run_id not in self._whole:
             row = connection.execute(
                 "SELECT region, count FROM accounts WHERE run_id = ? AND account_id = ?",
                 key).fetchone()
@@ -546,6 +553,7 @@ class SQLiteJournal(Journal):
                     connection.executemany(_INSERT_STEP, rows)  # steps before it are there
                     rows.clear()
                     self._live.pop((run_id, account_id), None)
+                    self._whole.discard(run_id)
                 continue
             errors.append(None)
             if new:
@@ -594,4 +602,5 @@ class SQLiteJournal(Journal):
                 live.apply(record)
         for account_id, live in states.items():  # as the file holds them now: keep them
             self._live[(run_id, account_id)] = live
+        self._whole.add(run_id)
         return {account_id: live.frozen() for account_id, live in states.items()}
