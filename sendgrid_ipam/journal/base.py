@@ -436,23 +436,28 @@ _MAX_VALID_IPS = 100_000
 
 
 def _ips(field: str, value: object) -> tuple[str, ...]:
+    """`value` as a tuple of valid IPs, each once (`value` itself if it is one)."""
     if type(value) is not tuple and (
             isinstance(value, str | bytes) or not isinstance(value, Sequence)):
         raise ValidationError(field, f"must be a sequence of IP addresses, not {value!r}")
     try:
-        if _VALID_IPS.issuperset(value):  # the set holds only valid IPs, all of them str
-            return tuple(dict.fromkeys(value))
+        distinct = set(value)
     except TypeError:  # an item that cannot be hashed: refused below
-        pass
-    # the common case, IPv4 addresses only, in one match of the whole list
-    if all(type(ip) is str for ip in value):
-        joined = ",".join(value)
-        # (as many commas as separators: no item held one)
-        if joined.count(",") == len(value) - 1 and _IPV4_LIST.fullmatch(joined):
-            if len(_VALID_IPS) >= _MAX_VALID_IPS:
-                _VALID_IPS.clear()
-            _VALID_IPS.update(value)
-            return tuple(dict.fromkeys(value))
+        distinct = None
+    if distinct is not None and distinct <= _VALID_IPS:  # it holds only valid IPs, all str
+        # the common case: IPs validated before (a finish repeats its outcomes' IPs)
+        if len(distinct) == len(value) and type(value) is tuple:
+            return value
+        return tuple(dict.fromkeys(value))
+    # IPv4 addresses only, in one match of the whole list
+    joined = ",".join(value) if all(type(ip) is str for ip in value) else ""
+    # (as many commas as separators: no item held one)
+    if joined and joined.count(",") == len(value) - 1 and _IPV4_LIST.fullmatch(joined):
+        if len(_VALID_IPS) >= _MAX_VALID_IPS:
+            _VALID_IPS.clear()
+        _VALID_IPS.update(value)
+        once = tuple(dict.fromkeys(value))
+        return value if type(value) is tuple and len(once) == len(value) else once
     return tuple(dict.fromkeys(_ip(f"{field}[{index}]", ip) for index, ip in enumerate(value)))
 
 
@@ -466,26 +471,38 @@ def _checked(index: int, record: object) -> Record:
 
 
 def _valid(record: object) -> Record:
+    """`record` if its values are valid as they are (the common case: no copy), else rebuilt
+    from validated values."""
     kind = _kind(record)
     if kind is Intent:
         assert isinstance(record, Intent)
-        return Intent(_integer(".chunk", record.chunk, 0), _integer(".size", record.size, 1))
+        chunk, size = record.chunk, record.size
+        if type(chunk) is int and type(size) is int and chunk >= 0 and size >= 1:
+            return record
+        return Intent(_integer(".chunk", chunk, 0), _integer(".size", size, 1))
     if kind is Outcome:
         assert isinstance(record, Outcome)
-        return Outcome(_integer(".chunk", record.chunk, 0), _ips(".ips", record.ips))
+        ips, chunk = _ips(".ips", record.ips), record.chunk
+        if ips is record.ips and type(chunk) is int and chunk >= 0:
+            return record
+        return Outcome(_integer(".chunk", chunk, 0), ips)
     if kind is Marker:
         assert isinstance(record, Marker)
-        return Marker(None if record.marker is None else _ip(".marker", record.marker))
+        marker = record.marker
+        if marker is None or marker in _VALID_IPS:
+            return record
+        return Marker(_ip(".marker", marker))
     if kind is Ambiguous:
         assert isinstance(record, Ambiguous)
         at = record.at
         if isinstance(at, bool) or not isinstance(at, int | float) or not (
                 math.isfinite(at) and at >= 0):
             raise ValidationError(".at", f"must be a finite time of at least 0, not {at!r}")
-        return Ambiguous(float(at))
+        return record if type(at) is float else Ambiguous(float(at))
     if kind is Finish or kind is Excess or kind is Released:
         assert isinstance(record, Finish | Excess | Released)
-        return kind(_ips(".ips", record.ips))
+        ips = _ips(".ips", record.ips)
+        return record if ips is record.ips else kind(ips)
     raise ValidationError("", f"must be a record of an account's progress, not {record!r}")
 
 
