@@ -111,6 +111,7 @@ class Recorder:
         self.number = 0  # the batch's number
         self.sent: dict[int, asyncio.Future[None]] = {}  # batches not answered, by number
         self.last: dict[str, int] = {}  # the number of each account's last batch
+        self.settling: list[tuple[int, asyncio.Future[None]]] = []  # (batch, settle's waiter)
         self.behind = False  # a batch went with durable=False: `flush` syncs the journal
         self.sync_failure: BaseException | None = None  # that sync failed: nothing is sure
 
@@ -190,15 +191,27 @@ class Recorder:
                     self.failures.setdefault(account_id, error)
                     self.stop.set()  # no write may follow a record that is not durable
             self.sent.pop(number).set_result(None)
+            if self.settling:  # wake each settle whose batches are all answered now
+                first = min(self.sent, default=self.number)
+                still = []
+                for last, waiter in self.settling:
+                    if last >= first:
+                        still.append((last, waiter))
+                    elif not waiter.done():
+                        waiter.set_result(None)
+                self.settling = still
 
         sent.add_done_callback(answer)
 
     async def settle(self, account_id: str) -> None:
         """Wait until every record of the account written so far is stored (or failed)."""
         last = self.last.pop(account_id, None)
-        if last is not None:
-            while earlier := [sent for number, sent in self.sent.items() if number <= last]:
-                await asyncio.wait(earlier)
+        if last is None or min(self.sent, default=last + 1) > last:
+            return  # every batch up to its last one is answered
+        # a waiter of its own: cancelling this task must not cancel a batch's future
+        waiter = asyncio.get_running_loop().create_future()
+        self.settling.append((last, waiter))
+        await waiter
 
     async def flush(self) -> None:
         """Wait until every record written behind the run is stored (or has failed).
