@@ -1,6 +1,6 @@
 #!/bin/sh
 # Instructions per account of a fault-free bulk run, without and with a journal (callgrind).
-# Usage: benchmarks/callgrind_bulk.sh [SMALL] [LARGE]   (from the project root)
+# Usage: [MODES="without journal"] benchmarks/callgrind_bulk.sh [SMALL] [LARGE]   (from the root)
 set -eu
 small=${1:-300}
 large=${2:-1300}
@@ -10,7 +10,7 @@ count() {
         .venv/bin/python -m benchmarks.callgrind_bulk "$2" "$1" >/dev/null 2>"$out/log.$1.$2"
     sed -n 's/.*Collected : //p' "$out/log.$1.$2"
 }
-for mode in without journal normal; do
+for mode in ${MODES:-without journal normal}; do
     a=$(count "$mode" "$small")
     b=$(count "$mode" "$large")
     echo "$mode: $(( (b - a) / (large - small) )) instructions per account ($small: $a, $large: $b)"
