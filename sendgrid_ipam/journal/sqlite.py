@@ -41,8 +41,6 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
-import attrs
-
 from ..errors import ValidationError
 from .base import (
     AccountState,
@@ -67,7 +65,6 @@ SCHEMA_VERSION = 2
 """The version of the tables this code reads and writes, kept in the ``meta`` table."""
 
 _FORMAT = "sendgrid-ipam journal"
-_MAX_GROUP = 512  # jobs per commit: bounds one transaction's size and its callers' wait
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -92,24 +89,6 @@ _INSERT_STEP = "INSERT INTO steps (run_id, account_id, finished, records) VALUES
 
 _Job = Callable[[sqlite3.Connection], Any]
 _Steps = list[tuple[str, list[Record]]]
-
-
-@attrs.define
-class _Queued:
-    job: _Job
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-    durable: bool
-
-
-def _answer_all(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
-    for future, result in pairs:
-        if future.done():  # its caller was cancelled: the record is written all the same
-            continue
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)
 
 
 # a step's records as text: one line each, a letter and its values. IP lists are joined with
@@ -229,18 +208,20 @@ class SQLiteJournal(Journal):
         self.path = text
         """The file, as given."""
         self._busy_timeout = busy_timeout
-        self._executor: ThreadPoolExecutor | None = None
-        self._connection: sqlite3.Connection | None = None  # used in the executor's thread only
-        self._lock = threading.Lock()
-        self._queue: list[_Queued] = []
-        self._draining = False
-        # in the thread: the states of the accounts read or written, by (run, account), as
-        # of the file's data_version `_version` (None: not known; read everything again)
+        self._executor: ThreadPoolExecutor | None = None  # the fsyncs' thread, while open
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # the connection's, for a journal used from two loops
+        self._wal = -1  # a descriptor of the WAL file, for the fsyncs
+        # commits are numbered: `_committed` the last one, `_synced` the last one on disk
+        self._committed = 0
+        self._synced = 0
+        self._syncing: asyncio.Future[None] | None = None  # the fsync in flight
+        self._waiting: list[tuple[int, asyncio.Future[Any], Any]] = []  # answers after it
+        # the states of the accounts read or written, by (run, account), as of the file's
+        # data_version `_version` (None: not known; read everything again)
         self._live: dict[tuple[str, str], LiveState] = {}
         self._whole: set[str] = set()  # runs all of whose accounts are in _live
         self._version: int | None = None
-        self._unsynced = False  # a commit without an fsync since the last one with it
-        self._synced = synchronous == "full"  # the connection's setting now
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
@@ -252,28 +233,22 @@ class SQLiteJournal(Journal):
         return self._executor is not None
 
     async def _open(self) -> None:
-        executor = ThreadPoolExecutor(1, thread_name_prefix="sendgrid-ipam-journal")
-        # open at once, so that a second open() does not start a second thread; records
-        # queued meanwhile wait behind the connection in the thread's queue
-        self._executor = executor
-        try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._connect)
-        except BaseException:
-            if self._executor is executor:
-                self._executor = None
-            executor.shutdown(wait=False)
-            raise
+        self._connect()  # on the loop: a few statements, and one commit without an fsync
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sendgrid-ipam-journal")
 
     async def _close(self) -> None:
         executor, self._executor = self._executor, None
         if executor is None:
             return
         try:
-            # the single worker runs jobs in order: every group queued before this one is
-            # committed and answered first
-            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+            while self._syncing is not None:  # every answer given first
+                await asyncio.wait([self._syncing])
+            if self._synced < self._committed and self._synchronous == "full":
+                # commits no caller waited for the disk for: a closed journal is durable whole
+                await asyncio.get_running_loop().run_in_executor(executor, os.fsync, self._wal)
         finally:
             executor.shutdown(wait=False)
+            self._disconnect()
 
     async def _apply(self, run_id: str, account_id: str, record: Record) -> AccountState | None:
         if isinstance(record, Begin):
@@ -303,18 +278,12 @@ class SQLiteJournal(Journal):
     def _submit_valid(
         self, run_id: str, steps: _Steps, *, durable: bool
     ) -> asyncio.Future[list[BaseException | None]]:
-        # straight into the group commit's queue: no task per call
-        try:
-            return self._queue_job(lambda connection: self._store(connection, run_id, steps),
-                                   durable=durable)
-        except JournalError as exc:  # not open: the answer, as _apply_many's would be
-            failed: asyncio.Future[list[BaseException | None]] = (
-                asyncio.get_running_loop().create_future())
-            failed.set_exception(exc)
-            return failed
+        # committed now, on the loop; answered at once, or once an fsync holds it: no task
+        return self._queue_job(lambda connection: self._store(connection, run_id, steps),
+                               durable=durable)
 
     async def _sync(self) -> None:
-        await self._submit(self._touch)  # in a commit that fsyncs ("full"), if one is due
+        await self._queue_job(lambda connection: None, durable=True)
 
     async def _begin_all(self, run_id: str, begins: list[tuple[str, Begin]]) -> None:
         await self._submit(lambda connection: self._begin(connection, run_id, begins))
@@ -338,44 +307,62 @@ class SQLiteJournal(Journal):
         found: dict[str, str] = await self._submit(read)
         return found
 
-    # the group commit
+    # commits on the loop, fsyncs in the thread
     async def _submit(self, job: _Job) -> Any:
         return await self._queue_job(job, durable=True)
 
     def _queue_job(self, job: _Job, *, durable: bool) -> asyncio.Future[Any]:
-        """Queue `job` for the next group commit; the future of its result."""
-        executor = self._executor
-        if executor is None:
-            raise JournalError(f"the journal {self.path} is not open")
+        """Run `job` in a transaction of its own and commit it (without an fsync: into the
+        operating system's cache, where the process's death cannot lose it); the future of
+        its result, answered at once, or (`durable`, "full") once an fsync of the WAL made
+        the commit durable. One fsync makes every commit before it durable (the WAL is one
+        file, written in order): the commits made while one runs share the next."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        with self._lock:
-            self._queue.append(_Queued(job, future, loop, durable))
-            start, self._draining = not self._draining, True
-        if start:
-            executor.submit(self._drain)
+        if self._executor is None:
+            future.set_exception(JournalError(f"the journal {self.path} is not open"))
+            return future
+        try:
+            (result,) = self._commit([job])
+        except Exception as error:  # not the disk's doing: an answer all the same
+            self._forget()
+            result = JournalError(f"the journal {self.path} failed: {error!r}")
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        elif not durable or self._synchronous == "normal" or self._synced >= self._committed:
+            future.set_result(result)
+        else:
+            self._waiting.append((self._committed, future, result))
+            if self._syncing is None:
+                self._fsync(loop)
         return future
 
-    def _drain(self) -> None:
-        """In the thread: commit queued jobs, a group at a time, until none is left."""
-        while True:
-            with self._lock:
-                group, self._queue = self._queue[:_MAX_GROUP], self._queue[_MAX_GROUP:]
-                if not group:
-                    self._draining = False
-                    return
-            try:
-                results = self._commit(group)
-            except Exception as error:  # not the disk's doing: answer every caller, never hang
-                self._forget()
-                message = f"the journal {self.path} failed: {error!r}"
-                results = [JournalError(message) for _ in group]
-            answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
-            for queued, result in zip(group, results, strict=True):
-                answers.setdefault(queued.loop, []).append((queued.future, result))
-            for loop, pairs in answers.items():  # one wake-up of each loop per group
-                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                    loop.call_soon_threadsafe(_answer_all, pairs)
+    def _fsync(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start an fsync of the WAL, for every commit made so far."""
+        assert self._executor is not None
+        upto = self._committed
+        self._syncing = syncing = loop.run_in_executor(self._executor, os.fsync, self._wal)
+
+        def done(_: asyncio.Future[None]) -> None:
+            self._syncing = None
+            error = None if syncing.cancelled() else syncing.exception()
+            if error is None:
+                self._synced = max(self._synced, upto)
+            waiting, self._waiting = self._waiting, []
+            for number, future, result in waiting:
+                if number > upto:
+                    self._waiting.append((number, future, result))
+                elif future.done():  # its caller was cancelled: the record is written anyway
+                    continue
+                elif error is None:
+                    future.set_result(result)
+                else:
+                    future.set_exception(JournalError(
+                        f"the journal {self.path} could not be written: {error}"))
+            if self._waiting and self._executor is not None:
+                self._fsync(loop)
+
+        syncing.add_done_callback(done)
 
     def _forget(self) -> None:
         """Drop the states held in memory: the next records read them from the file."""
@@ -383,44 +370,37 @@ class SQLiteJournal(Journal):
         self._whole.clear()
         self._version = None
 
-    def _commit(self, group: list[_Queued]) -> list[Any]:
+    def _commit(self, group: list[_Job]) -> list[Any]:
+        """Run the jobs in one transaction and commit it: their results (a refused record's
+        error in its place: a job raises before it writes, so the others go on), or the
+        `JournalError` of a commit that failed for each."""
         connection = self._connection
         if connection is None:
             return [JournalError(f"the journal {self.path} is not open") for _ in group]
-        sync = self._synchronous == "full" and any(queued.durable for queued in group)
         results: list[Any] = []
-        try:
-            self._set_sync(connection, sync)
-            connection.execute("BEGIN IMMEDIATE")
-            (version,) = connection.execute("PRAGMA data_version").fetchone()
-            if version != self._version:  # another connection committed: states may be stale
-                self._forget()
-            for queued in group:
-                # a job raises before it writes (check_record decides first), so a refused
-                # record leaves nothing to roll back and the others of the group go on
-                try:
-                    results.append(queued.job(connection))
-                except sqlite3.Error:
-                    raise
-                except Exception as error:
-                    results.append(error)
-            connection.execute("COMMIT")
-        except sqlite3.Error as error:
-            with contextlib.suppress(sqlite3.Error):
-                connection.execute("ROLLBACK")
-            self._forget()  # they hold records the rollback undid
-            message = f"the journal {self.path} could not be written: {error}"
-            return [JournalError(message) for _ in group]
-        self._version = version  # unchanged by this connection's own commits
-        self._unsynced = self._synchronous == "full" and not sync
+        with self._lock:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                (version,) = connection.execute("PRAGMA data_version").fetchone()
+                if version != self._version:  # another connection committed: stale states
+                    self._forget()
+                for job in group:
+                    try:
+                        results.append(job(connection))
+                    except sqlite3.Error:
+                        raise
+                    except Exception as error:
+                        results.append(error)
+                connection.execute("COMMIT")
+            except sqlite3.Error as error:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                self._forget()  # they hold records the rollback undid
+                message = f"the journal {self.path} could not be written: {error}"
+                return [JournalError(message) for _ in group]
+            self._version = version  # unchanged by this connection's own commits
+            self._committed += 1
         return results
-
-    def _set_sync(self, connection: sqlite3.Connection, sync: bool) -> None:
-        """fsync the next commit, or not (in WAL mode the fsync of a commit also makes every
-        commit before it durable: the WAL is one file, written in order)."""
-        if self._synchronous == "full" and sync != self._synced:
-            connection.execute("PRAGMA synchronous=FULL" if sync else "PRAGMA synchronous=NORMAL")
-            self._synced = sync
 
     # opening and closing, in the thread
     def _connect(self) -> None:
@@ -430,8 +410,9 @@ class SQLiteJournal(Journal):
                 f"cannot open the journal {self.path}: the directory {directory} does not exist"
             )
         try:
-            connection = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None
+            connection = sqlite3.connect(  # (a lock guards it: see _commit)
+                self.path, timeout=self._busy_timeout, isolation_level=None,
+                check_same_thread=False,
             )
         except sqlite3.Error as error:
             raise JournalError(f"cannot open the journal {self.path}: {error}") from error
@@ -439,7 +420,7 @@ class SQLiteJournal(Journal):
             self._prepare(connection)
         except BaseException as error:
             connection.close()
-            if isinstance(error, sqlite3.Error):
+            if isinstance(error, sqlite3.Error | OSError):
                 raise JournalError(f"cannot open the journal {self.path}: {error}") from error
             raise
         self._connection = connection
@@ -451,8 +432,9 @@ class SQLiteJournal(Journal):
                 f"cannot open the journal {self.path}: SQLite cannot keep it in WAL mode "
                 f"(it answered {mode!r}); give a file on a local disk"
             )
-        connection.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
-        self._synced = self._synchronous == "full"
+        # the commits themselves never wait for the disk (the loop makes them): with "full",
+        # the fsyncs of the WAL run in the journal's thread (see _queue_job)
+        connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("BEGIN IMMEDIATE")
         self._check_schema(connection)
         # a write at open: a journal that cannot be written fails here, before any purchase
@@ -460,6 +442,7 @@ class SQLiteJournal(Journal):
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('opened_at', ?)", (str(time.time()),)
         )
         connection.execute("COMMIT")
+        self._wal = os.open(f"{self.path}-wal", os.O_RDONLY)
 
     def _check_schema(self, connection: sqlite3.Connection) -> None:
         tables = {
@@ -492,23 +475,13 @@ class SQLiteJournal(Journal):
     def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
         self._forget()
-        if connection is None:
-            return
-        try:
-            if self._unsynced:  # a closed journal is durable whole
-                self._set_sync(connection, True)
-                self._touch(connection)
-        finally:
+        if self._wal >= 0:
+            os.close(self._wal)
+            self._wal = -1
+        if connection is not None:
             connection.close()
 
-    def _touch(self, connection: sqlite3.Connection) -> None:
-        """A write, for a commit to fsync: with ``synchronous=FULL`` the WAL is synced at a
-        commit that wrote something, and with it every commit before."""
-        if self._unsynced:
-            connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('synced_at', ?)",
-                               (str(time.time()),))
-
-    # records, in the thread, inside the group's transaction
+    # records, inside a transaction
     def _state(
         self, connection: sqlite3.Connection, run_id: str, account_id: str
     ) -> LiveState | None:
