@@ -9,23 +9,23 @@ connection to the file (another process, or another journal object) is seen at t
 commit (SQLite's ``data_version``) and makes every state be read again. A step thus costs one
 row's insert and no read, however many records it holds.
 
-Durability: WAL mode. With ``synchronous="full"`` (the default) a commit is on disk (the WAL
-fsynced) before the call that wrote the record returns; a process killed at any instant leaves
-every record whose call returned, and SQLite rolls back whatever was half-written. Steps given
-with ``durable=False`` (`Journal.record_many`; a bulk run's outcomes and finishes, which no
-write waits for) are committed without an fsync when nothing else in their commit needs one:
-they survive the process's death at once, and the machine's crash once the next durable commit
-(or the close) has synced the WAL, which holds them before it. ``synchronous="normal"``
-commits every step that way: it keeps the process-death guarantee and gives up the
-machine-crash one.
+Durability: WAL mode, and every commit made by the event loop's thread without an fsync
+(SQLite's ``synchronous=NORMAL``): a commit is in the operating system's cache when it
+returns, where the process's death cannot lose it, and SQLite rolls back whatever a death
+left half-written. With ``synchronous="full"`` (the default) a call whose records must be
+durable (all but the steps of ``record_many(..., durable=False)``) returns only once an fsync
+of the WAL, run in the journal's thread, holds its commit: it then also survives a crash of
+the machine or a power cut. The WAL is one file written in order, so one fsync makes every
+commit before it durable: the commits made while an fsync runs share the next one (the group
+commit), and steps written behind the run reach the disk with the next fsync (or the close).
+``synchronous="normal"`` runs no fsync: it keeps the process-death guarantee and gives up
+the machine-crash one.
 
-The connection lives in one dedicated thread (a single-worker executor), so the event loop
-never waits for the disk. A commit costs an fsync (a few milliseconds on common disks), so
-records are committed in groups: each call queues its records, and the thread writes
-everything queued so far in one transaction (a refused record is refused before it writes
-anything, so it does not spoil the others), then commits and answers every call of the group.
-Many tasks writing at once thus share one fsync, and each call still returns only once its own
-records are committed.
+A commit costs the loop tens of microseconds (a few statements, and a write of the changed
+pages into the cache); the loop never waits for the disk, except for SQLite's checkpoint of
+the WAL into the file (every few thousand steps) and for another process's write lock (up to
+`busy_timeout`). The steps of many accounts queued in one turn of the loop go in one commit
+(`Journal.record_many`).
 """
 
 from __future__ import annotations
@@ -177,13 +177,12 @@ class SQLiteJournal(Journal):
     Args:
         path: the file.
         busy_timeout: seconds to wait for another process's write lock before failing.
-        synchronous: "full" (the default) fsyncs every commit that holds a durable record
-            (all but the steps of ``record_many(..., durable=False)``): such a record whose
-            call returned survives the process's death, the machine's crash and a power
-            cut. "normal" skips the fsync (SQLite's ``synchronous=NORMAL`` in WAL mode): a
-            record whose call returned still survives the process's death (kill -9), as the
-            operating system holds it, but a crash of the machine may lose the last ones. A
-            commit then costs tens of microseconds instead of an fsync (milliseconds).
+        synchronous: "full" (the default): a durable record (all but the steps of
+            ``record_many(..., durable=False)``) whose call returned is on disk (the WAL
+            fsynced): it survives the process's death, the machine's crash and a power cut.
+            "normal" runs no fsync: a record whose call returned still survives the
+            process's death (kill -9), as the operating system holds it, but a crash of the
+            machine may lose the last ones.
 
     Raises:
         ValidationError: a path that is not a non-empty str or os.PathLike, or another
