@@ -205,19 +205,10 @@ class Released:
 
 
 Record: TypeAlias = Begin | Marker | Intent | Outcome | Ambiguous | Finish | Excess | Released
-_ALL_KINDS = (Intent, Outcome, Marker, Finish, Ambiguous, Excess, Released, Begin)
 
 
 def _where(run_id: str, account_id: str) -> str:
     return f"account {account_id!r} in run {run_id!r}"
-
-
-def _kind(record: object) -> type | None:
-    """The record's class among the records' (a subclass's base), or None."""
-    kind = type(record)
-    if kind in _ALL_KINDS:
-        return kind
-    return next((known for known in _ALL_KINDS if isinstance(record, known)), None)
 
 
 def check_record(run_id: str, account_id: str, state: StateView | None, record: Record) -> bool:
@@ -230,9 +221,7 @@ def check_record(run_id: str, account_id: str, state: StateView | None, record: 
         JournalError: the record breaks the order (no `Begin` yet, an outcome with no intent).
     """
     # this runs for every record: a message's text is made only when one is refused
-    kind = _kind(record)
-    if kind is Begin:
-        assert isinstance(record, Begin)
+    if isinstance(record, Begin):
         if state is None:
             return True
         if (state.region, state.count) != (record.region, record.count):
@@ -243,41 +232,37 @@ def check_record(run_id: str, account_id: str, state: StateView | None, record: 
         return False
     if state is None:
         raise JournalError(f"{_where(run_id, account_id)} has no target: begin_account() first")
-    if kind is Ambiguous:
+    if isinstance(record, Intent | Outcome | Marker):
+        new = _check_progress(run_id, account_id, state, record)
+    elif isinstance(record, Finish):
+        if state.finished:
+            if set(record.ips) != set(state.final_ips):
+                raise JournalMismatchError(
+                    f"{_where(run_id, account_id)} is finished already, with other IPs")
+            return False
         return True
-    if kind is Excess or kind is Released:
-        assert isinstance(record, Excess | Released)
-        held = state.excess if kind is Excess else state.released
+    elif isinstance(record, Ambiguous):
+        return True
+    else:
+        held = state.excess if isinstance(record, Excess) else state.released
         return not set(record.ips) <= set(held)
-    if kind is Finish and state.finished:
-        assert isinstance(record, Finish)
-        if set(record.ips) != set(state.final_ips):
-            raise JournalMismatchError(
-                f"{_where(run_id, account_id)} is finished already, with other IPs")
-        return False
-    new = _check_progress(run_id, account_id, state, record, kind)
     if new and state.finished:
         raise JournalMismatchError(f"{_where(run_id, account_id)} is finished already")
     return new
 
 
 def _check_progress(
-    run_id: str, account_id: str, state: StateView, record: Record, kind: type | None
+    run_id: str, account_id: str, state: StateView, record: Intent | Outcome | Marker
 ) -> bool:
-    if kind is Finish:
-        return True
-    if kind is Marker:
-        assert isinstance(record, Marker)
+    if isinstance(record, Marker):
         if not state.marker_known:
             return True
         if state.marker != record.marker:
             raise JournalMismatchError(f"{_where(run_id, account_id)} has the marker "
                                        f"{state.marker!r}, not {record.marker!r}")
         return False
-    assert isinstance(record, Intent | Outcome)
     chunk = state.chunk(record.chunk)
-    if kind is Intent:
-        assert isinstance(record, Intent)
+    if isinstance(record, Intent):
         if chunk is None:
             return True
         if chunk.size != record.size:
@@ -285,7 +270,6 @@ def _check_progress(
                 f"chunk {record.chunk} of {_where(run_id, account_id)} has the size "
                 f"{chunk.size}, not {record.size}")
         return False
-    assert isinstance(record, Outcome)
     if chunk is None:
         raise JournalError(f"chunk {record.chunk} of {_where(run_id, account_id)} has no "
                            "intent: record_intent() first")
@@ -358,26 +342,19 @@ class LiveState:
 
     def apply(self, record: Record) -> None:
         """Apply `record`, one `check_record` said is new (a `Begin` changes nothing)."""
-        kind = type(record)
-        if kind is Intent:
-            assert isinstance(record, Intent)
+        if isinstance(record, Intent):
             self.chunks[record.chunk] = ChunkState(record.chunk, record.size)
-        elif kind is Outcome:
-            assert isinstance(record, Outcome)
+        elif isinstance(record, Outcome):
             self.chunks[record.chunk] = ChunkState(
                 record.chunk, self.chunks[record.chunk].size, record.ips)
-        elif kind is Marker:
-            assert isinstance(record, Marker)
+        elif isinstance(record, Marker):
             self.marker_known, self.marker = True, record.marker
-        elif kind is Finish:
-            assert isinstance(record, Finish)
+        elif isinstance(record, Finish):
             self.finished, self.final_ips = True, record.ips
-        elif kind is Ambiguous:
-            assert isinstance(record, Ambiguous)
+        elif isinstance(record, Ambiguous):
             self.ambiguous_at.append(record.at)
-        elif kind is Excess or kind is Released:
-            assert isinstance(record, Excess | Released)
-            held = self.excess if kind is Excess else self.released
+        elif isinstance(record, Excess | Released):
+            held = self.excess if isinstance(record, Excess) else self.released
             held.extend(ip for ip in dict.fromkeys(record.ips) if ip not in held)
 
     def frozen(self) -> AccountState:
@@ -450,7 +427,10 @@ def _ips(field: str, value: object) -> tuple[str, ...]:
             return value
         return tuple(dict.fromkeys(value))
     # IPv4 addresses only, in one match of the whole list
-    joined = ",".join(value) if all(type(ip) is str for ip in value) else ""
+    try:
+        joined = ",".join(value)  # (not all strings: refused below)
+    except TypeError:
+        joined = ""
     # (as many commas as separators: no item held one)
     if joined and joined.count(",") == len(value) - 1 and _IPV4_LIST.fullmatch(joined):
         if len(_VALID_IPS) >= _MAX_VALID_IPS:
@@ -473,36 +453,30 @@ def _checked(index: int, record: object) -> Record:
 def _valid(record: object) -> Record:
     """`record` if its values are valid as they are (the common case: no copy), else rebuilt
     from validated values."""
-    kind = _kind(record)
-    if kind is Intent:
-        assert isinstance(record, Intent)
+    if isinstance(record, Intent):
         chunk, size = record.chunk, record.size
         if type(chunk) is int and type(size) is int and chunk >= 0 and size >= 1:
             return record
         return Intent(_integer(".chunk", chunk, 0), _integer(".size", size, 1))
-    if kind is Outcome:
-        assert isinstance(record, Outcome)
+    if isinstance(record, Outcome):
         ips, chunk = _ips(".ips", record.ips), record.chunk
         if ips is record.ips and type(chunk) is int and chunk >= 0:
             return record
         return Outcome(_integer(".chunk", chunk, 0), ips)
-    if kind is Marker:
-        assert isinstance(record, Marker)
+    if isinstance(record, Marker):
         marker = record.marker
         if marker is None or marker in _VALID_IPS:
             return record
         return Marker(_ip(".marker", marker))
-    if kind is Ambiguous:
-        assert isinstance(record, Ambiguous)
+    if isinstance(record, Finish | Excess | Released):
+        ips = _ips(".ips", record.ips)
+        return record if ips is record.ips else type(record)(ips)
+    if isinstance(record, Ambiguous):
         at = record.at
         if isinstance(at, bool) or not isinstance(at, int | float) or not (
                 math.isfinite(at) and at >= 0):
             raise ValidationError(".at", f"must be a finite time of at least 0, not {at!r}")
         return record if type(at) is float else Ambiguous(float(at))
-    if kind is Finish or kind is Excess or kind is Released:
-        assert isinstance(record, Finish | Excess | Released)
-        ips = _ips(".ips", record.ips)
-        return record if ips is record.ips else kind(ips)
     raise ValidationError("", f"must be a record of an account's progress, not {record!r}")
 
 

@@ -112,25 +112,18 @@ def _ips_of(text: str) -> tuple[str, ...]:
 def _encode(records: list[Record]) -> str:
     lines = []
     for record in records:
-        kind = type(record)
-        if kind is Intent:
-            assert isinstance(record, Intent)
+        if isinstance(record, Intent):
             lines.append(f"i{record.chunk} {record.size}")
-        elif kind is Outcome:
-            assert isinstance(record, Outcome)
+        elif isinstance(record, Outcome):
             lines.append(f"o{record.chunk} {_ips_text(record.ips)}")
-        elif kind is Marker:
-            assert isinstance(record, Marker)
+        elif isinstance(record, Marker):
             lines.append("m" + ("" if record.marker is None else _ips_text((record.marker,))))
-        elif kind is Finish:
-            assert isinstance(record, Finish)
+        elif isinstance(record, Finish):
             lines.append("f" + _ips_text(record.ips))
-        elif kind is Ambiguous:
-            assert isinstance(record, Ambiguous)
+        elif isinstance(record, Ambiguous):
             lines.append(f"a{record.at!r}")
-        else:
-            assert isinstance(record, Excess | Released)
-            lines.append(("x" if kind is Excess else "r") + _ips_text(record.ips))
+        elif isinstance(record, Excess | Released):
+            lines.append(("x" if isinstance(record, Excess) else "r") + _ips_text(record.ips))
     return "\n".join(lines)
 
 
