@@ -229,16 +229,21 @@ class SQLiteJournal(Journal):
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sendgrid-ipam-journal")
 
     async def _close(self) -> None:
-        executor, self._executor = self._executor, None
+        executor = self._executor
         if executor is None:
             return
+        loop = asyncio.get_running_loop()
         try:
-            while self._syncing is not None:  # every answer given first
+            while self._syncing is not None or self._waiting:  # every answer given first
+                if self._syncing is None:
+                    self._fsync(loop)
+                assert self._syncing is not None
                 await asyncio.wait([self._syncing])
             if self._synced < self._committed and self._synchronous == "full":
                 # commits no caller waited for the disk for: a closed journal is durable whole
-                await asyncio.get_running_loop().run_in_executor(executor, os.fsync, self._wal)
+                await loop.run_in_executor(executor, os.fsync, self._wal)
         finally:
+            self._executor = None
             executor.shutdown(wait=False)
             self._disconnect()
 

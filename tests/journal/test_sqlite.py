@@ -241,3 +241,20 @@ async def test_ips_of_any_form_read_back_as_written(tmp_path: Path) -> None:
         state = (await journal.load(RUN))["acct-1"]
     assert (state.marker, state.chunks) == (odd[0], (ChunkState(0, 4, odd),))
     assert not state.finished
+
+
+async def test_close_answers_every_record_waiting_for_the_disk(tmp_path: Path) -> None:
+    """Records committed while an fsync runs wait for the next one: closing the journal
+    then runs it, and every call returns, its record on disk."""
+    path = tmp_path / "run.journal"
+    journal = await SQLiteJournal(path).open()
+    await journal.begin_accounts(RUN, [(f"acct-{n}", "us", 1) for n in range(3)])
+    calls = []
+    for n in range(3):  # the first starts an fsync; the others commit while it runs
+        calls.append(asyncio.ensure_future(journal.record_marker(RUN, f"acct-{n}", None)))
+        await asyncio.sleep(0)
+    await journal.close()
+    await asyncio.wait_for(asyncio.gather(*calls), 5)
+    async with SQLiteJournal(path) as reopened:
+        states = await reopened.load(RUN)
+    assert all(state.marker_known for state in states.values())
