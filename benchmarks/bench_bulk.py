@@ -136,6 +136,7 @@ class Run:
     reconciled: int
     limited: int = 0
     check: Check = field(default_factory=Check)
+    cpu_seconds: float = 0.0  # the client process's CPU time over the run (all threads)
 
     @property
     def requests_per_ip(self) -> float:
@@ -153,8 +154,9 @@ def check_account(actual_ips: Sequence[str], asked: int, reported: Sequence[str]
     )
 
 
-def tally(scenario: Scenario, seed: int, seconds: float, fake: FakeSnapshot,
+def tally(scenario: Scenario, seed: int, timed: tuple[float, float], fake: FakeSnapshot,
           result: BulkResult) -> Run:
+    seconds, cpu_seconds = timed
     check = Check()
     for account in result.results:
         check += check_account(fake.account_ips[account.account_id], account.requested,
@@ -166,24 +168,25 @@ def tally(scenario: Scenario, seed: int, seconds: float, fake: FakeSnapshot,
         ips_requested=result.ips_requested, ips_obtained=result.ips_added,
         accounts_failed=len(result.failed), attempts=sum(a.attempts for a in result.results),
         retries=result.retries, reconciled=result.reconciled, limited=fake.limited,
-        check=check,
+        check=check, cpu_seconds=cpu_seconds,
     )
 
 
 async def provision(url: str, seed: int, workload: Workload,
-                    journal: Path | None = None) -> tuple[float, BulkResult]:
-    """The timed part: one bulk run against the fake at ``url`` (with a journal file)."""
+                    journal: Path | None = None) -> tuple[tuple[float, float], BulkResult]:
+    """The timed part: one bulk run against the fake at ``url`` (with a journal file).
+    Returns its wall time and the CPU time of this process (every thread) over it."""
     requests = [ProvisionRequest(a, workload.ips_per_account, workload.region)
                 for a in workload.account_ids()]
     retry = RetryPolicy(initial_backoff=INITIAL_BACKOFF, max_backoff=MAX_BACKOFF,
                         settle=INITIAL_BACKOFF)
     async with SendGridIPAM(api_key=API_KEY, base_url=url, retry=retry, seed=seed) as sg:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         async with asyncio.timeout(RUN_TIMEOUT):
             result = await sg.provisioning.bulk_add_ips(
                 requests, concurrency=workload.concurrency, journal=journal,
                 audit_delay=AUDIT_DELAY)
-        return time.perf_counter() - started, result
+        return (time.perf_counter() - started, time.process_time() - cpu), result
 
 
 async def run_once(scenario: Scenario, seed: int, workload: Workload, in_process: bool) -> Run:
@@ -193,12 +196,12 @@ async def run_once(scenario: Scenario, seed: int, workload: Workload, in_process
         journal = Path(directory) / "run.journal" if scenario.journal else None
         if in_process:
             async with make_fake(settings) as fake, rate_limit_windows(fake, settings):
-                seconds, result = await provision(fake.url, seed, workload, journal)
-                return tally(scenario, seed, seconds, snapshot_of(fake, settings.accounts),
+                timed, result = await provision(fake.url, seed, workload, journal)
+                return tally(scenario, seed, timed, snapshot_of(fake, settings.accounts),
                              result)
         with FakeProcess(settings) as served:
-            seconds, result = await provision(served.url, seed, workload, journal)
-            return tally(scenario, seed, seconds, served.snapshot(), result)
+            timed, result = await provision(served.url, seed, workload, journal)
+            return tally(scenario, seed, timed, served.snapshot(), result)
 
 
 async def run_all(scenarios: Sequence[Scenario], runs: int, workload: Workload,
@@ -212,7 +215,8 @@ async def run_all(scenarios: Sequence[Scenario], runs: int, workload: Workload,
         order = scenarios if seed % 2 == 0 else list(reversed(scenarios))
         for scenario in order:
             run = await run_once(scenario, seed, workload, in_process)
-            print(f"  seed {seed} {scenario.name}: {run.seconds:.3f} s, {run.requests} "
+            print(f"  seed {seed} {scenario.name}: {run.seconds:.3f} s, "
+                  f"CPU {run.cpu_seconds:.3f} s, {run.requests} "
                   f"requests, {run.ips_obtained}/{run.ips_requested} IPs, "
                   f"{'ok' if run.check.ok else run.check}", file=sys.stderr, flush=True)
             results.append(run)
@@ -240,10 +244,28 @@ class BulkSummary:
     faults: dict[str, int]
     operations: dict[str, int]
     check: Check
+    cpu_seconds: float = 0.0
+    cpu_ratio: Ratio = field(default_factory=lambda: Ratio(None))
+    # the median over seeds of this run's time / the first scenario's
+    paired: Ratio = field(default_factory=lambda: Ratio(None))
+    paired_cpu: Ratio = field(default_factory=lambda: Ratio(None))
+
+
+def _paired(results: Sequence[Run], name: str, base: str, cpu: bool) -> Ratio:
+    """The median over seeds of (run of `name` / run of `base` with the same seed): the two
+    ran next to each other, under much the same load."""
+    def value(run: Run) -> float:
+        return run.cpu_seconds if cpu else run.seconds
+
+    bases = {r.seed: value(r) for r in results if r.scenario == base}
+    ratios = [value(r) / bases[r.seed] for r in results
+              if r.scenario == name and bases.get(r.seed)]
+    return Ratio(median(ratios) if ratios else None)
 
 
 def summarise(results: Sequence[Run], scenarios: Sequence[Scenario]) -> list[BulkSummary]:
     base_seconds = median([r.seconds for r in results if r.scenario == scenarios[0].name])
+    base_cpu = median([r.cpu_seconds for r in results if r.scenario == scenarios[0].name])
     summaries = []
     for scenario in scenarios:
         mine = [r for r in results if r.scenario == scenario.name]
@@ -268,6 +290,10 @@ def summarise(results: Sequence[Run], scenarios: Sequence[Scenario]) -> list[Bul
             accounts_failed=sum(r.accounts_failed for r in mine),
             ips_short=sum(r.ips_requested - r.ips_obtained for r in mine),
             faults=dict(faults), operations=dict(operations), check=check,
+            cpu_seconds=(cpu := median([r.cpu_seconds for r in mine])),
+            cpu_ratio=Ratio.of(cpu, base_cpu),
+            paired=_paired(results, scenario.name, scenarios[0].name, cpu=False),
+            paired_cpu=_paired(results, scenario.name, scenarios[0].name, cpu=True),
         ))
     return summaries
 
@@ -284,6 +310,20 @@ def rows(summaries: Sequence[BulkSummary]) -> list[list[str]]:
          f"{s.reconciled:,.0f}", f"{s.limited:,.0f}", str(s.accounts_failed), str(s.ips_short),
          str(s.check.beyond_asked), str(s.check.lost), str(s.check.phantom),
          str(s.check.reported_twice)]
+        for s in summaries
+    ]
+
+
+OVERHEAD_HEADERS: Final = ("scenario", "time (median)", "vs without", "paired", "CPU (median)",
+                           "CPU vs without", "paired CPU", "CPU µs/account")
+
+
+def overhead_rows(summaries: Sequence[BulkSummary], accounts: int) -> list[list[str]]:
+    """--journal: wall and CPU time, each against the run without a journal."""
+    return [
+        [s.scenario, f"{s.seconds * 1000:,.0f} ms", str(s.ratio), str(s.paired),
+         f"{s.cpu_seconds * 1000:,.0f} ms", str(s.cpu_ratio), str(s.paired_cpu),
+         f"{s.cpu_seconds / accounts * 1e6:,.0f}"]
         for s in summaries
     ]
 
@@ -395,6 +435,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = markdown_table if args.markdown else text_table
     print(table(HEADERS, rows(summaries)))
     print()
+    if args.journal:
+        print(table(OVERHEAD_HEADERS, overhead_rows(summaries, workload.accounts)))
+        print()
+        print(("- " if args.markdown else "") + "CPU: time.process_time() of the client's "
+              "process (every thread: the event loop's and the journal's) over the timed run. "
+              "paired: the median over seeds of each run / the run without a journal right "
+              "next to it (they alternate).")
+        print()
     print("\n".join(("- " if args.markdown else "") + n
                     for n in explain(workload, args.runs, args.in_process, summaries)))
     ok = all(s.check.ok for s in summaries)

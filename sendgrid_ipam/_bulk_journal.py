@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
 
 from .journal import AccountState, Journal, JournalError, JournalMismatchError, open_journal
 from .journal.base import Intent, Marker, Record
@@ -92,21 +91,29 @@ class Recorder:
 
     Each step costs the event loop's thread and the journal's some CPU, whatever the disk:
     so an account's records go in as few steps as its safety allows — two, usually. Before
-    the first POST (awaited): the marker and the intents of every chunk planned. Behind the
-    run: the outcomes with the finish (or with the next step the account takes). An
-    ambiguous failure is written at once, behind the run.
+    the first POST (awaited, durable): the marker and the intents of every chunk planned.
+    Behind the run (not awaited; ``durable=False``, as nothing waits for them): the outcomes
+    with the finish (or with the next step the account takes). An ambiguous failure is
+    written at once, behind the run. Every step queued in one turn of the event loop goes to
+    the journal as one batch (`Journal.submit_many`); only an awaited step has a future of
+    its own.
     """
 
     def __init__(self, journal: Journal | None, run_id: str | None, stop: asyncio.Event) -> None:
         self.journal = journal
         self.run_id = run_id or ""
         self.stop = stop
-        self.pending: set[asyncio.Future[Any]] = set()
-        self.by_account: dict[str, set[asyncio.Future[Any]]] = {}
         self.failures: dict[str, BaseException] = {}
         self.deferred: dict[str, list[Record]] = {}
-        self.batch: list[tuple[str, list[Record], asyncio.Future[None]]] = []
-        self.sending: set[asyncio.Future[Any]] = set()
+        self.batch: list[tuple[str, list[Record]]] = []  # the batch of this turn
+        self.waiters: dict[int, asyncio.Future[None]] = {}  # its awaited steps, by index
+        self.durable = False  # whether it holds an awaited step
+        self.number = 0  # the batch's number
+        self.sent: dict[int, asyncio.Future[None]] = {}  # batches not answered, by number
+        self.last: dict[str, int] = {}  # the number of each account's last batch
+        self.settling: list[tuple[int, asyncio.Future[None]]] = []  # (batch, settle's waiter)
+        self.behind = False  # a batch went with durable=False: `flush` syncs the journal
+        self.sync_failure: BaseException | None = None  # that sync failed: nothing is sure
 
     def defer(self, account_id: str, record: Record) -> None:
         """Record `record` with the account's next step (no write is sent before it)."""
@@ -123,84 +130,110 @@ class Recorder:
         """Durable before the account's first POST: its marker and its chunks' intents."""
         if self.journal is not None:
             await self._step(account_id, [
-                Marker(marker), *(Intent(chunk, size) for chunk, size in plan)])
+                Marker(marker), *(Intent(chunk, size) for chunk, size in plan)], wait=True)
 
     async def before_write(self, account_id: str, chunk: int, size: int) -> None:
         """Durable before a POST that was not planned: its intent."""
         if self.journal is not None:
-            await self._step(account_id, [Intent(chunk, size)])
+            await self._step(account_id, [Intent(chunk, size)], wait=True)
 
     def later(self, account_id: str, *records: Record) -> None:
         """Write the account's deferred records and `records` behind the run: `flush` awaits
         them; a failure stops the run."""
-        if self.journal is None or not (records or self.deferred.get(account_id)):
-            return
+        if self.journal is not None and (records or self.deferred.get(account_id)):
+            self._step(account_id, list(records), wait=False)
 
-        def done(step: asyncio.Future[None]) -> None:
-            if not step.cancelled() and (exc := step.exception()) is not None:
-                self.failures.setdefault(account_id, exc)
-                self.stop.set()  # no write may follow a record that is not durable
-
-        self._step(account_id, list(records)).add_done_callback(done)
-
-    def _step(self, account_id: str, records: list[Record]) -> asyncio.Future[None]:
-        """Queue one step of the account (its deferred records first); every step queued in
-        one turn of the event loop goes to the journal together (`Journal.record_many`)."""
+    def _step(self, account_id: str, records: list[Record], *, wait: bool
+              ) -> asyncio.Future[None]:
+        """Queue one step of the account (its deferred records first) in this turn's batch;
+        the future of its answer if `wait` (else a failure stops the run)."""
+        deferred = self.deferred.pop(account_id, None)
+        index = len(self.batch)
+        self.batch.append((account_id, deferred + records if deferred else records))
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self.batch.append((account_id, [*self.deferred.pop(account_id, []), *records], future))
-        if len(self.batch) == 1:
+        if index == 0:
+            self.sent[self.number] = loop.create_future()
             loop.call_soon(self._send)
-        self.pending.add(future)
-        future.add_done_callback(self.pending.discard)
-        mine = self.by_account.setdefault(account_id, set())
-        mine.add(future)
-
-        def done(step: asyncio.Future[None]) -> None:
-            mine.discard(step)
-            if not mine and self.by_account.get(account_id) is mine:
-                del self.by_account[account_id]
-
-        future.add_done_callback(done)
+        self.last[account_id] = self.number
+        if not wait:
+            return self.sent[self.number]
+        self.durable = True
+        future: asyncio.Future[None] = loop.create_future()
+        self.waiters[index] = future
         return future
 
     def _send(self) -> None:
-        batch, self.batch = self.batch, []
         assert self.journal is not None
-        steps = [(account_id, records) for account_id, records, _ in batch]
-        self.sending.add(sent := asyncio.ensure_future(self.journal.record_many(
-            self.run_id, steps)))  # held here: the loop keeps only a weak reference to a task
-        sent.add_done_callback(self.sending.discard)
+        batch, self.batch = self.batch, []
+        waiters, self.waiters = self.waiters, {}
+        durable, self.durable = self.durable, False
+        number, self.number = self.number, self.number + 1
+        self.behind = self.behind or not durable
+        try:
+            sent = self.journal.submit_many(self.run_id, batch, durable=durable)
+        except Exception as exc:  # the answer of every step of the batch
+            sent = asyncio.get_running_loop().create_future()
+            sent.set_exception(exc)
 
         def answer(done: asyncio.Future[list[BaseException | None]]) -> None:
-            failure = (asyncio.CancelledError() if done.cancelled() else done.exception())
+            failure = asyncio.CancelledError() if done.cancelled() else done.exception()
             errors = [failure] * len(batch) if failure is not None else done.result()
-            for (_, _, future), error in zip(batch, errors, strict=True):
-                if future.done():
-                    continue
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(error)
+            for index, ((account_id, _), error) in enumerate(zip(batch, errors, strict=True)):
+                waiter = waiters.get(index)
+                if waiter is not None:
+                    if waiter.done():
+                        continue
+                    if error is None:
+                        waiter.set_result(None)
+                    else:
+                        waiter.set_exception(error)
+                elif error is not None:
+                    self.failures.setdefault(account_id, error)
+                    self.stop.set()  # no write may follow a record that is not durable
+            self.sent.pop(number).set_result(None)
+            if self.settling:  # wake each settle whose batches are all answered now
+                first = min(self.sent, default=self.number)
+                still = []
+                for last, waiter in self.settling:
+                    if last >= first:
+                        still.append((last, waiter))
+                    elif not waiter.done():
+                        waiter.set_result(None)
+                self.settling = still
 
         sent.add_done_callback(answer)
 
     async def settle(self, account_id: str) -> None:
-        """Wait until every record of the account written so far is durable (or failed)."""
-        while steps := self.by_account.get(account_id):
-            await asyncio.wait(set(steps))
+        """Wait until every record of the account written so far is stored (or failed)."""
+        last = self.last.pop(account_id, None)
+        if last is None or min(self.sent, default=last + 1) > last:
+            return  # every batch up to its last one is answered
+        # a waiter of its own: cancelling this task must not cancel a batch's future
+        waiter = asyncio.get_running_loop().create_future()
+        self.settling.append((last, waiter))
+        await waiter
 
     async def flush(self) -> None:
-        """Wait until every record written behind the run is durable (or has failed).
+        """Wait until every record written behind the run is stored (or has failed).
 
         Cancelling the caller does not abandon them: they are waited for all the same.
         """
         cancelled = False
-        while self.pending:
+        while self.sent:
             try:
-                await asyncio.wait(set(self.pending))
+                await asyncio.wait(list(self.sent.values()))
             except asyncio.CancelledError:
                 cancelled = True
+        if self.behind and self.journal is not None:
+            self.behind = False
+            syncing = asyncio.ensure_future(self.journal.sync())
+            while not syncing.done():
+                try:
+                    await asyncio.wait([syncing])
+                except asyncio.CancelledError:
+                    cancelled = True
+            if not syncing.cancelled():
+                self.sync_failure = syncing.exception()
         if cancelled:
             raise asyncio.CancelledError
 

@@ -442,6 +442,9 @@ class _Bulk:
         for account_id, failure in self.recorder.failures.items():
             run = next(r for r in self.runs if r.account_id == account_id)
             run.error = run.error or failure
+        if (unsynced := self.recorder.sync_failure) is not None:
+            for run in self.runs:  # their last records may not have reached the disk
+                run.error = run.error or unsynced
         return BulkResult(tuple(run.result() for run in self.runs if not run.elsewhere), run_id,
                           tuple(run.account_id for run in self.runs if run.elsewhere))
 

@@ -10,7 +10,9 @@
         await journal.record_outcome("run-1", "acct-1", chunk=0, ips=added.ips)
 
 Several records of one account go in one step with ``record_all`` (a bulk run writes the
-marker with every chunk's intent, and the outcomes with the finish, that way).
+marker with every chunk's intent, and the outcomes with the finish, that way); the steps of
+many accounts in one call with ``record_many`` (``durable=False`` for records no write waits
+for: committed without waiting for the disk; ``sync()`` makes them durable).
 
 `Journal` (base.py) is the interface; `SQLiteJournal` (sqlite.py) the default implementation,
 one SQLite file. `sendgrid_ipam.redis.RedisJournal`, shared by several worker processes, is the

@@ -22,13 +22,14 @@ account's state, calls `check_record`, and stores the record only if that says i
 from __future__ import annotations
 
 import abc
+import asyncio
 import ipaddress
 import math
 import re
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Self, TypeAlias
+from typing import Protocol, Self, TypeAlias
 
 import attrs
 
@@ -45,10 +46,12 @@ __all__ = [
     "Journal",
     "JournalError",
     "JournalMismatchError",
+    "LiveState",
     "Marker",
     "Outcome",
     "Record",
     "Released",
+    "StateView",
     "apply_record",
     "check_record",
 ]
@@ -204,7 +207,11 @@ class Released:
 Record: TypeAlias = Begin | Marker | Intent | Outcome | Ambiguous | Finish | Excess | Released
 
 
-def check_record(run_id: str, account_id: str, state: AccountState | None, record: Record) -> bool:
+def _where(run_id: str, account_id: str) -> str:
+    return f"account {account_id!r} in run {run_id!r}"
+
+
+def check_record(run_id: str, account_id: str, state: StateView | None, record: Record) -> bool:
     """Whether `record` adds anything to `state` (False: it repeats what is stored).
 
     Repeating a record is harmless, so that a step retried after a crash may write it again.
@@ -213,45 +220,46 @@ def check_record(run_id: str, account_id: str, state: AccountState | None, recor
         JournalMismatchError: the record contradicts the state.
         JournalError: the record breaks the order (no `Begin` yet, an outcome with no intent).
     """
-    where = f"account {account_id!r} in run {run_id!r}"
+    # this runs for every record: a message's text is made only when one is refused
     if isinstance(record, Begin):
         if state is None:
             return True
         if (state.region, state.count) != (record.region, record.count):
             raise JournalMismatchError(
-                f"{where} was begun with {state.count} IPs in {state.region!r}; "
-                f"this asks {record.count} in {record.region!r}"
+                f"{_where(run_id, account_id)} was begun with {state.count} IPs in "
+                f"{state.region!r}; this asks {record.count} in {record.region!r}"
             )
         return False
     if state is None:
-        raise JournalError(f"{where} has no target: begin_account() first")
-    if isinstance(record, Ambiguous):
+        raise JournalError(f"{_where(run_id, account_id)} has no target: begin_account() first")
+    if isinstance(record, Intent | Outcome | Marker):
+        new = _check_progress(run_id, account_id, state, record)
+    elif isinstance(record, Finish):
+        if state.finished:
+            if set(record.ips) != set(state.final_ips):
+                raise JournalMismatchError(
+                    f"{_where(run_id, account_id)} is finished already, with other IPs")
+            return False
         return True
-    if isinstance(record, Excess | Released):
+    elif isinstance(record, Ambiguous):
+        return True
+    else:
         held = state.excess if isinstance(record, Excess) else state.released
         return not set(record.ips) <= set(held)
-    if isinstance(record, Finish) and state.finished:
-        if set(record.ips) != set(state.final_ips):
-            raise JournalMismatchError(f"{where} is finished already, with other IPs")
-        return False
-    new = _check_progress(where, state, record)
     if new and state.finished:
-        raise JournalMismatchError(f"{where} is finished already")
+        raise JournalMismatchError(f"{_where(run_id, account_id)} is finished already")
     return new
 
 
 def _check_progress(
-    where: str, state: AccountState, record: Marker | Intent | Outcome | Finish
+    run_id: str, account_id: str, state: StateView, record: Intent | Outcome | Marker
 ) -> bool:
-    if isinstance(record, Finish):
-        return True
     if isinstance(record, Marker):
         if not state.marker_known:
             return True
         if state.marker != record.marker:
-            raise JournalMismatchError(
-                f"{where} has the marker {state.marker!r}, not {record.marker!r}"
-            )
+            raise JournalMismatchError(f"{_where(run_id, account_id)} has the marker "
+                                       f"{state.marker!r}, not {record.marker!r}")
         return False
     chunk = state.chunk(record.chunk)
     if isinstance(record, Intent):
@@ -259,16 +267,103 @@ def _check_progress(
             return True
         if chunk.size != record.size:
             raise JournalMismatchError(
-                f"chunk {record.chunk} of {where} has the size {chunk.size}, not {record.size}"
-            )
+                f"chunk {record.chunk} of {_where(run_id, account_id)} has the size "
+                f"{chunk.size}, not {record.size}")
         return False
     if chunk is None:
-        raise JournalError(f"chunk {record.chunk} of {where} has no intent: record_intent() first")
+        raise JournalError(f"chunk {record.chunk} of {_where(run_id, account_id)} has no "
+                           "intent: record_intent() first")
     if chunk.ips is None:
         return True
     if set(chunk.ips) != set(record.ips):
-        raise JournalMismatchError(f"chunk {record.chunk} of {where} has other IPs recorded")
+        raise JournalMismatchError(
+            f"chunk {record.chunk} of {_where(run_id, account_id)} has other IPs recorded")
     return False
+
+
+class StateView(Protocol):
+    """What `check_record` reads of an account's state: an `AccountState`, or a backend's
+    `LiveState`."""
+
+    @property
+    def region(self) -> str: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def marker_known(self) -> bool: ...
+    @property
+    def marker(self) -> str | None: ...
+    @property
+    def finished(self) -> bool: ...
+    @property
+    def final_ips(self) -> Sequence[str]: ...
+    @property
+    def excess(self) -> Sequence[str]: ...
+    @property
+    def released(self) -> Sequence[str]: ...
+
+    def chunk(self, number: int) -> ChunkState | None:
+        """The chunk of that number, or None."""
+
+
+class LiveState:
+    """An account's state that records are applied to in place: for a backend that keeps
+    states in memory and checks records against them (`check_record` reads it as it reads
+    an `AccountState`). `frozen` makes the `AccountState`."""
+
+    __slots__ = ("account_id", "ambiguous_at", "chunks", "count", "excess", "final_ips",
+                 "finished", "marker", "marker_known", "region", "released", "run_id")
+
+    def __init__(self, run_id: str, account_id: str, region: str, count: int) -> None:
+        self.run_id, self.account_id, self.region, self.count = run_id, account_id, region, count
+        self.marker_known = False
+        self.marker: str | None = None
+        self.chunks: dict[int, ChunkState] = {}
+        self.ambiguous_at: list[float] = []
+        self.finished = False
+        self.final_ips: tuple[str, ...] = ()
+        self.excess: list[str] = []
+        self.released: list[str] = []
+
+    @classmethod
+    def of(cls, state: AccountState) -> LiveState:
+        """A live copy of `state`."""
+        live = cls(state.run_id, state.account_id, state.region, state.count)
+        live.marker_known, live.marker = state.marker_known, state.marker
+        live.chunks = {chunk.number: chunk for chunk in state.chunks}
+        live.ambiguous_at = list(state.ambiguous_at)
+        live.finished, live.final_ips = state.finished, state.final_ips
+        live.excess, live.released = list(state.excess), list(state.released)
+        return live
+
+    def chunk(self, number: int) -> ChunkState | None:
+        """The chunk of that number, or None."""
+        return self.chunks.get(number)
+
+    def apply(self, record: Record) -> None:
+        """Apply `record`, one `check_record` said is new (a `Begin` changes nothing)."""
+        if isinstance(record, Intent):
+            self.chunks[record.chunk] = ChunkState(record.chunk, record.size)
+        elif isinstance(record, Outcome):
+            self.chunks[record.chunk] = ChunkState(
+                record.chunk, self.chunks[record.chunk].size, record.ips)
+        elif isinstance(record, Marker):
+            self.marker_known, self.marker = True, record.marker
+        elif isinstance(record, Finish):
+            self.finished, self.final_ips = True, record.ips
+        elif isinstance(record, Ambiguous):
+            self.ambiguous_at.append(record.at)
+        elif isinstance(record, Excess | Released):
+            held = self.excess if isinstance(record, Excess) else self.released
+            held.extend(ip for ip in dict.fromkeys(record.ips) if ip not in held)
+
+    def frozen(self) -> AccountState:
+        """The state as an `AccountState`."""
+        return AccountState(
+            self.run_id, self.account_id, self.region, self.count, self.marker_known,
+            self.marker, tuple(self.chunks[number] for number in sorted(self.chunks)),
+            tuple(self.ambiguous_at), self.finished, self.final_ips, tuple(self.excess),
+            tuple(self.released))
 
 
 def apply_record(
@@ -279,23 +374,9 @@ def apply_record(
     if isinstance(record, Begin):
         return state or AccountState(run_id, account_id, record.region, record.count)
     assert state is not None  # check_record refused a record before the Begin
-    if isinstance(record, Marker):
-        return attrs.evolve(state, marker_known=True, marker=record.marker)
-    if isinstance(record, Intent):
-        chunks = sorted((*state.chunks, ChunkState(record.chunk, record.size)),
-                        key=lambda chunk: chunk.number)
-        return attrs.evolve(state, chunks=tuple(chunks))
-    if isinstance(record, Outcome):
-        return attrs.evolve(state, chunks=tuple(
-            ChunkState(c.number, c.size, record.ips) if c.number == record.chunk else c
-            for c in state.chunks))
-    if isinstance(record, Ambiguous):
-        return attrs.evolve(state, ambiguous_at=(*state.ambiguous_at, record.at))
-    if isinstance(record, Finish):
-        return attrs.evolve(state, finished=True, final_ips=record.ips)
-    if isinstance(record, Excess):
-        return attrs.evolve(state, excess=tuple(dict.fromkeys((*state.excess, *record.ips))))
-    return attrs.evolve(state, released=tuple(dict.fromkeys((*state.released, *record.ips))))
+    live = LiveState.of(state)
+    live.apply(record)
+    return live.frozen()
 
 
 # validation
@@ -325,37 +406,110 @@ def _ip(field: str, value: object) -> str:
     return value
 
 
+_VALID_IPS: set[str] = set()
+"""IPs validated before, to skip validating them again (a finish repeats the IPs of its
+account's outcomes); cleared when it holds `_MAX_VALID_IPS`."""
+_MAX_VALID_IPS = 100_000
+
+
 def _ips(field: str, value: object) -> tuple[str, ...]:
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+    """`value` as a tuple of valid IPs, each once (`value` itself if it is one)."""
+    if type(value) is not tuple and (
+            isinstance(value, str | bytes) or not isinstance(value, Sequence)):
         raise ValidationError(field, f"must be a sequence of IP addresses, not {value!r}")
-    # the common case, IPv4 addresses only, in one match of the whole list
-    if all(type(ip) is str for ip in value):
-        joined = ",".join(value)
-        # (as many commas as separators: no item held one)
-        if joined.count(",") == len(value) - 1 and _IPV4_LIST.fullmatch(joined):
-            return tuple(dict.fromkeys(value))
+    try:
+        distinct = set(value)
+    except TypeError:  # an item that cannot be hashed: refused below
+        distinct = None
+    if distinct is not None and distinct <= _VALID_IPS:  # it holds only valid IPs, all str
+        # the common case: IPs validated before (a finish repeats its outcomes' IPs)
+        if len(distinct) == len(value) and type(value) is tuple:
+            return value
+        return tuple(dict.fromkeys(value))
+    # IPv4 addresses only, in one match of the whole list
+    try:
+        joined = ",".join(value)  # (not all strings: refused below)
+    except TypeError:
+        joined = ""
+    # (as many commas as separators: no item held one)
+    if joined and joined.count(",") == len(value) - 1 and _IPV4_LIST.fullmatch(joined):
+        if len(_VALID_IPS) >= _MAX_VALID_IPS:
+            _VALID_IPS.clear()
+        _VALID_IPS.update(value)
+        once = tuple(dict.fromkeys(value))
+        return value if type(value) is tuple and len(once) == len(value) else once
     return tuple(dict.fromkeys(_ip(f"{field}[{index}]", ip) for index, ip in enumerate(value)))
 
 
-def _checked(field: str, record: object) -> Record:
-    """`record` rebuilt from validated values (a `ValidationError` naming `field` if not)."""
-    if isinstance(record, Marker):
-        return Marker(None if record.marker is None else _ip(f"{field}.marker", record.marker))
+def _checked(index: int, record: object) -> Record:
+    """`record` rebuilt from validated values (a `ValidationError` naming
+    ``records[index]`` if not)."""
+    try:
+        return _valid(record)
+    except ValidationError as exc:  # named here: the common case makes no field name
+        raise ValidationError(f"records[{index}]{exc.field}", exc.rule) from None
+
+
+def _valid(record: object) -> Record:
+    """`record` if its values are valid as they are (the common case: no copy), else rebuilt
+    from validated values."""
     if isinstance(record, Intent):
-        return Intent(_integer(f"{field}.chunk", record.chunk, 0),
-                      _integer(f"{field}.size", record.size, 1))
+        chunk, size = record.chunk, record.size
+        if type(chunk) is int and type(size) is int and chunk >= 0 and size >= 1:
+            return record
+        return Intent(_integer(".chunk", chunk, 0), _integer(".size", size, 1))
     if isinstance(record, Outcome):
-        return Outcome(_integer(f"{field}.chunk", record.chunk, 0),
-                       _ips(f"{field}.ips", record.ips))
+        ips, chunk = _ips(".ips", record.ips), record.chunk
+        if ips is record.ips and type(chunk) is int and chunk >= 0:
+            return record
+        return Outcome(_integer(".chunk", chunk, 0), ips)
+    if isinstance(record, Marker):
+        marker = record.marker
+        if marker is None or marker in _VALID_IPS:
+            return record
+        return Marker(_ip(".marker", marker))
+    if isinstance(record, Finish | Excess | Released):
+        ips = _ips(".ips", record.ips)
+        return record if ips is record.ips else type(record)(ips)
     if isinstance(record, Ambiguous):
         at = record.at
         if isinstance(at, bool) or not isinstance(at, int | float) or not (
                 math.isfinite(at) and at >= 0):
-            raise ValidationError(f"{field}.at", f"must be a finite time of at least 0, not {at!r}")
-        return Ambiguous(float(at))
-    if isinstance(record, Finish | Excess | Released):
-        return type(record)(_ips(f"{field}.ips", record.ips))
-    raise ValidationError(field, f"must be a record of an account's progress, not {record!r}")
+            raise ValidationError(".at", f"must be a finite time of at least 0, not {at!r}")
+        return record if type(at) is float else Ambiguous(float(at))
+    raise ValidationError("", f"must be a record of an account's progress, not {record!r}")
+
+
+Steps: TypeAlias = list[tuple[int, str, list[Record]]]
+
+
+def checked_steps(
+    run_id: str, steps: Sequence[tuple[str, Sequence[Record]]]
+) -> tuple[str, list[BaseException | None], Steps]:
+    """`record_many`'s arguments validated: the run id, the errors of the steps refused
+    (None for the others), and the others as ``(index, account_id, records)``.
+
+    Raises:
+        ValidationError: a run id of the wrong type or form.
+    """
+    run = _text("run_id", run_id, _MAX_ID)
+    errors: list[BaseException | None] = [None] * len(steps)
+    valid: Steps = []
+    for index, (account_id, records) in enumerate(steps):
+        try:
+            valid.append((index, _text("account_id", account_id, _MAX_ID), [
+                _checked(n, record) for n, record in enumerate(records)]))
+        except ValidationError as exc:
+            errors[index] = exc
+    return run, errors, valid
+
+
+def merged(errors: list[BaseException | None], valid: Steps,
+           answers: list[BaseException | None]) -> list[BaseException | None]:
+    """`errors` with the backend's `answers` for the `valid` steps put in their places."""
+    for (index, _, _), answer in zip(valid, answers, strict=True):
+        errors[index] = answer
+    return errors
 
 
 class Journal(abc.ABC):
@@ -528,15 +682,24 @@ class Journal(abc.ABC):
             ValidationError, JournalError, JournalMismatchError: as the ``record_*`` methods;
                 where the backend commits in one step, none of the records is then stored.
         """
-        checked = [_checked(f"records[{index}]", record) for index, record in enumerate(records)]
+        checked = [_checked(index, record) for index, record in enumerate(records)]
         if checked:
             await self._apply_all(*self._key(run_id, account_id), checked)
 
     async def record_many(
-        self, run_id: str, steps: Sequence[tuple[str, Sequence[Record]]]
+        self, run_id: str, steps: Sequence[tuple[str, Sequence[Record]]], *,
+        durable: bool = True,
     ) -> list[BaseException | None]:
         """Several accounts' steps at once (one commit where the backend can): each
         ``(account_id, records)`` applied as `record_all` applies it, on its own.
+
+        Args:
+            durable: False lets the backend answer once the steps are stored where the
+                process's death cannot lose them, without waiting for them to reach the disk
+                (`SQLiteJournal`: committed without an fsync). A crash of the machine may
+                then lose them, together with every later record and no earlier one (they
+                reach the disk with the next durable commit, or when the journal is
+                closed). For records no write waits for: a rerun lists the account anyway.
 
         Returns, per step in order, None if it was stored, else the error that refused it
         (`ValidationError`, `JournalMismatchError`, `JournalError`): one refused step does
@@ -547,20 +710,38 @@ class Journal(abc.ABC):
             JournalError: the journal cannot be written (then no step is stored, where the
                 backend commits them in one step; else each step not stored has its error).
         """
-        run = _text("run_id", run_id, _MAX_ID)
-        errors: list[BaseException | None] = [None] * len(steps)
-        valid: list[tuple[int, str, list[Record]]] = []
-        for index, (account_id, records) in enumerate(steps):
-            try:
-                valid.append((index, _text("account_id", account_id, _MAX_ID), [
-                    _checked(f"records[{n}]", record) for n, record in enumerate(records)]))
-            except ValidationError as exc:
-                errors[index] = exc
-        stored = await self._apply_many(run, [(account, records) for _, account, records
-                                              in valid])
-        for (index, _, _), error in zip(valid, stored, strict=True):
-            errors[index] = error
-        return errors
+        return await self.submit_many(run_id, steps, durable=durable)
+
+    def submit_many(
+        self, run_id: str, steps: Sequence[tuple[str, Sequence[Record]]], *,
+        durable: bool = True,
+    ) -> asyncio.Future[list[BaseException | None]]:
+        """`record_many`, started now: the future of its answer (a backend may queue the
+        steps without a task of their own; cancelling the future does not unwrite them).
+
+        Raises:
+            ValidationError: a run id of the wrong type or form.
+        """
+        run, errors, valid = checked_steps(run_id, steps)
+
+        sent = self._submit_valid(run, [(account, records) for _, account, records in valid],
+                                  durable=durable)
+        if len(valid) == len(steps):
+            return sent
+
+        async def answer() -> list[BaseException | None]:
+            return merged(errors, valid, await sent)
+
+        return asyncio.ensure_future(answer())
+
+    async def sync(self) -> None:
+        """Make every record stored so far durable, also those of ``record_many(...,
+        durable=False)`` (a backend whose every record is durable has nothing to do).
+
+        Raises:
+            JournalError: the journal cannot be written.
+        """
+        await self._sync()
 
     async def load(self, run_id: str) -> Mapping[str, AccountState]:
         """Every account's state in the run, by account id (empty for an unknown run).
@@ -650,6 +831,25 @@ class Journal(abc.ABC):
             else:
                 errors.append(None)
         return errors
+
+    def _submit_valid(
+        self, run_id: str, steps: list[tuple[str, list[Record]]], *, durable: bool
+    ) -> asyncio.Future[list[BaseException | None]]:
+        """Start storing validated steps (`_apply_many`, or `_apply_many_behind` when not
+        `durable`); the future of the answer. A backend that queues steps itself may
+        override it to answer without a task."""
+        return asyncio.ensure_future(self._apply_many(run_id, steps) if durable
+                                     else self._apply_many_behind(run_id, steps))
+
+    async def _sync(self) -> None:  # noqa: B027 (a hook: most backends have nothing to do)
+        """Make the records of ``durable=False`` steps durable (by default: they are)."""
+
+    async def _apply_many_behind(
+        self, run_id: str, steps: list[tuple[str, list[Record]]]
+    ) -> list[BaseException | None]:
+        """`_apply_many` for steps that need not wait for the disk (``durable=False``); by
+        default the same."""
+        return await self._apply_many(run_id, steps)
 
     async def _begin_all(self, run_id: str, begins: list[tuple[str, Begin]]) -> None:
         """Store the `Begin` of each account (a backend that can: atomically)."""

@@ -1,16 +1,31 @@
 """`SQLiteJournal`: the default journal, one SQLite file (stdlib sqlite3) on the local disk.
 
-Durability: WAL mode with ``synchronous=FULL``, so a commit is on disk (the WAL fsynced) before
-the call that wrote the record returns; a process killed at any instant leaves every record
-whose call returned, and SQLite rolls back whatever was half-written. ``synchronous="normal"``
-trades the machine-crash guarantee for speed and keeps the process-death one.
+Storage: append-only. Each account's target is a row of ``accounts``; each step after it (the
+records of one `Journal.record_all`, or of one account in a `Journal.record_many`) is one row
+of ``steps``, its records in a few bytes of text. Records are checked (`check_record`) against
+the account's state held in memory, read from the file once (at `Journal.load`, or at an
+account's first record) and kept up to date as records are written; a commit of another
+connection to the file (another process, or another journal object) is seen at the next
+commit (SQLite's ``data_version``) and makes every state be read again. A step thus costs one
+row's insert and no read, however many records it holds.
 
-The connection lives in one dedicated thread (a single-worker executor), so the event loop never
-waits for the disk. A commit costs an fsync (a few milliseconds on common disks), so records
-are committed in groups: each call queues its record, and the thread writes everything queued
-so far in one transaction (a refused record is refused before it writes anything, so it does
-not spoil the others), then commits and answers every call of the group. Many tasks writing
-at once thus share one fsync, and each call still returns only once its own record is durable.
+Durability: WAL mode, and every commit made by the event loop's thread without an fsync
+(SQLite's ``synchronous=NORMAL``): a commit is in the operating system's cache when it
+returns, where the process's death cannot lose it, and SQLite rolls back whatever a death
+left half-written. With ``synchronous="full"`` (the default) a call whose records must be
+durable (all but the steps of ``record_many(..., durable=False)``) returns only once an fsync
+of the WAL, run in the journal's thread, holds its commit: it then also survives a crash of
+the machine or a power cut. The WAL is one file written in order, so one fsync makes every
+commit before it durable: the commits made while an fsync runs share the next one (the group
+commit), and steps written behind the run reach the disk with the next fsync (or the close).
+``synchronous="normal"`` runs no fsync: it keeps the process-death guarantee and gives up
+the machine-crash one.
+
+A commit costs the loop tens of microseconds (a few statements, and a write of the changed
+pages into the cache); the loop never waits for the disk, except for SQLite's checkpoint of
+the WAL into the file (every few thousand steps) and for another process's write lock (up to
+`busy_timeout`). The steps of many accounts queued in one turn of the loop go in one commit
+(`Journal.record_many`).
 """
 
 from __future__ import annotations
@@ -19,27 +34,24 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
-
-import attrs
 
 from ..errors import ValidationError
 from .base import (
     AccountState,
     Ambiguous,
     Begin,
-    ChunkState,
     Excess,
     Finish,
     Intent,
     Journal,
     JournalError,
+    LiveState,
     Marker,
     Outcome,
     Record,
@@ -49,11 +61,10 @@ from .base import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteJournal"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version of the tables this code reads and writes, kept in the ``meta`` table."""
 
 _FORMAT = "sendgrid-ipam journal"
-_MAX_GROUP = 512  # records per commit: bounds one transaction's size and its callers' wait
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,100 +73,91 @@ CREATE TABLE accounts (
     account_id TEXT NOT NULL,
     region TEXT NOT NULL,
     count INTEGER NOT NULL,
-    marker_known INTEGER NOT NULL DEFAULT 0,
-    marker TEXT,
-    finished INTEGER NOT NULL DEFAULT 0,
-    final_ips TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (run_id, account_id)
 );
-CREATE TABLE chunks (
-    run_id TEXT NOT NULL,
-    account_id TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    ips TEXT,
-    PRIMARY KEY (run_id, account_id, number)
-);
-CREATE TABLE ambiguous (
+CREATE TABLE steps (
     id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
     account_id TEXT NOT NULL,
-    at REAL NOT NULL
+    finished INTEGER NOT NULL,
+    records TEXT NOT NULL
 );
-CREATE INDEX ambiguous_by_account ON ambiguous (run_id, account_id);
-CREATE TABLE extra_ips (
-    run_id TEXT NOT NULL,
-    account_id TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('excess', 'released')),
-    ip TEXT NOT NULL,
-    PRIMARY KEY (run_id, account_id, kind, ip)
-);
+CREATE INDEX steps_by_account ON steps (run_id, account_id);
 """
 
-_PLAIN = re.compile(r'\["[0-9A-Fa-f.:", ]*"\]|\[\]')
+_INSERT_STEP = "INSERT INTO steps (run_id, account_id, finished, records) VALUES (?, ?, ?, ?)"
 
 _Job = Callable[[sqlite3.Connection], Any]
+_Steps = list[tuple[str, list[Record]]]
 
 
-@attrs.define
-class _Queued:
-    job: _Job
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
+# a step's records as text: one line each, a letter and its values. IP lists are joined with
+# commas; a list holding an IPv6 zone ("fe80::1%eth0", which may hold any character) is JSON.
+def _ips_text(ips: Sequence[str]) -> str:
+    text = ",".join(ips)
+    return json.dumps(list(ips)) if "%" in text else text
 
 
-def _answer_all(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
-    for future, result in pairs:
-        if future.done():  # its caller was cancelled: the record is written all the same
-            continue
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)
-
-
-def _ips_from(text: str | None) -> tuple[str, ...] | None:
-    if text is None:
-        return None
-    try:
-        ips = json.loads(text)
-    except ValueError:
-        ips = None
+def _ips_of(text: str) -> tuple[str, ...]:
+    if not text:
+        return ()
+    if not text.startswith("["):
+        return tuple(text.split(","))
+    ips = json.loads(text)
     if not isinstance(ips, list) or not all(isinstance(ip, str) for ip in ips):
-        raise JournalError(f"the journal holds an unreadable list of IPs: {text[:100]!r}")
+        raise ValueError("not a list of IPs")
     return tuple(ips)
 
 
-@contextlib.contextmanager
-def _savepoint(connection: sqlite3.Connection) -> Iterator[None]:
-    """Several records as one: all stored, or (one refused) none."""
-    connection.execute("SAVEPOINT records")
+def _encode(records: list[Record]) -> str:
+    lines = []
+    for record in records:
+        if isinstance(record, Intent):
+            lines.append(f"i{record.chunk} {record.size}")
+        elif isinstance(record, Outcome):
+            lines.append(f"o{record.chunk} {_ips_text(record.ips)}")
+        elif isinstance(record, Marker):
+            lines.append("m" + ("" if record.marker is None else _ips_text((record.marker,))))
+        elif isinstance(record, Finish):
+            lines.append("f" + _ips_text(record.ips))
+        elif isinstance(record, Ambiguous):
+            lines.append(f"a{record.at!r}")
+        elif isinstance(record, Excess | Released):
+            lines.append(("x" if isinstance(record, Excess) else "r") + _ips_text(record.ips))
+    return "\n".join(lines)
+
+
+def _decoded(line: str) -> Record:
+    kind, rest = line[:1], line[1:]
+    if kind in ("i", "o"):
+        number, _, value = rest.partition(" ")
+        if kind == "i":
+            return Intent(int(number), int(value))
+        return Outcome(int(number), _ips_of(value))
+    if kind == "m":
+        marker = _ips_of(rest)
+        if len(marker) > 1:
+            raise ValueError("two markers")
+        return Marker(marker[0] if marker else None)
+    if kind == "a":
+        return Ambiguous(float(rest))
+    if kind == "f":
+        return Finish(_ips_of(rest))
+    if kind == "x":
+        return Excess(_ips_of(rest))
+    if kind == "r":
+        return Released(_ips_of(rest))
+    raise ValueError(f"no record kind {kind!r}")
+
+
+def _decode(text: str, run_id: str, account_id: str) -> list[Record]:
     try:
-        yield
-    except BaseException:
-        connection.execute("ROLLBACK TO records")
-        connection.execute("RELEASE records")
-        raise
-    connection.execute("RELEASE records")
-
-
-def _with(state: AccountState, **changes: Any) -> AccountState:
-    """`state` with `changes` (attrs.evolve introspects the class on every call: this is
-    called for most records)."""
-    fields: dict[str, Any] = {
-        "marker_known": state.marker_known, "marker": state.marker, "chunks": state.chunks,
-        "ambiguous_at": state.ambiguous_at, "finished": state.finished,
-        "final_ips": state.final_ips, "excess": state.excess, "released": state.released,
-    }
-    fields.update(changes)
-    return AccountState(state.run_id, state.account_id, state.region, state.count, **fields)
-
-
-def _json(ips: tuple[str, ...]) -> str:
-    text = '["' + '", "'.join(ips) + '"]' if ips else "[]"
-    # validated addresses need no escaping (a fraction of json.dumps' cost, once per outcome
-    # and finish), except an IPv6 zone ("fe80::1%eth0"), which may hold any character
-    return text if _PLAIN.fullmatch(text) else json.dumps(list(ips))
+        return [_decoded(line) for line in text.split("\n")]
+    except (ValueError, TypeError):
+        raise JournalError(
+            f"the journal holds an unreadable step for account {account_id!r} in run "
+            f"{run_id!r}: {text[:100]!r}"
+        ) from None
 
 
 class SQLiteJournal(Journal):
@@ -168,12 +170,12 @@ class SQLiteJournal(Journal):
     Args:
         path: the file.
         busy_timeout: seconds to wait for another process's write lock before failing.
-        synchronous: "full" (the default) fsyncs every commit: a record whose call returned
-            survives the process's death, the machine's crash and a power cut. "normal" skips
-            the fsync (SQLite's ``synchronous=NORMAL`` in WAL mode): a record whose call
-            returned still survives the process's death (kill -9), as the operating system
-            holds it, but a crash of the machine may lose the last ones. A commit then costs
-            tens of microseconds instead of an fsync (milliseconds).
+        synchronous: "full" (the default): a durable record (all but the steps of
+            ``record_many(..., durable=False)``) whose call returned is on disk (the WAL
+            fsynced): it survives the process's death, the machine's crash and a power cut.
+            "normal" runs no fsync: a record whose call returned still survives the
+            process's death (kill -9), as the operating system holds it, but a crash of the
+            machine may lose the last ones.
 
     Raises:
         ValidationError: a path that is not a non-empty str or os.PathLike, or another
@@ -198,11 +200,20 @@ class SQLiteJournal(Journal):
         self.path = text
         """The file, as given."""
         self._busy_timeout = busy_timeout
-        self._executor: ThreadPoolExecutor | None = None
-        self._connection: sqlite3.Connection | None = None  # used in the executor's thread only
-        self._lock = threading.Lock()
-        self._queue: list[_Queued] = []
-        self._draining = False
+        self._executor: ThreadPoolExecutor | None = None  # the fsyncs' thread, while open
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # the connection's, for a journal used from two loops
+        self._wal = -1  # a descriptor of the WAL file, for the fsyncs
+        # commits are numbered: `_committed` the last one, `_synced` the last one on disk
+        self._committed = 0
+        self._synced = 0
+        self._syncing: asyncio.Future[None] | None = None  # the fsync in flight
+        self._waiting: list[tuple[int, asyncio.Future[Any], Any]] = []  # answers after it
+        # the states of the accounts read or written, by (run, account), as of the file's
+        # data_version `_version` (None: not known; read everything again)
+        self._live: dict[tuple[str, str], LiveState] = {}
+        self._whole: set[str] = set()  # runs all of whose accounts are in _live
+        self._version: int | None = None
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
@@ -214,34 +225,35 @@ class SQLiteJournal(Journal):
         return self._executor is not None
 
     async def _open(self) -> None:
-        executor = ThreadPoolExecutor(1, thread_name_prefix="sendgrid-ipam-journal")
-        # open at once, so that a second open() does not start a second thread; records
-        # queued meanwhile wait behind the connection in the thread's queue
-        self._executor = executor
-        try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._connect)
-        except BaseException:
-            if self._executor is executor:
-                self._executor = None
-            executor.shutdown(wait=False)
-            raise
+        self._connect()  # on the loop: a few statements, and one commit without an fsync
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sendgrid-ipam-journal")
 
     async def _close(self) -> None:
-        executor, self._executor = self._executor, None
+        executor = self._executor
         if executor is None:
             return
+        loop = asyncio.get_running_loop()
         try:
-            # the single worker runs jobs in order: every group queued before this one is
-            # committed and answered first
-            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+            while self._syncing is not None or self._waiting:  # every answer given first
+                if self._syncing is None:
+                    self._fsync(loop)
+                assert self._syncing is not None
+                await asyncio.wait([self._syncing])
+            if self._synced < self._committed and self._synchronous == "full":
+                # commits no caller waited for the disk for: a closed journal is durable whole
+                await loop.run_in_executor(executor, os.fsync, self._wal)
         finally:
+            self._executor = None
             executor.shutdown(wait=False)
+            self._disconnect()
 
     async def _apply(self, run_id: str, account_id: str, record: Record) -> AccountState | None:
-        state: AccountState | None = await self._submit(
-            lambda connection: self._store(connection, run_id, account_id, record)
-        )
-        return state
+        if isinstance(record, Begin):
+            state: AccountState = await self._submit(
+                lambda connection: self._begin(connection, run_id, [(account_id, record)]))
+            return state
+        await self._apply_all(run_id, account_id, [record])
+        return None
 
     async def _load(self, run_id: str) -> Mapping[str, AccountState]:
         states: dict[str, AccountState] = await self._submit(
@@ -250,40 +262,28 @@ class SQLiteJournal(Journal):
         return states
 
     async def _apply_all(self, run_id: str, account_id: str, records: list[Record]) -> None:
-        await self._submit(
-            lambda connection: self._store_all(connection, run_id, account_id, records))
+        (error,) = await self._submit(
+            lambda connection: self._store(connection, run_id, [(account_id, records)]))
+        if error is not None:
+            raise error
 
-    async def _apply_many(
-        self, run_id: str, steps: list[tuple[str, list[Record]]]
-    ) -> list[BaseException | None]:
-        def job(connection: sqlite3.Connection) -> list[BaseException | None]:
-            errors: list[BaseException | None] = []
-            for account_id, records in steps:
-                try:  # a step raises before it writes: a refused one leaves nothing behind
-                    self._store_all(connection, run_id, account_id, records)
-                except sqlite3.Error:
-                    raise
-                except Exception as exc:
-                    errors.append(exc)
-                else:
-                    errors.append(None)
-            return errors
-
-        errors: list[BaseException | None] = await self._submit(job)
+    async def _apply_many(self, run_id: str, steps: _Steps) -> list[BaseException | None]:
+        errors: list[BaseException | None] = await self._submit(
+            lambda connection: self._store(connection, run_id, steps))
         return errors
 
-    async def _begin_all(self, run_id: str, begins: list[tuple[str, Begin]]) -> None:
-        def job(connection: sqlite3.Connection) -> None:
-            with _savepoint(connection):
-                for account_id, begin in begins:
-                    row = connection.execute(
-                        "SELECT region, count FROM accounts WHERE run_id = ? AND account_id = ?",
-                        (run_id, account_id)).fetchone()
-                    state = None if row is None else AccountState(run_id, account_id, *row)
-                    if check_record(run_id, account_id, state, begin):
-                        self._write(connection, (run_id, account_id), begin)
+    def _submit_valid(
+        self, run_id: str, steps: _Steps, *, durable: bool
+    ) -> asyncio.Future[list[BaseException | None]]:
+        # committed now, on the loop; answered at once, or once an fsync holds it: no task
+        return self._queue_job(lambda connection: self._store(connection, run_id, steps),
+                               durable=durable)
 
-        await self._submit(job)
+    async def _sync(self) -> None:
+        await self._queue_job(lambda connection: None, durable=True)
+
+    async def _begin_all(self, run_id: str, begins: list[tuple[str, Begin]]) -> None:
+        await self._submit(lambda connection: self._begin(connection, run_id, begins))
 
     async def _runs(self) -> list[str]:
         def read(connection: sqlite3.Connection) -> list[str]:
@@ -296,69 +296,107 @@ class SQLiteJournal(Journal):
     async def _unfinished(self, run_id: str) -> Mapping[str, str]:
         def read(connection: sqlite3.Connection) -> dict[str, str]:
             rows = connection.execute(
-                "SELECT account_id, run_id FROM accounts WHERE finished = 0 AND run_id != ?"
-                " ORDER BY rowid", (run_id,))
+                "SELECT account_id, run_id FROM accounts AS a WHERE run_id != ? AND NOT EXISTS"
+                " (SELECT 1 FROM steps AS s WHERE s.run_id = a.run_id"
+                " AND s.account_id = a.account_id AND s.finished) ORDER BY rowid", (run_id,))
             return dict(rows)
 
         found: dict[str, str] = await self._submit(read)
         return found
 
-    # the group commit
+    # commits on the loop, fsyncs in the thread
     async def _submit(self, job: _Job) -> Any:
-        executor = self._executor
-        if executor is None:
-            raise JournalError(f"the journal {self.path} is not open")
+        return await self._queue_job(job, durable=True)
+
+    def _queue_job(self, job: _Job, *, durable: bool) -> asyncio.Future[Any]:
+        """Run `job` in a transaction of its own and commit it (without an fsync: into the
+        operating system's cache, where the process's death cannot lose it); the future of
+        its result, answered at once, or (`durable`, "full") once an fsync of the WAL made
+        the commit durable. One fsync makes every commit before it durable (the WAL is one
+        file, written in order): the commits made while one runs share the next."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        with self._lock:
-            self._queue.append(_Queued(job, future, loop))
-            start, self._draining = not self._draining, True
-        if start:
-            executor.submit(self._drain)
-        return await future
+        if self._executor is None:
+            future.set_exception(JournalError(f"the journal {self.path} is not open"))
+            return future
+        try:
+            (result,) = self._commit([job])
+        except Exception as error:  # not the disk's doing: an answer all the same
+            self._forget()
+            result = JournalError(f"the journal {self.path} failed: {error!r}")
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        elif not durable or self._synchronous == "normal" or self._synced >= self._committed:
+            future.set_result(result)
+        else:
+            self._waiting.append((self._committed, future, result))
+            if self._syncing is None:
+                self._fsync(loop)
+        return future
 
-    def _drain(self) -> None:
-        """In the thread: commit queued jobs, a group at a time, until none is left."""
-        while True:
-            with self._lock:
-                group, self._queue = self._queue[:_MAX_GROUP], self._queue[_MAX_GROUP:]
-                if not group:
-                    self._draining = False
-                    return
-            try:
-                results = self._commit(group)
-            except Exception as error:  # not the disk's doing: answer every caller, never hang
-                message = f"the journal {self.path} failed: {error!r}"
-                results = [JournalError(message) for _ in group]
-            answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
-            for queued, result in zip(group, results, strict=True):
-                answers.setdefault(queued.loop, []).append((queued.future, result))
-            for loop, pairs in answers.items():  # one wake-up of each loop per group
-                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                    loop.call_soon_threadsafe(_answer_all, pairs)
+    def _fsync(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start an fsync of the WAL, for every commit made so far."""
+        assert self._executor is not None
+        upto = self._committed
+        self._syncing = syncing = loop.run_in_executor(self._executor, os.fsync, self._wal)
 
-    def _commit(self, group: list[_Queued]) -> list[Any]:
+        def done(_: asyncio.Future[None]) -> None:
+            self._syncing = None
+            error = None if syncing.cancelled() else syncing.exception()
+            if error is None:
+                self._synced = max(self._synced, upto)
+            waiting, self._waiting = self._waiting, []
+            for number, future, result in waiting:
+                if number > upto:
+                    self._waiting.append((number, future, result))
+                elif future.done():  # its caller was cancelled: the record is written anyway
+                    continue
+                elif error is None:
+                    future.set_result(result)
+                else:
+                    future.set_exception(JournalError(
+                        f"the journal {self.path} could not be written: {error}"))
+            if self._waiting and self._executor is not None:
+                self._fsync(loop)
+
+        syncing.add_done_callback(done)
+
+    def _forget(self) -> None:
+        """Drop the states held in memory: the next records read them from the file."""
+        self._live.clear()
+        self._whole.clear()
+        self._version = None
+
+    def _commit(self, group: list[_Job]) -> list[Any]:
+        """Run the jobs in one transaction and commit it: their results (a refused record's
+        error in its place: a job raises before it writes, so the others go on), or the
+        `JournalError` of a commit that failed for each."""
         connection = self._connection
         if connection is None:
             return [JournalError(f"the journal {self.path} is not open") for _ in group]
         results: list[Any] = []
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            for queued in group:
-                # a job raises before it writes (check_record decides first), so a refused
-                # record leaves nothing to roll back and the others of the group go on
-                try:
-                    results.append(queued.job(connection))
-                except sqlite3.Error:
-                    raise
-                except Exception as error:
-                    results.append(error)
-            connection.execute("COMMIT")
-        except sqlite3.Error as error:
-            with contextlib.suppress(sqlite3.Error):
-                connection.execute("ROLLBACK")
-            message = f"the journal {self.path} could not be written: {error}"
-            return [JournalError(message) for _ in group]
+        with self._lock:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                (version,) = connection.execute("PRAGMA data_version").fetchone()
+                if version != self._version:  # another connection committed: stale states
+                    self._forget()
+                for job in group:
+                    try:
+                        results.append(job(connection))
+                    except sqlite3.Error:
+                        raise
+                    except Exception as error:
+                        results.append(error)
+                connection.execute("COMMIT")
+            except sqlite3.Error as error:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                self._forget()  # they hold records the rollback undid
+                message = f"the journal {self.path} could not be written: {error}"
+                return [JournalError(message) for _ in group]
+            self._version = version  # unchanged by this connection's own commits
+            self._committed += 1
         return results
 
     # opening and closing, in the thread
@@ -369,8 +407,9 @@ class SQLiteJournal(Journal):
                 f"cannot open the journal {self.path}: the directory {directory} does not exist"
             )
         try:
-            connection = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None
+            connection = sqlite3.connect(  # (a lock guards it: see _commit)
+                self.path, timeout=self._busy_timeout, isolation_level=None,
+                check_same_thread=False,
             )
         except sqlite3.Error as error:
             raise JournalError(f"cannot open the journal {self.path}: {error}") from error
@@ -378,7 +417,7 @@ class SQLiteJournal(Journal):
             self._prepare(connection)
         except BaseException as error:
             connection.close()
-            if isinstance(error, sqlite3.Error):
+            if isinstance(error, sqlite3.Error | OSError):
                 raise JournalError(f"cannot open the journal {self.path}: {error}") from error
             raise
         self._connection = connection
@@ -390,7 +429,9 @@ class SQLiteJournal(Journal):
                 f"cannot open the journal {self.path}: SQLite cannot keep it in WAL mode "
                 f"(it answered {mode!r}); give a file on a local disk"
             )
-        connection.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
+        # the commits themselves never wait for the disk (the loop makes them): with "full",
+        # the fsyncs of the WAL run in the journal's thread (see _queue_job)
+        connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("BEGIN IMMEDIATE")
         self._check_schema(connection)
         # a write at open: a journal that cannot be written fails here, before any purchase
@@ -398,6 +439,7 @@ class SQLiteJournal(Journal):
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('opened_at', ?)", (str(time.time()),)
         )
         connection.execute("COMMIT")
+        self._wal = os.open(f"{self.path}-wal", os.O_RDONLY)
 
     def _check_schema(self, connection: sqlite3.Connection) -> None:
         tables = {
@@ -429,207 +471,106 @@ class SQLiteJournal(Journal):
 
     def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
+        self._forget()
+        if self._wal >= 0:
+            os.close(self._wal)
+            self._wal = -1
         if connection is not None:
             connection.close()
 
-    # records, in the thread, inside the group's transaction
+    # records, inside a transaction
+    def _state(
+        self, connection: sqlite3.Connection, run_id: str, account_id: str
+    ) -> LiveState | None:
+        """The account's state (None: not begun): held in memory, or read from the file."""
+        key = (run_id, account_id)
+        live = self._live.get(key)
+        if live is None and run_id not in self._whole:
+            row = connection.execute(
+                "SELECT region, count FROM accounts WHERE run_id = ? AND account_id = ?",
+                key).fetchone()
+            if row is None:
+                return None
+            live = LiveState(run_id, account_id, *row)
+            for (text,) in connection.execute(
+                "SELECT records FROM steps WHERE run_id = ? AND account_id = ? ORDER BY id",
+                key,
+            ):
+                for record in _decode(text, run_id, account_id):
+                    live.apply(record)
+            self._live[key] = live
+        return live
+
     def _store(
-        self, connection: sqlite3.Connection, run_id: str, account_id: str, record: Record
-    ) -> AccountState | None:
-        state = self._state_for(connection, run_id, account_id, record)
-        if check_record(run_id, account_id, state, record):
-            self._write(connection, (run_id, account_id), record)
-        if isinstance(record, Begin):
-            return state or AccountState(run_id, account_id, record.region, record.count)
-        return None
-
-    def _store_all(
-        self, connection: sqlite3.Connection, run_id: str, account_id: str, records: list[Record]
-    ) -> None:
-        """Several records of one account: every one is checked (against the state as the
-        records before it leave it) before any is written, so a refused one writes nothing.
-        The account's row is read once, each chunk a record touches once."""
-        state = self._state_for(connection, run_id, account_id, Marker(None))
-        if state is None:
-            check_record(run_id, account_id, None, records[0])  # raises: no target
-            return
-        chunks: dict[int, ChunkState | None] = {}
-        extra: dict[str, tuple[str, ...]] = {}
-        new: list[Record] = []
-        key = (run_id, account_id)
-        for record in records:
-            view = state
-            if isinstance(record, Intent | Outcome):
-                if record.chunk not in chunks:
-                    chunks[record.chunk] = self._chunk(connection, key, record.chunk)
-                found = chunks[record.chunk]
-                if found is not None:
-                    view = _with(state, chunks=(found,))
-            elif isinstance(record, Excess | Released):
-                kind = "excess" if isinstance(record, Excess) else "released"
-                if kind not in extra:
-                    extra[kind] = self._extra(connection, key, kind)
-                view = (_with(state, excess=extra[kind]) if kind == "excess"
-                        else _with(state, released=extra[kind]))
-            if not check_record(run_id, account_id, view, record):
+        self, connection: sqlite3.Connection, run_id: str, steps: _Steps
+    ) -> list[BaseException | None]:
+        """Check each step against its account's state and append those with anything new,
+        one row each; per step, None or the error that refused it (nothing of it written)."""
+        errors: list[BaseException | None] = []
+        rows: list[tuple[str, str, bool, str]] = []
+        for account_id, records in steps:
+            live = self._state(connection, run_id, account_id)
+            new: list[Record] = []
+            try:
+                for record in records:
+                    if check_record(run_id, account_id, live, record):
+                        assert live is not None  # check_record refuses all before a Begin
+                        live.apply(record)  # the next record of the step sees this one
+                        new.append(record)
+            except Exception as error:  # refused: nothing of the step is written
+                errors.append(error)
+                if new:  # the state holds some of it: read it again from the file, once the
+                    connection.executemany(_INSERT_STEP, rows)  # steps before it are there
+                    rows.clear()
+                    self._live.pop((run_id, account_id), None)
+                    self._whole.discard(run_id)
                 continue
-            new.append(record)
-            if isinstance(record, Marker):
-                state = _with(state, marker_known=True, marker=record.marker)
-            elif isinstance(record, Finish):
-                state = _with(state, finished=True, final_ips=record.ips)
-            elif isinstance(record, Intent):
-                chunks[record.chunk] = ChunkState(record.chunk, record.size)
-            elif isinstance(record, Outcome):
-                found = chunks[record.chunk]
-                assert found is not None  # check_record refused an outcome with no intent
-                chunks[record.chunk] = ChunkState(found.number, found.size, record.ips)
-            elif isinstance(record, Excess | Released):
-                kind = "excess" if isinstance(record, Excess) else "released"
-                extra[kind] = tuple(dict.fromkeys((*extra[kind], *record.ips)))
-        for record in new:
-            self._write(connection, key, record)
+            errors.append(None)
+            if new:
+                rows.append((run_id, account_id, live is not None and live.finished,
+                             _encode(new)))
+        if rows:
+            connection.executemany(_INSERT_STEP, rows)
+        return errors
 
-    @staticmethod
-    def _chunk(
-        connection: sqlite3.Connection, key: tuple[str, str], number: int
-    ) -> ChunkState | None:
-        found = connection.execute(
-            "SELECT size, ips FROM chunks WHERE run_id = ? AND account_id = ? AND number = ?",
-            (*key, number),
-        ).fetchone()
-        return None if found is None else ChunkState(number, found[0], _ips_from(found[1]))
-
-    @staticmethod
-    def _extra(connection: sqlite3.Connection, key: tuple[str, str], kind: str) -> tuple[str, ...]:
-        return tuple(
-            ip
-            for (ip,) in connection.execute(
-                "SELECT ip FROM extra_ips WHERE run_id = ? AND account_id = ? AND kind = ?",
-                (*key, kind),
-            )
-        )
-
-    def _state_for(
-        self, connection: sqlite3.Connection, run_id: str, account_id: str, record: Record
-    ) -> AccountState | None:
-        """The account's state as far as `check_record` needs it for `record`: the whole of
-        it for a `Begin` (which returns it), else the account's row plus the chunk or the
-        extra IPs the record touches. Each record thus costs one or two indexed reads."""
-        key = (run_id, account_id)
-        if isinstance(record, Begin):
-            return self._read(connection, "run_id = ? AND account_id = ?", key).get(account_id)
-        row = connection.execute(
-            "SELECT region, count, marker_known, marker, finished, final_ips FROM accounts"
-            " WHERE run_id = ? AND account_id = ?",
-            key,
-        ).fetchone()
-        if row is None:
-            return None
-        region, count, known, marker, finished, final = row
-        chunks: tuple[ChunkState, ...] = ()
-        extra: tuple[str, ...] = ()
-        if isinstance(record, Intent | Outcome):
-            found = self._chunk(connection, key, record.chunk)
-            chunks = () if found is None else (found,)
-        elif isinstance(record, Excess | Released):
-            extra = self._extra(connection, key,
-                                "excess" if isinstance(record, Excess) else "released")
-        return AccountState(
-            run_id,
-            account_id,
-            region,
-            count,
-            marker_known=bool(known),
-            marker=marker,
-            chunks=chunks,
-            finished=bool(finished),
-            final_ips=(_ips_from(final) or ()) if finished else (),
-            excess=extra if isinstance(record, Excess) else (),
-            released=extra if isinstance(record, Released) else (),
-        )
-
-    @staticmethod
-    def _write(connection: sqlite3.Connection, key: tuple[str, str], record: Record) -> None:
-        where = "WHERE run_id = ? AND account_id = ?"
-        if isinstance(record, Begin):
-            connection.execute(
-                "INSERT INTO accounts (run_id, account_id, region, count) VALUES (?, ?, ?, ?)",
-                (*key, record.region, record.count),
-            )
-        elif isinstance(record, Marker):
-            connection.execute(
-                f"UPDATE accounts SET marker_known = 1, marker = ? {where}", (record.marker, *key)
-            )
-        elif isinstance(record, Intent):
-            connection.execute(
-                "INSERT INTO chunks (run_id, account_id, number, size) VALUES (?, ?, ?, ?)",
-                (*key, record.chunk, record.size),
-            )
-        elif isinstance(record, Outcome):
-            connection.execute(
-                f"UPDATE chunks SET ips = ? {where} AND number = ?",
-                (_json(record.ips), *key, record.chunk),
-            )
-        elif isinstance(record, Ambiguous):
-            connection.execute(
-                "INSERT INTO ambiguous (run_id, account_id, at) VALUES (?, ?, ?)",
-                (*key, record.at),
-            )
-        elif isinstance(record, Finish):
-            connection.execute(
-                f"UPDATE accounts SET finished = 1, final_ips = ? {where}",
-                (_json(record.ips), *key),
-            )
-        else:
-            kind = "excess" if isinstance(record, Excess) else "released"
-            assert isinstance(record, Excess | Released)
+    def _begin(
+        self, connection: sqlite3.Connection, run_id: str, begins: list[tuple[str, Begin]]
+    ) -> AccountState:
+        """Begin each account not begun (all or, one refused, none); the last one's state."""
+        rows = []
+        states = []
+        for account_id, begin in begins:
+            live = self._state(connection, run_id, account_id)
+            if check_record(run_id, account_id, live, begin):
+                live = LiveState(run_id, account_id, begin.region, begin.count)
+                rows.append((run_id, account_id, begin.region, begin.count))
+            assert live is not None
+            states.append(live)
+        if rows:
             connection.executemany(
-                "INSERT OR IGNORE INTO extra_ips (run_id, account_id, kind, ip)"
-                " VALUES (?, ?, ?, ?)",
-                [(*key, kind, ip) for ip in record.ips],
-            )
+                "INSERT INTO accounts (run_id, account_id, region, count) VALUES (?, ?, ?, ?)",
+                rows)
+        for live in states:
+            self._live[(live.run_id, live.account_id)] = live
+        return states[-1].frozen()
 
     def _read_run(self, connection: sqlite3.Connection, run_id: str) -> dict[str, AccountState]:
-        return self._read(connection, "run_id = ?", (run_id,))
-
-    @staticmethod
-    def _read(
-        connection: sqlite3.Connection, where: str, key: tuple[str, ...]
-    ) -> dict[str, AccountState]:
-        chunks: dict[str, list[ChunkState]] = {}
-        for account_id, number, size, ips in connection.execute(
-            f"SELECT account_id, number, size, ips FROM chunks WHERE {where} ORDER BY number", key
+        states: dict[str, LiveState] = {}
+        for account_id, region, count in connection.execute(
+            "SELECT account_id, region, count FROM accounts WHERE run_id = ? ORDER BY rowid",
+            (run_id,),
         ):
-            chunks.setdefault(account_id, []).append(ChunkState(number, size, _ips_from(ips)))
-        moments: dict[str, list[float]] = {}
-        for account_id, at in connection.execute(
-            f"SELECT account_id, at FROM ambiguous WHERE {where} ORDER BY id", key
+            states[account_id] = LiveState(run_id, account_id, region, count)
+        for account_id, text in connection.execute(
+            "SELECT account_id, records FROM steps WHERE run_id = ? ORDER BY id", (run_id,)
         ):
-            moments.setdefault(account_id, []).append(at)
-        extra: dict[tuple[str, str], list[str]] = {}
-        for account_id, kind, ip in connection.execute(
-            f"SELECT account_id, kind, ip FROM extra_ips WHERE {where} ORDER BY rowid", key
-        ):
-            extra.setdefault((account_id, kind), []).append(ip)
-        states = {}
-        for run_id, account_id, region, count, known, marker, finished, final in connection.execute(
-            "SELECT run_id, account_id, region, count, marker_known, marker, finished, final_ips"
-            f" FROM accounts WHERE {where} ORDER BY rowid",
-            key,
-        ):
-            states[account_id] = AccountState(
-                run_id=run_id,
-                account_id=account_id,
-                region=region,
-                count=count,
-                marker_known=bool(known),
-                marker=marker,
-                chunks=tuple(chunks.get(account_id, ())),
-                ambiguous_at=tuple(moments.get(account_id, ())),
-                finished=bool(finished),
-                final_ips=_ips_from(final) or (),
-                excess=tuple(extra.get((account_id, "excess"), ())),
-                released=tuple(extra.get((account_id, "released"), ())),
-            )
-        return states
+            live = states.get(account_id)
+            if live is None:
+                raise JournalError(f"the journal holds an unreadable step for account "
+                                   f"{account_id!r} in run {run_id!r}: it was never begun")
+            for record in _decode(text, run_id, account_id):
+                live.apply(record)
+        for account_id, live in states.items():  # as the file holds them now: keep them
+            self._live[(run_id, account_id)] = live
+        self._whole.add(run_id)
+        return {account_id: live.frozen() for account_id, live in states.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -177,13 +178,17 @@ class _FailingJournal(SQLiteJournal):
         super().__init__(path)
         self.good = good
 
-    async def _apply_many(
-        self, run_id: str, steps: list[tuple[str, list[Any]]]
-    ) -> list[BaseException | None]:
+    def _submit_valid(
+        self, run_id: str, steps: list[tuple[str, list[Any]]], *, durable: bool
+    ) -> asyncio.Future[list[BaseException | None]]:
         good, self.good = steps[:max(self.good, 0)], self.good - len(steps)
-        stored = await super()._apply_many(run_id, good) if good else []
+        stored = super()._submit_valid(run_id, good, durable=durable) if good else None
         full = JournalError("the journal could not be written: database or disk is full")
-        return [*stored, *(full for _ in steps[len(good):])]
+
+        async def answer() -> list[BaseException | None]:
+            return [*(await stored if stored else []), *(full for _ in steps[len(good):])]
+
+        return asyncio.ensure_future(answer())
 
 
 async def test_a_journal_that_fails_mid_run_stops_every_write_after_it(
@@ -202,6 +207,32 @@ async def test_a_journal_that_fails_mid_run_stops_every_write_after_it(
     assert all(r.requests == 0 and r.ips == () for r in rest)
     assert fake.count("AddAccountIps") == 1
     assert [a for a in ACCOUNTS if fake.account_ips(a)] == ["acct-1"]
+
+
+class _UnsyncedJournal(SQLiteJournal):
+    """An SQLite journal whose last fsync fails (the disk went away at the end)."""
+
+    syncs = 0
+
+    async def _sync(self) -> None:
+        self.syncs += 1
+        raise JournalError("the journal could not be written: disk I/O error")
+
+
+async def test_a_run_syncs_what_it_wrote_behind_before_it_returns(
+    fake: FakeSendGrid, sg: SendGridIPAM, tmp_path: Path
+) -> None:
+    """Outcomes and finishes are committed without an fsync; the run fsyncs them before it
+    returns, and if that fails, no account is reported done (a rerun resumes them all)."""
+    journal = _UnsyncedJournal(tmp_path / "run.journal")
+    result = await sg.provisioning.bulk_add_ips(requests(3), journal=journal)
+
+    assert journal.syncs == 1
+    assert all(isinstance(r.error, JournalError) for r in result.results)
+    assert [len(r.ips) for r in result.results] == [3, 3, 3], "what was bought is reported"
+    again = await sg.provisioning.bulk_add_ips(requests(3), journal=tmp_path / "run.journal")
+    assert all(r.ok and r.from_journal for r in again.results)
+    assert fake.count("AddAccountIps") == 3
 
 
 async def test_excess_found_in_one_run_is_released_by_the_next(

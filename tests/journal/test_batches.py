@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from sendgrid_ipam.errors import ValidationError
-from sendgrid_ipam.journal import Journal, JournalMismatchError
+from sendgrid_ipam.journal import ChunkState, Journal, JournalMismatchError
 from sendgrid_ipam.journal.base import Finish, Intent, Marker, Outcome
+from tests.journal.conftest import JournalMaker
 
 RUN = "run-batches"
 IPS = ("192.0.2.1", "192.0.2.2")
@@ -109,3 +110,45 @@ async def test_record_many_answers_each_step_on_its_own(journal: Journal) -> Non
     assert states["acct-1"].final_ips == IPS
     assert not states["acct-2"].marker_known
     assert "acct-3" not in states
+
+
+async def test_steps_written_behind_are_stored_and_synced(make_journal: JournalMaker) -> None:
+    """durable=False: stored once the call returns (another opening of the store reads them),
+    refused like any other step, and `sync` answers once they are durable."""
+    async with make_journal() as journal:
+        await journal.begin_accounts(RUN, [("acct-1", "us", 2), ("acct-2", "us", 2)])
+        await journal.record_many(RUN, [("acct-1", [Marker(None), Intent(0, 2)]),
+                                        ("acct-2", [Marker(None), Intent(0, 2)])])
+        errors = await journal.record_many(RUN, [
+            ("acct-1", [Outcome(0, IPS), Finish(IPS)]),
+            ("acct-2", [Intent(0, 3)]),
+        ], durable=False)
+        assert errors[0] is None
+        assert isinstance(errors[1], JournalMismatchError)
+        async with make_journal() as other:  # another connection sees them: committed
+            state = (await other.load(RUN))["acct-1"]
+            assert (state.finished, state.final_ips) == (True, IPS)
+        await journal.sync()
+    async with make_journal() as reopened:
+        states = await reopened.load(RUN)
+    assert states["acct-1"].chunks == (ChunkState(0, 2, IPS),)
+    assert states["acct-2"].chunks == (ChunkState(0, 2, None),)
+
+
+async def test_a_record_is_checked_against_what_another_writer_stored(
+    make_journal: JournalMaker,
+) -> None:
+    """Two journals on one store (two processes, say): each checks against the store as it
+    is, not against what it read or wrote before."""
+    async with make_journal() as first, make_journal() as second:
+        await first.begin_account(RUN, "acct-1", region="us", count=12)
+        await first.record_marker(RUN, "acct-1", None)
+        await second.record_intent(RUN, "acct-1", 0, 10)  # unknown to `first` so far
+        with pytest.raises(JournalMismatchError, match="size 10, not 3"):
+            await first.record_intent(RUN, "acct-1", 0, 3)
+        await first.record_outcome(RUN, "acct-1", 0, IPS)  # its intent is the other's
+        with pytest.raises(JournalMismatchError, match="other IPs"):
+            await second.record_outcome(RUN, "acct-1", 0, IPS[:1])
+        await second.finish_account(RUN, "acct-1", IPS)
+        assert (await first.unfinished_elsewhere("run-other", ["acct-1"])) == {}
+        assert (await first.load(RUN))["acct-1"].final_ips == IPS

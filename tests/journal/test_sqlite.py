@@ -16,6 +16,7 @@ import pytest
 from sendgrid_ipam.errors import ValidationError
 from sendgrid_ipam.journal import (
     SCHEMA_VERSION,
+    ChunkState,
     JournalError,
     SQLiteJournal,
     open_journal,
@@ -77,8 +78,8 @@ async def test_another_programs_sqlite_database_is_refused(tmp_path: Path) -> No
 async def test_a_journal_of_another_schema_version_is_refused(tmp_path: Path) -> None:
     path = await _journal_file(tmp_path)
     with _raw(path) as connection:
-        connection.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    expected = f"version 2, and this sendgrid-ipam reads version {SCHEMA_VERSION}$"
+        connection.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    expected = f"version 99, and this sendgrid-ipam reads version {SCHEMA_VERSION}$"
     await _refused_at_open(path, expected)
 
 
@@ -128,7 +129,8 @@ async def test_a_write_that_fails_raises_journal_error_and_stores_nothing(tmp_pa
 async def test_unreadable_data_in_the_file_is_a_journal_error(tmp_path: Path) -> None:
     path = await _journal_file(tmp_path)
     with _raw(path) as connection:
-        connection.execute("UPDATE accounts SET final_ips = '{broken'")
+        connection.execute("INSERT INTO steps (run_id, account_id, finished, records)"
+                           " VALUES ('run-1', 'acct-1', 0, 'q{broken')")
     async with SQLiteJournal(path) as journal:
         with pytest.raises(JournalError, match="unreadable"):
             await journal.load(RUN)
@@ -223,3 +225,36 @@ async def test_a_fault_in_the_thread_answers_every_caller(
         monkeypatch.setattr(SQLiteJournal, "_commit", commit)
         await journal.begin_account(RUN, "a0", region="us", count=1)  # the thread goes on
         assert list(await journal.load(RUN)) == ["a0"]
+
+
+async def test_ips_of_any_form_read_back_as_written(tmp_path: Path) -> None:
+    """A step's records are stored as text: an IPv6 zone (which may hold commas, newlines
+    and brackets) reads back whole, and cannot pass for another record."""
+    path = tmp_path / "run.journal"
+    odd = ("fe80::1%a,b\nfx", "fe80::2%[\"]", "2001:db8::1", "192.0.2.1")
+    async with SQLiteJournal(path) as journal:
+        await journal.begin_account(RUN, "acct-1", region="us", count=4)
+        await journal.record_marker(RUN, "acct-1", odd[0])
+        await journal.record_intent(RUN, "acct-1", 0, 4)
+        await journal.record_outcome(RUN, "acct-1", 0, odd)
+    async with SQLiteJournal(path) as journal:
+        state = (await journal.load(RUN))["acct-1"]
+    assert (state.marker, state.chunks) == (odd[0], (ChunkState(0, 4, odd),))
+    assert not state.finished
+
+
+async def test_close_answers_every_record_waiting_for_the_disk(tmp_path: Path) -> None:
+    """Records committed while an fsync runs wait for the next one: closing the journal
+    then runs it, and every call returns, its record on disk."""
+    path = tmp_path / "run.journal"
+    journal = await SQLiteJournal(path).open()
+    await journal.begin_accounts(RUN, [(f"acct-{n}", "us", 1) for n in range(3)])
+    calls = []
+    for n in range(3):  # the first starts an fsync; the others commit while it runs
+        calls.append(asyncio.ensure_future(journal.record_marker(RUN, f"acct-{n}", None)))
+        await asyncio.sleep(0)
+    await journal.close()
+    await asyncio.wait_for(asyncio.gather(*calls), 5)
+    async with SQLiteJournal(path) as reopened:
+        states = await reopened.load(RUN)
+    assert all(state.marker_known for state in states.values())
