@@ -3,7 +3,8 @@
 Keys of one namespace ``NS``: ``NS:lease:KEY`` (the holder's nonce, with a TTL: a random
 value of its own per holding, so that even a holder that never heard its token back can
 free it),
-``NS:token:KEY`` (the last token given out for KEY), ``NS:want:KEY`` (which coordinator has
+``NS:token:KEY`` (the last token given out for KEY; a new counter starts at a random
+40-bit number, so that one lost with Redis's data does not give out the same tokens again), ``NS:want:KEY`` (which coordinator has
 waited longest for KEY, briefly), ``NS:gate:ENDPOINT`` (present while that endpoint's
 rate-limit window is closed; its TTL is the time left) and ``NS:budget`` (the shared retry
 budget's balance). Times are milliseconds, measured by Redis (no clock of ours is compared
@@ -37,6 +38,12 @@ local function acquire(lease, token, want, ttl, id, want_ms, nonce)
   end
   if wanting then
     redis.call('DEL', want)
+  end
+  if redis.call('EXISTS', token) == 0 then
+    -- A counter lost with Redis's data (a restart without persistence, a failover before
+    -- it was replicated) must not count again through tokens already given out, which a
+    -- bulk chunk compares with its own: a new counter starts at a random place (40 bits).
+    redis.call('SET', token, tonumber(string.sub(nonce, 1, 10), 16) or 0)
   end
   local taken = redis.call('INCR', token)
   redis.call('SET', lease, nonce, 'PX', ttl)

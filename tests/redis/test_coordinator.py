@@ -167,3 +167,22 @@ def test_the_password_is_never_shown(redis_server: RedisServer) -> None:
     made = coordinator("redis://:hunter2-secret@127.0.0.1:6379/2")
     assert "hunter2-secret" not in repr(made)
     assert "127.0.0.1:6379/2" in repr(made)
+
+
+async def test_tokens_lost_with_redis_data_are_not_given_out_again(
+    make: Make, redis_server: RedisServer, namespace: str
+) -> None:
+    """After Redis lost its data (a restart without persistence: here the counter is
+    deleted) a key's tokens do not count again from 1, where a bulk chunk could take its
+    own token + 1 for "nobody else wrote since"."""
+    import redis
+
+    process = make()
+    tokens: list[int] = []
+    with redis.Redis.from_url(redis_server.url) as other:
+        for _ in range(3):
+            async with process.lease("account:lost", wait=1.0) as lease:
+                tokens.append(lease.token)
+            other.delete(f"{namespace}:token:account:lost")
+    assert len(set(tokens)) == 3, tokens
+    assert min(tokens) > 2**20, "a new counter starts at a random place"
