@@ -4,7 +4,8 @@ Keys of one namespace ``NS``: ``NS:lease:KEY`` (the holder's nonce, with a TTL: 
 value of its own per holding, so that even a holder that never heard its token back can
 free it),
 ``NS:token:KEY`` (the last token given out for KEY; a new counter starts at a random
-40-bit number, so that one lost with Redis's data does not give out the same tokens again), ``NS:want:KEY`` (which coordinator has
+40-bit number, so that one lost with Redis's data does not give out the same tokens again),
+``NS:want:KEY`` (which coordinator has
 waited longest for KEY, briefly), ``NS:gate:ENDPOINT`` (present while that endpoint's
 rate-limit window is closed; its TTL is the time left) and ``NS:budget`` (the shared retry
 budget's balance). Times are milliseconds, measured by Redis (no clock of ours is compared
