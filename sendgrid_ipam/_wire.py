@@ -176,8 +176,9 @@ def load_json(body: bytes | str, *, bound_depth: bool = True) -> Any:
     than `MAX_DEPTH` (unless ``bound_depth`` is false: for a caller that bounds the depth of
     the value itself, as a list page's reader does at no cost), numbers out of range
     (``1e999``, ``NaN``, ``Infinity``, ints beyond Python's digit limit) and strings
-    holding a lone surrogate (``"\\ud800"``), which no caller could print or send back. Whatever the input, nothing else escapes: recursion,
-    overflow or memory errors of the decoder become ValueError too.
+    holding a lone surrogate (``"\\ud800"``), which no caller could print or send back.
+    Whatever the input, nothing else escapes: recursion, overflow or memory errors of the
+    decoder become ValueError too.
     """
     try:
         if isinstance(body, bytes):
