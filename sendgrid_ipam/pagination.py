@@ -92,11 +92,11 @@ class PageReader:
         page_size: int,
         read_items: Callable[[list[Any]], list[Any]] | None = None,
     ) -> None:
-        self._paging = paging
-        self._read_item = read_item
-        self._page_size = page_size
-        self._read_items = read_items
-        self.bounds_depth = read_items is not None
+        self._paging: Paging = paging
+        self._read_item: Callable[[Any], Any] = read_item
+        self._page_size: int = page_size
+        self._read_items: Callable[[list[Any]], list[Any]] | None = read_items
+        self.bounds_depth: bool = read_items is not None
 
     def __call__(self, data: Any) -> Page:
         if not isinstance(data, dict):
