@@ -13,13 +13,17 @@ KeyError, which the client reports as `DecodeError`.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from ._convert import shown, strict_bool, strict_int, strict_str, strings
+from ._wire import MAX_DEPTH, deeper_than
 from .models import AccountIp, IpAddress, IpPool, PoolIp, PoolRef, RegionCount
 
-__all__ = ["READERS"]
+__all__ = ["READERS", "page_items_reader"]
 
 _NO_ITEMS = ()  # the default of a tuple field; an absent key reads as it
 
@@ -221,3 +225,174 @@ READERS: dict[Any, Callable[[Any], Any]] = {
     str: strict_str,
 }
 """The fast reader of each model that has one (``str``: ListSubUserAssignedToIp's items)."""
+
+
+# ---------------------------------------------------------------- whole pages of a list
+#
+# A page of a list is a hundred to five thousand objects of one shape: the same keys, in
+# the same order, with values of the same few types. For a page's shape (the fields its
+# first item holds), a function is generated that reads every item of that shape with
+# nothing but subscripts, identity and type checks and slot stores, in one loop: no call
+# per item, no `dict.get` (RESULTS.md: ~4,000 instructions an item against ~11,000 for the
+# item reader above). An item of any other shape, or holding any value outside the common
+# types, goes to the item reader, which reads it as before or raises the same error.
+#
+# Such a page also needs no walk or scan for the JSON depth bound: an item read on the fast
+# path holds exactly the model's fields (``len`` equal and every subscript found), each a
+# scalar or, for pools, a list of flat two-key objects: four levels at most. Only what the
+# fast path did not vouch for (items it handed on, the reply's other keys) is walked.
+
+_SCALAR_CHECKS = {
+    str: "type({v}) is str",
+    str | None: "(type({v}) is str or {v} is None)",
+    bool | None: "({v} is True or {v} is False or {v} is None)",
+    int | None: "(type({v}) is int or {v} is None)",
+    int: "type({v}) is int",
+}
+_POOLS = tuple[PoolRef, ...]
+
+
+def _plain_refs(value: list[Any]) -> tuple[PoolRef, ...] | None:
+    """``pools`` read as `_pool_refs` reads it, or None for anything but flat {id, name}."""
+    refs = []
+    for item in value:
+        if type(item) is not dict or len(item) != 2:
+            return None
+        id_, name = item.get("id"), item.get("name")
+        if type(id_) is not str or type(name) is not str:
+            return None
+        ref = _POOL_REFS.get(id_)
+        refs.append(ref if ref is not None and ref.name == name else _pool_ref(id_, name))
+    return tuple(refs)
+
+
+def _page_source(model: type[Any], shape: tuple[str, ...]) -> str | None:
+    """The source of the page reader of ``model`` for items holding exactly ``shape``."""
+    hints = typing.get_type_hints(model)
+    fields = attrs.fields(model)
+    if not shape:
+        return None
+    keys = ", ".join(f"k{i}" for i in range(len(shape)))
+    lines = [
+        # The keys are the first item's own: the JSON decoder makes one str per key and
+        # page, so each lookup finds its key by identity, with no comparison of text.
+        f"def read_page(items, {keys}):",
+        "    out = []",
+        "    append = out.append",
+        "    last_pools = last_refs = None",
+        "    for d in items:",
+        "        try:",  # (an item that is not an object raises TypeError)
+        *[f"            v{i} = d[k{i}]" for i in range(len(shape))],
+        "        except (KeyError, TypeError):",
+        "            pass",
+        "        else:",
+    ]
+    checks, pools = [], None
+    for i, name in enumerate(shape):
+        kind = hints[name]
+        if kind == _POOLS:
+            checks.append(f"type(v{i}) is list")
+            pools = i
+        elif kind in _SCALAR_CHECKS:
+            checks.append(_SCALAR_CHECKS[kind].format(v=f"v{i}"))
+        else:
+            return None  # (a field of a kind read only by the item reader)
+    indent = " " * 12
+    # Every key of the shape found, and no other: the item is exactly the shape.
+    lines.append(f"{indent}if len(d) == {len(shape)} and {' and '.join(checks)}:")
+    indent += "    "
+    if pools is not None:
+        # Most IPs of a page are in the same few pools: a list equal to the last item's
+        # (which was read, so flat objects of two strings) has the same refs, by one
+        # comparison; a value of another type never compares equal to a str.
+        v = f"v{pools}"
+        lines += [
+            f"{indent}if {v} == last_pools:",
+            f"{indent}    {v} = last_refs",
+            f"{indent}elif ({v}_refs := plain_refs({v})) is not None:",
+            f"{indent}    last_pools, last_refs = {v}, {v}_refs",
+            f"{indent}    {v} = {v}_refs",
+            f"{indent}else:",
+            f"{indent}    {v} = None",
+            f"{indent}if {v} is not None:",
+        ]
+        indent += "    "
+    lines.append(f"{indent}made = Writable()")
+    for field in fields:
+        if field.name in shape:
+            value = f"v{shape.index(field.name)}"
+        elif field.default is attrs.NOTHING:
+            return None  # a required field missing: every item of the page fails
+        else:
+            value = f"default_{field.name}"
+        lines.append(f"{indent}made.{field.name} = {value}")
+    lines += [f"{indent}made.__class__ = Model", f"{indent}append(made)", f"{indent}continue"]
+    lines += ["        check_depth(d)", "        append(read_item(d))", "    return out"]
+    return "\n".join(lines)
+
+
+ItemsReader = Callable[[list[Any]], list[Any]]
+
+_WRITABLE = {
+    IpAddress: _WritableIpAddress, AccountIp: _WritableAccountIp, PoolIp: _WritablePoolIp,
+}
+_ITEM_LEVEL = 3  # an item's level in a page: the reply's object, its "result", the item
+
+
+def _check_item_depth(item: Any) -> None:
+    if deeper_than(item, MAX_DEPTH - _ITEM_LEVEL + 1):
+        raise ValueError(f"JSON nested more than {MAX_DEPTH} levels deep")
+
+
+def _compile(model: type[Any], shape: tuple[str, ...]) -> ItemsReader:
+    read_item = READERS[model]
+    source = _page_source(model, shape)
+    if source is None:
+        def read_page(items: list[Any], *_: str) -> list[Any]:
+            out = []
+            for item in items:
+                _check_item_depth(item)
+                out.append(read_item(item))
+            return out
+
+        return read_page
+    namespace: dict[str, Any] = {
+        "Model": model, "Writable": _WRITABLE[model], "plain_refs": _plain_refs,
+        "check_depth": _check_item_depth, "read_item": read_item, "KeyError": KeyError,
+        "TypeError": TypeError,
+        "dict": dict, "list": list, "int": int, "str": str, "type": type, "len": len,
+        **{f"default_{f.name}": f.default for f in attrs.fields(model)},
+    }
+    # Generated and compiled once per shape, as cattrs builds its functions.
+    exec(compile(source, f"<page reader of {model.__name__}>", "exec"), namespace)
+    return namespace["read_page"]  # type: ignore[no-any-return]
+
+
+_COMPILED: dict[tuple[type[Any], tuple[str, ...]], ItemsReader] = {}
+_COMPILED_MAX = 256  # shapes; a server that varies them endlessly only costs compiles
+
+
+def page_items_reader(model: type[Any]) -> ItemsReader | None:
+    """The reader of a whole page of ``model`` items, or None if there is none for it.
+
+    It returns what ``[READERS[model](item) for item in items]`` returns, or raises what it
+    raises (TypeError, ValueError, KeyError), and also refuses (ValueError) an item nested
+    deeper than the JSON depth bound allows at an item's level: the page's reply may be
+    decoded without `load_json`'s own depth check.
+    """
+    if model not in _WRITABLE:
+        return None
+    names = tuple(field.name for field in attrs.fields(model))
+
+    def read_items(items: list[Any]) -> list[Any]:
+        first = items[0] if items else None
+        keys = {key: key for key in first if key in names} if type(first) is dict else {}
+        shape = tuple(name for name in names if name in keys)
+        read_page = _COMPILED.get((model, shape))
+        if read_page is None:
+            if len(_COMPILED) >= _COMPILED_MAX:
+                _COMPILED.clear()
+            read_page = _COMPILED[model, shape] = _compile(model, shape)
+        return read_page(items, *[keys[name] for name in shape])
+
+    return read_items

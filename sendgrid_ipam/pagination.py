@@ -15,10 +15,11 @@ from typing import Any, TypeVar
 import attrs
 
 from ._text import shown
+from ._wire import MAX_DEPTH, deeper_than
 from .errors import PaginationError
 from .operations import Paging
 
-__all__ = ["Page", "page_reader", "paginate"]
+__all__ = ["Page", "PageReader", "page_reader", "paginate"]
 
 T = TypeVar("T")
 
@@ -74,24 +75,61 @@ def _offset(data: dict[str, Any], count: int, page_size: int) -> str | None:
     return _cursor(last)
 
 
-def page_reader(
-    paging: Paging, read_item: Callable[[Any], Any], page_size: int
-) -> Callable[[Any], Page]:
-    """A function reading one reply of a list into a `Page` (raises on a malformed one)."""
+class PageReader:
+    """Reads one reply of a list into a `Page` (raises on a malformed one).
 
-    def read(data: Any) -> Page:
+    ``bounds_depth``: whether it refuses a reply nested deeper than `_wire.MAX_DEPTH`
+    itself (it reads the items with a page reader that does), so the reply may be decoded
+    without `_wire.load_json`'s scan for it.
+    """
+
+    __slots__ = ("_page_size", "_paging", "_read_item", "_read_items", "bounds_depth")
+
+    def __init__(
+        self,
+        paging: Paging,
+        read_item: Callable[[Any], Any],
+        page_size: int,
+        read_items: Callable[[list[Any]], list[Any]] | None = None,
+    ) -> None:
+        self._paging: Paging = paging
+        self._read_item: Callable[[Any], Any] = read_item
+        self._page_size: int = page_size
+        self._read_items: Callable[[list[Any]], list[Any]] | None = read_items
+        self.bounds_depth: bool = read_items is not None
+
+    def __call__(self, data: Any) -> Page:
         if not isinstance(data, dict):
             raise TypeError("a list reply must be a JSON object")
         result = data.get("result", [])  # the spec requires no field: absent means no items
         if not isinstance(result, list):
             raise TypeError("a list reply's 'result' must be a list")
-        items = [read_item(item) for item in result]
+        if self._read_items is None:
+            items = [self._read_item(item) for item in result]
+        else:
+            for key, value in data.items():  # the items' reader bounds their depth
+                if key != "result" and deeper_than(value, MAX_DEPTH - 1):
+                    raise ValueError(f"JSON nested more than {MAX_DEPTH} levels deep")
+            items = self._read_items(result)
         cursor = (
-            _after_key(data) if paging == "after_key" else _offset(data, len(items), page_size)
+            _after_key(data) if self._paging == "after_key"
+            else _offset(data, len(items), self._page_size)
         )
         return Page(items, cursor)
 
-    return read
+
+def page_reader(
+    paging: Paging,
+    read_item: Callable[[Any], Any],
+    page_size: int,
+    read_items: Callable[[list[Any]], list[Any]] | None = None,
+) -> PageReader:
+    """A function reading one reply of a list into a `Page` (raises on a malformed one).
+
+    ``read_items``, when given, reads a whole page's items at once as ``read_item`` would
+    one by one, and bounds their JSON depth (`_fast.page_items_reader`).
+    """
+    return PageReader(paging, read_item, page_size, read_items)
 
 
 async def paginate(fetch: Callable[[str | None], Awaitable[Page]]) -> AsyncIterator[Any]:

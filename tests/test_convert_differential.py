@@ -39,8 +39,10 @@ from sendgrid_ipam._convert import (
     strings,
     structurer,
 )
-from sendgrid_ipam._fast import READERS
+from sendgrid_ipam._fast import READERS, page_items_reader
+from sendgrid_ipam._wire import MAX_DEPTH, load_json
 from sendgrid_ipam.operations import OPERATIONS
+from sendgrid_ipam.pagination import PageReader
 from tests.conftest import BASE, RecordingResponses
 
 DECODE_ERRORS = (TypeError, ValueError, KeyError, AttributeError)  # what the client catches
@@ -365,3 +367,149 @@ async def test_a_deeply_nested_item_in_a_list_is_a_decode_error(
     with pytest.raises(DecodeError) as info:
         _ = [ip async for ip in client.ips.list(limit=100)]
     assert info.value.body == text
+
+
+# ---------------------------------------------------------------- whole pages
+
+PAGE_MODELS = [models.IpAddress, models.AccountIp, models.PoolIp]
+
+
+def one_by_one(model: type) -> Callable[[list[Any]], list[Any]]:
+    read = READERS[model]
+    return lambda items: [read(item) for item in items]
+
+
+def assert_same_page(model: type, items: list[Any]) -> None:
+    read_items = page_items_reader(model)
+    assert read_items is not None
+    expected = outcome(one_by_one(model), items)
+    got = outcome(read_items, items)
+    assert got == expected
+    if expected[0] == "ok":  # the same models, field for field and of the same types
+        assert [type(m) for m in got[1]] == [model] * len(items)
+        assert [attrs.astuple(m) for m in got[1]] == [attrs.astuple(m) for m in expected[1]]
+        assert [[type(v) for v in attrs.astuple(m)] for m in got[1]] == [
+            [type(v) for v in attrs.astuple(m)] for m in expected[1]]
+
+
+def valid_object(model: type) -> st.SearchStrategy[dict[str, Any]]:
+    hints = get_type_hints(model)
+    return st.fixed_dictionaries({f.name: valid_value(hints[f.name]) for f in attrs.fields(model)})
+
+
+def page_of(model: type) -> st.SearchStrategy[list[Any]]:
+    """Items as a page holds them: mostly of one shape (the fast path's), some not."""
+    plain = st.fixed_dictionaries({f.name: st.sampled_from([None, "1", True, 7, [], [POOL]])
+                                   for f in attrs.fields(model)})
+    item = valid_object(model) | json_object(model) | plain | JSON_ANY
+    return st.lists(item, max_size=6).flatmap(
+        lambda items: st.permutations(items + items[:1] * 3))
+
+
+@pytest.mark.parametrize("model", PAGE_MODELS, ids=lambda m: m.__name__)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_page_reads_as_its_items_one_by_one(model: type, data: st.DataObject) -> None:
+    items = json.loads(json.dumps(data.draw(page_of(model))))  # as a reply's JSON gives
+    assert_same_page(model, items)
+
+
+def ip(n: int, **changes: Any) -> dict[str, Any]:
+    item = {"ip": f"192.0.2.{n}", "pools": [POOL], "is_auto_warmup": False,
+            "is_parent_assigned": True, "updated_at": 2, "is_enabled": True,
+            "is_leased": None, "added_at": 1, "region": "us"}
+    return {**item, **changes}
+
+
+PAGES: dict[str, list[Any]] = {
+    "all the same shape": [ip(n) for n in range(5)],
+    "one without a field": [ip(1), {k: v for k, v in ip(2).items() if k != "region"}, ip(3)],
+    "the first without a field": [{"ip": "192.0.2.1"}, ip(2), {"ip": "192.0.2.3"}],
+    "an unknown field": [ip(1), ip(2, extra=[1, [2]]), ip(3)],
+    "a field as text": [ip(1), ip(2, added_at="12"), ip(3, ip=5)],
+    "a bad flag": [ip(1), ip(2, is_enabled="yes"), ip(3)],
+    "a bad flag first": [ip(1, is_leased=1), ip(2)],
+    "pools that change": [ip(1), ip(2, pools=[]), ip(3, pools=[POOL, {"id": "2", "name": "b"}]),
+                          ip(4, pools=[{"id": "1", "name": "renamed"}]), ip(5)],
+    "a pool with an extra key": [ip(1), ip(2, pools=[{**POOL, "x": 1}]), ip(3)],
+    "a pool id as a number": [ip(1), ip(2, pools=[{"id": 1, "name": "tx"}]), ip(3)],
+    "a pool that is a list": [ip(1), ip(2, pools=[[POOL]])],
+    "pools as an object": [ip(1), ip(2, pools=POOL)],
+    "an item that is a list": [ip(1), [ip(2)]],
+    "an item that is null": [ip(1), None],
+    "an item that is text": [ip(1), "192.0.2.2"],
+    "an empty item": [{}, ip(1)],
+    "no items": [],
+}
+
+
+@pytest.mark.parametrize("items", PAGES.values(), ids=PAGES.keys())
+def test_hand_picked_pages_read_as_their_items_one_by_one(items: list[Any]) -> None:
+    assert_same_page(models.IpAddress, json.loads(json.dumps(items)))
+
+
+def test_an_account_page_without_ips_fails_as_its_items_do() -> None:
+    assert_same_page(models.AccountIp, [{"region": "us"}, {"ip": "1"}])
+    assert_same_page(models.AccountIp, [{"ip": "1"}, {"region": "us"}])
+
+
+def test_a_page_of_a_model_without_a_page_reader_has_none() -> None:
+    assert page_items_reader(models.IpPool) is None
+
+
+# The depth bound: a page read without `load_json`'s scan (bound_depth=False) is refused
+# exactly when the scan would refuse it, wherever the deep value sits.
+
+
+def wrapped(value: Any, levels: int) -> Any:
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def deep_pages(levels: int) -> dict[str, dict[str, Any]]:
+    # The reply's object is level 1, "result" level 2, an item level 3.
+    return {
+        "in the metadata": {"result": [ip(1)],
+                            "_metadata": {"next_params": wrapped(None, levels - 2)}},
+        "in an unknown key": {"result": [ip(1), ip(2, extra=wrapped(1, levels - 3))]},
+        "in a pool's extra key": {
+            "result": [ip(1, pools=[{**POOL, "x": wrapped(1, levels - 5)}])]},
+        "as an item": {"result": [ip(1), wrapped("x", levels - 2)]},
+        "in the first item": {"result": [ip(1, extra=wrapped(1, levels - 3)), ip(2)]},
+    }
+
+
+@pytest.mark.parametrize("levels", [31, 32, 33, 40])
+@pytest.mark.parametrize("where", list(deep_pages(33)))
+def test_a_page_is_refused_for_depth_exactly_when_the_scan_refuses_it(
+    levels: int, where: str
+) -> None:
+    text = json.dumps(deep_pages(levels)[where])
+    scan = outcome(load_json, text)
+    new = PageReader("after_key", READERS[models.IpAddress], 100,
+                     page_items_reader(models.IpAddress))
+    old = PageReader("after_key", READERS[models.IpAddress], 100)
+    assert new.bounds_depth
+    assert not old.bounds_depth
+    got = outcome(new, load_json(text, bound_depth=False))
+    assert (scan[0] == "error") == (levels > MAX_DEPTH)
+    if scan[0] == "error":
+        assert got[0] == "error"
+    else:
+        assert got == outcome(old, scan[1])
+
+
+@pytest.mark.parametrize("levels", [32, 33])
+async def test_a_list_page_nested_too_deep_is_a_decode_error(
+    client: SendGridIPAM, mocked: RecordingResponses, levels: int
+) -> None:
+    text = json.dumps(deep_pages(levels)["in an unknown key"])
+    mocked.get(re.compile(re.escape(f"{BASE}/v3/send_ips/ips") + r"\?.*"), body=text,
+               repeat=True)
+    if levels > MAX_DEPTH:
+        with pytest.raises(DecodeError) as info:
+            _ = [ip async for ip in client.ips.list(limit=100)]
+        assert info.value.body == text
+    else:
+        assert len([ip async for ip in client.ips.list(limit=100)]) == 2

@@ -200,7 +200,9 @@ class Attempt:
         if status >= 300:
             headers = engine.scrub_headers(headers)
         try:
-            return self.read(_wire.read_reply(status, headers, body, engine.wall_clock))
+            return self.read(_wire.read_reply(  # (a list page's reader bounds its depth)
+                status, headers, body, engine.wall_clock,
+                not getattr(self.read, "bounds_depth", False)))
         except DecodeError:  # read_reply's own keeps the whole body, unscrubbed
             message = "reply is not valid JSON"
         except SendGridError:
