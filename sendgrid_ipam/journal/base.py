@@ -315,12 +315,15 @@ class LiveState:
                  "finished", "marker", "marker_known", "region", "released", "run_id")
 
     def __init__(self, run_id: str, account_id: str, region: str, count: int) -> None:
-        self.run_id, self.account_id, self.region, self.count = run_id, account_id, region, count
-        self.marker_known = False
+        self.run_id: str = run_id
+        self.account_id: str = account_id
+        self.region: str = region
+        self.count: int = count
+        self.marker_known: bool = False
         self.marker: str | None = None
         self.chunks: dict[int, ChunkState] = {}
         self.ambiguous_at: list[float] = []
-        self.finished = False
+        self.finished: bool = False
         self.final_ips: tuple[str, ...] = ()
         self.excess: list[str] = []
         self.released: list[str] = []
