@@ -260,6 +260,8 @@ class SendGridIPAM:
         """Close the session this client opened (a session passed in is left open)."""
         engine = self._engine
         engine.closed = True
+        if engine.lingering:  # cancelled writes' leases, held until a late landing shows
+            await asyncio.gather(*engine.lingering, return_exceptions=True)
         session, engine.session = engine.session, None
         if session is not None and session is not self._given_session:
             await session.close()

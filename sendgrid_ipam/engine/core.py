@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
@@ -132,6 +133,12 @@ class Engine(EngineState):
         except BaseException as exc:
             if call is not None:
                 call.end(exc)
+            if isinstance(exc, asyncio.CancelledError) and held is not None:
+                # Cancelled with the write perhaps sent: it may still land. The next writer
+                # on the key must not read its marker before then, or it would take these
+                # IPs for its own: the lease is kept for `settle`, in the background.
+                self.linger(policy.settle, holding, held)
+                holding = held = None
             raise
         finally:
             if holding is not None:
@@ -140,6 +147,24 @@ class Engine(EngineState):
                 await holding.__aexit__(None, None, None)
             elif held is not None:
                 held.release_now()
+
+    def linger(self, seconds: float, holding: AbstractAsyncContextManager[Lease] | None,
+               held: Lease) -> None:
+        """Release a cancelled write's lease ``seconds`` from now, in the background
+        (`close` waits for it)."""
+
+        async def release() -> None:
+            try:
+                await self.sleep(seconds)
+            finally:
+                if holding is not None:
+                    await holding.__aexit__(None, None, None)
+                else:
+                    held.release_now()
+
+        task = asyncio.get_running_loop().create_task(release())
+        self.lingering.add(task)
+        task.add_done_callback(self.lingering.discard)
 
     async def _wait_for_lease(
         self, op: Operation, holding: AbstractAsyncContextManager[Lease], call: Call | None

@@ -3,6 +3,7 @@ slots, the coordinator — and how the API key is kept out of what the engine ra
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -66,6 +67,7 @@ class EngineState:
         self.slots: Slots = Slots(max_connections)
         self.session: aiohttp.ClientSession | None = None
         self.closed = False
+        self.lingering: set[asyncio.Task[None]] = set()  # cancelled writes' leases, kept
         # What each request passes to aiohttp besides the session's own defaults: on a
         # session we own, the headers and timeout are the session's, so requests pass
         # nothing (aiohttp then merges no headers and arms no extra timer per request).

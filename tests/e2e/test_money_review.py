@@ -90,3 +90,30 @@ async def test_a_call_that_ends_on_a_429_after_an_ambiguous_attempt_checks_again
             await asyncio.sleep(0.3)
         bought = set(fake.account_ips("acct-1"))
         assert told == bought, f"bought {sorted(bought)}, told {sorted(told)} ({error!r})"
+
+
+async def test_a_cancelled_write_holds_its_lease_for_settle_so_the_next_writer_is_exact() -> None:
+    """add_ips cancelled while its POST is in flight, which then lands; another add_ips on
+    the account right away, whose own POST lands and fails (ambiguous): its check must find
+    its own IP only, not the cancelled call's. So the cancelled call's lease is held for
+    `settle` after the cancellation (a late landing shows by then) before the next writer
+    reads its marker."""
+    patient = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, settle=0.3)
+    async with FakeSendGrid(api_key=KEY, accounts=["acct-1"]) as fake:
+        fake.script("AddAccountIps", Fault.slow(0.2))  # the first POST lands at ~0.2 s
+        fake.script("AddAccountIps", Fault.applied_error(502))
+        async with SendGridIPAM(KEY, base_url=fake.url, retry=patient) as sg:
+            first = asyncio.create_task(sg.provisioning.add_ips("acct-1", count=2, region="us"))
+            await asyncio.sleep(0.1)  # its marker read done, the slow POST in flight
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            cancelled_at = time.time()
+            second = await sg.provisioning.add_ips("acct-1", count=1, region="us")
+            bought = fake.account_ips("acct-1")
+            assert len(bought) == 3
+            assert len(second.ips) == 1
+            assert set(second.ips) <= set(bought)
+            reads = [r.received_at for r in fake.records("ListAccountIps")]
+            assert reads[1] >= cancelled_at + 0.25, "the next writer's marker waited for settle"
+            assert fake.records("AddAccountIps")[0].applied, "the cancelled write landed"
