@@ -159,7 +159,7 @@ def string_list(
             if ip_version is not None and not _is_ip(entry, ip_version):
                 kind = "an IPv4 address" if ip_version == 4 else "an IP address"
                 raise _fail(attribute, f"{shown(entry)} is not {kind}")
-        if len(set(value)) != len(value):
+        if len(value) > 1 and len(set(value)) != len(value):  # (one IP: no set to build)
             raise _fail(attribute, f"must not repeat a {item}")
 
     return check
