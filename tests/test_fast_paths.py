@@ -12,7 +12,7 @@ from sendgrid_ipam import SendGridIPAM, ValidationError, _wire
 from sendgrid_ipam._convert import unstructure
 from sendgrid_ipam.models import CreatePoolBody
 from sendgrid_ipam.operations import OPERATIONS
-from sendgrid_ipam.resources.pools import create_pool_json
+from sendgrid_ipam.resources.pools import _create_pool_json
 
 REPLIES = [
     b'{"a":1}',
@@ -65,7 +65,7 @@ def test_create_pool_json_writes_what_the_converter_and_encoder_write(
     name: str, ips: list[str]
 ) -> None:
     body = CreatePoolBody(name, ips)
-    assert create_pool_json(body) == _wire.dump_json(unstructure(body))
+    assert _create_pool_json(body) == _wire.dump_json(unstructure(body))
 
 
 def test_dump_json_refuses_what_json_cannot_encode() -> None:

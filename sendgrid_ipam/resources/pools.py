@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 PoolId = str | int
 
 
-def create_pool_json(body: CreatePoolBody) -> bytes:
+def _create_pool_json(body: CreatePoolBody) -> bytes:
     """CreateIpPool's request body: exactly ``dump_json(unstructure(body))``, written by
     hand, as that round trip through cattrs and the JSON encoder costs about four times as
     much (tests/test_fast_paths.py compares the two)."""
@@ -116,7 +116,7 @@ class PoolsResource(Resource):
             )
 
         return await self._engine.execute(
-            OPERATIONS["CreateIpPool"], body=create_pool_json(body), options=options,
+            OPERATIONS["CreateIpPool"], body=_create_pool_json(body), options=options,
             reconcile=reconciler, lease=f"pool:{body.name}",
         )
 
