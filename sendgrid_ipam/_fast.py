@@ -21,7 +21,7 @@ import attrs
 
 from ._convert import shown, strict_bool, strict_int, strict_str, strings
 from ._wire import MAX_DEPTH, deeper_than
-from .models import AccountIp, IpAddress, IpPool, PoolIp, PoolRef, RegionCount
+from .models import AccountIp, IpAddress, IpPool, IpPoolIps, PoolIp, PoolRef, RegionCount
 
 __all__ = ["READERS", "page_items_reader"]
 
@@ -56,6 +56,7 @@ _WritableIpAddress = _writable(IpAddress)
 _WritableAccountIp = _writable(AccountIp)
 _WritablePoolIp = _writable(PoolIp)
 _WritableIpPool = _writable(IpPool)
+_WritableIpPoolIps = _writable(IpPoolIps)
 
 # The same few pools come back on IP after IP (an account has at most 100): their refs,
 # immutable, are shared rather than built again. By id (a ref whose name differs is built
@@ -217,11 +218,35 @@ def read_ip_pool(data: Any) -> IpPool:
     return made  # type: ignore[no-any-return]
 
 
+def read_ip_pool_ips(data: Any) -> IpPoolIps:
+    """CreateIpPool's reply (and AddIpsToIpPool's): one per call, but every pools.create
+    pays the generic path's ~13,000 instructions, 2.5% of the call."""
+    if type(data) is not dict:
+        raise _not_object("IpPoolIps", data)
+    id_, name, ips, reconciled = (
+        data.get("id", ""), data.get("name", ""), data.get("ips", _NO_ITEMS),
+        data.get("reconciled", False),
+    )
+    if type(id_) is not str:
+        id_ = strict_str(id_)
+    if type(name) is not str:
+        name = strict_str(name)
+    if ips is not _NO_ITEMS:
+        ips = strings(ips)
+    if reconciled is not False and reconciled is not True:
+        strict_bool(reconciled)
+    made: Any = _WritableIpPoolIps()
+    made.id, made.name, made.ips, made.reconciled = id_, name, ips, reconciled
+    made.__class__ = IpPoolIps
+    return made  # type: ignore[no-any-return]
+
+
 READERS: dict[Any, Callable[[Any], Any]] = {
     IpAddress: read_ip_address,
     AccountIp: read_account_ip,
     PoolIp: read_pool_ip,
     IpPool: read_ip_pool,
+    IpPoolIps: read_ip_pool_ips,
     str: strict_str,
 }
 """The fast reader of each model that has one (``str``: ListSubUserAssignedToIp's items)."""

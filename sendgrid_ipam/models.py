@@ -151,12 +151,15 @@ def string_list(
                 attribute, f"must hold from {min_items} to {max_items} {item}s, got {len(value)}"
             )
         for entry in value:
-            if (problem := text_problem(entry, rule="must hold non-empty strings")) is not None:
+            # (An ASCII string needs no more than that said of it: the common case, no call.)
+            if not (type(entry) is str and entry.isascii() and entry) and (
+                    problem := text_problem(entry, rule="must hold non-empty strings")
+            ) is not None:
                 raise _fail(attribute, problem)
             if ip_version is not None and not _is_ip(entry, ip_version):
                 kind = "an IPv4 address" if ip_version == 4 else "an IP address"
                 raise _fail(attribute, f"{shown(entry)} is not {kind}")
-        if len(set(value)) != len(value):
+        if len(value) > 1 and len(set(value)) != len(value):  # (one IP: no set to build)
             raise _fail(attribute, f"must not repeat a {item}")
 
     return check
@@ -195,7 +198,7 @@ def _pool_name(_: object, attribute: attrs.Attribute[Any], value: object) -> Non
         raise _fail(attribute, f"must be a string, not {type(value).__name__}")
     if not 2 <= len(value) <= 64:
         raise _fail(attribute, f"must be from 2 to 64 characters long, got {len(value)}")
-    if (problem := text_problem(value)) is not None:
+    if not value.isascii() and (problem := text_problem(value)) is not None:  # (see above)
         raise _fail(attribute, problem)
     if value[0] in " .":
         raise _fail(attribute, "must not begin with a space or a period")

@@ -289,6 +289,7 @@ OPERATIONS_READ = {
     models.AccountIp: OPERATIONS["ListAccountIps"].read,
     models.PoolIp: OPERATIONS["ListIpAssignedToIpPool"].read,
     models.IpPool: OPERATIONS["ListIpPool"].read,
+    models.IpPoolIps: OPERATIONS["CreateIpPool"].read,
     str: OPERATIONS["ListSubUserAssignedToIp"].read,
 }
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sendgrid_ipam import SendGridIPAM, ValidationError, _wire
+from sendgrid_ipam._convert import unstructure
+from sendgrid_ipam.models import CreatePoolBody
 from sendgrid_ipam.operations import OPERATIONS
+from sendgrid_ipam.resources.pools import _create_pool_json
 
 REPLIES = [
     b'{"a":1}',
@@ -46,6 +51,21 @@ def test_load_json_refuses_what_json_loads_refuses(body: bytes) -> None:
 def test_dump_json_writes_what_json_dumps_writes(value: object) -> None:
     expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
     assert _wire.dump_json(value) == expected
+
+
+# Any text a pool name may hold (quotes, backslashes, controls, any plane; no lone surrogate).
+_NAMES = st.text(st.characters(exclude_categories=("Cs",)), min_size=2, max_size=64).filter(
+    lambda name: name[0] not in " .")
+_IPS = st.lists(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).map(str),
+                unique=True, max_size=100)
+
+
+@given(name=_NAMES, ips=_IPS)
+def test_create_pool_json_writes_what_the_converter_and_encoder_write(
+    name: str, ips: list[str]
+) -> None:
+    body = CreatePoolBody(name, ips)
+    assert _create_pool_json(body) == _wire.dump_json(unstructure(body))
 
 
 def test_dump_json_refuses_what_json_cannot_encode() -> None:

@@ -59,11 +59,15 @@ class Engine(EngineState):
         reconciler: Reconciler | None = None,
         trace: CallTrace | None = None,
         lease: str | None = None,
+        reconcile: Callable[[], Reconciler] | None = None,
     ) -> T:
         """Run one operation: the single path every API call takes.
 
-        ``path`` is the value of the operation's one path parameter, if it has one;
-        ``lease`` the key of the write lease the call must hold (see the module docstring).
+        ``path`` is the value of the operation's one path parameter, if it has one; ``body``
+        the request's JSON value, or its JSON already encoded (bytes); ``lease`` the key of
+        the write lease the call must hold (see the module docstring). ``reconcile`` builds
+        the reconciler of a write whose reconciler has nothing to `prepare`, only once its
+        first attempt has failed (a call that succeeds at once never needs one).
         """
         session = self.session
         if session is None:
@@ -71,7 +75,11 @@ class Engine(EngineState):
                 "the client is closed" if self.closed
                 else "use the client as `async with SendGridIPAM(...) as sg:` before calling it"
             )
-        url = self.url(op, path, query)
+        if not query and (path is None or type(path) is str):  # url()'s cache hit, inlined
+            if (url := self.urls.get((op.operation_id, path))) is None:
+                url = self.url(op, path, None)
+        else:
+            url = self.url(op, path, query)
         headers = self.get_headers if body is None else self.body_headers
         policy, timeout = self.policy, self.request_timeout
         seconds = policy.deadline
@@ -86,7 +94,7 @@ class Engine(EngineState):
                 headers = {**(headers or {}), "On-Behalf-Of": obo}
             if (hook := options.get("on_response")) is not None:  # this call's own
                 observer = (observer or Observer(())).with_sink(HookSink(None, hook))
-        data = None if body is None else _wire.dump_json(body)
+        data = body if body is None or type(body) is bytes else _wire.dump_json(body)
         now = self.clock()
         deadline = now + seconds
         if (outer := OUTER_DEADLINE.get()) is not None and outer < deadline:
@@ -122,6 +130,8 @@ class Engine(EngineState):
                 result: T = await attempt.send()
             except SendGridError as exc:
                 exc.operation = op.operation_id
+                if reconcile is not None:
+                    reconciler = reconcile()
                 result = await Flow(op, attempt, reconciler, trace).after(exc)
             else:
                 if trace is not None:

@@ -22,7 +22,7 @@ from .slots import Slots
 
 __all__ = ["EngineState"]
 
-_JSON = {"Content-Type": "application/json"}
+_JSON: CIMultiDict[str] = CIMultiDict({"Content-Type": "application/json"})
 
 # Whether aiohttp takes ``auto_decompress`` per request (newer releases): a session the user
 # passes in keeps its own setting otherwise.
@@ -72,7 +72,8 @@ class EngineState:
         # session we own, the headers and timeout are the session's, so requests pass
         # nothing (aiohttp then merges no headers and arms no extra timer per request).
         self.get_headers: dict[str, str] | None = None
-        self.body_headers: dict[str, str] = _JSON
+        # (A multidict: aiohttp would otherwise copy a dict into one on every request.)
+        self.body_headers: Mapping[str, str] = _JSON
         self.request_timeout: aiohttp.ClientTimeout | None = None
         self.request_kwargs: dict[str, Any] = {"allow_redirects": False}
         self.inflates: bool = True  # the engine inflates compressed bodies itself, bounded

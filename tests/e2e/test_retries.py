@@ -150,6 +150,30 @@ async def test_pool_create_after_applied_then_500_returns_the_pool_once(
     assert fake.count("CreateIpPool", applied=True) == 1
 
 
+@pytest.mark.parametrize("applied", [True, False], ids=["applied", "not-applied"])
+async def test_a_pool_create_that_gives_up_is_checked_with_the_calls_options(
+    fake: FakeSendGrid, sg: SendGridIPAM, applied: bool
+) -> None:
+    """No retry left (one attempt): the check still runs, and its reads carry the call's
+    own options (they reach the reconciler, which is built only once the write failed)."""
+    ips = list((await sg.provisioning.add_ips("acct-1", count=2, region="us")).ips)
+    fake.log.clear()
+    fake.script("CreateIpPool", Fault.applied_error(500) if applied else Fault.error(500))
+    once = RetryPolicy(max_attempts=1, settle=0.01)
+
+    if applied:
+        pool = await sg.pools.create("tx", ips=ips, retry=once, on_behalf_of="sub-1")
+        assert (pool.name, sorted(pool.ips), pool.reconciled) == ("tx", sorted(ips), True)
+    else:
+        with pytest.raises(ServerError):  # checked: no pool by that name, the error stands
+            await sg.pools.create("tx", ips=ips, retry=once, on_behalf_of="sub-1")
+        assert fake.pools() == []
+
+    checks = ["ListIpPool", "ListIpAssignedToIpPool"] if applied else ["ListIpPool"]
+    assert [r.operation_id for r in fake.log] == ["CreateIpPool", *checks]
+    assert {r.on_behalf_of for r in fake.log} == {"sub-1"}
+
+
 async def test_ips_add_after_applied_then_drop_returns_the_one_ip(
     fake: FakeSendGrid, sg: SendGridIPAM
 ) -> None:
