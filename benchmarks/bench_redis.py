@@ -7,9 +7,11 @@ once with the default coordinator and once with a `RedisCoordinator` on a local
 at the end; or the one given with ``--redis-url``). Per call: wall time, this process's CPU,
 Redis's own CPU, and Redis round trips (scripts run: every request the coordinator makes is
 one script, counted from the server's ``INFO commandstats`` before and after), of which the
-call awaited (the rest, a lease's release, runs in the coordinator's background tasks:
-counted in this process by wrapping the coordinator's ``evalsha``), at 1 call in flight
-(latency) and at 64 (throughput).
+call awaited (the rest, a lease's release that no later call's script carried within
+``release_linger``, runs in the coordinator's background tasks: counted in this process by
+wrapping the coordinator's ``evalsha``), at 1 call in flight (latency) and at 64
+(throughput). The releases of the warm-up are sent before counting starts, and those of the
+last calls are counted.
 
     .venv/bin/python -m benchmarks.bench_redis    # ~15 s; needs redis-server and the redis extra
     .venv/bin/python -m benchmarks.bench_redis --calls 400 --rounds 1 --concurrency 1
@@ -75,12 +77,15 @@ class _Awaited:
 
 
 async def _measure(
-    kind: str, method: str, concurrency: int, calls: int, base_url: str, redis_url: str
+    kind: str, method: str, concurrency: int, calls: int, base_url: str, redis_url: str,
+    linger: float | None = None,
 ) -> dict[str, float]:
     from sendgrid_ipam import SendGridIPAM
     from sendgrid_ipam.redis import RedisCoordinator
 
-    coordinator = (RedisCoordinator.from_url(redis_url, namespace=f"bench-{uuid.uuid4().hex}")
+    options = {} if linger is None else {"release_linger": linger}
+    coordinator = (RedisCoordinator.from_url(redis_url, namespace=f"bench-{uuid.uuid4().hex}",
+                                             **options)
                    if kind == "redis" else None)
     awaited = None if coordinator is None else _Awaited(coordinator)
     run = uuid.uuid4().hex[:6]
@@ -92,6 +97,9 @@ async def _measure(
             else:
                 call = lambda n: sg.pools.create(f"{run}{pool_name(n)}", ips=list(POOL_IPS))  # noqa: E731
             await run_calls(call, min(50, calls), concurrency)  # warm-up (and scripts loaded)
+            if coordinator is not None:  # the warm-up's releases are not the calls'
+                coordinator._hurry()
+                await asyncio.gather(*coordinator._tasks)
             commands, redis_cpu = await _redis_counters(redis_url)
             waited_for = 0 if awaited is None else awaited.count
             cpu, wall = time.process_time(), time.perf_counter()
@@ -99,6 +107,7 @@ async def _measure(
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             waited_for = (0 if awaited is None else awaited.count) - waited_for
             if coordinator is not None:  # its releases still under way count too
+                coordinator._hurry()
                 await asyncio.gather(*coordinator._tasks)
             commands_after, redis_cpu_after = await _redis_counters(redis_url)
     finally:
@@ -120,7 +129,7 @@ def _compare(method: str, concurrency: int, options: argparse.Namespace, base_ur
     figures = {}
     for kind in ("memory", "redis"):
         rounds = [asyncio.run(_measure(kind, method, concurrency, options.calls, base_url,
-                                       redis_url))
+                                       redis_url, options.release_linger))
                   for _ in range(options.rounds)]
         figures[kind] = {k: median([r[k] for r in rounds]) for k in rounds[0]}
     base = figures["memory"]
@@ -139,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds (the median is shown)")
     parser.add_argument("--concurrency", type=parse_int_list, default=[1, 64])
     parser.add_argument("--redis-url", help="an existing Redis (default: start redis-server)")
+    parser.add_argument("--release-linger", type=float,
+                        help="the coordinator's release_linger (default: its default)")
     parser.add_argument("--markdown", action="store_true")
     options = parser.parse_args(argv)
     loopback_only()

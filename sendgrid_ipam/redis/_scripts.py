@@ -15,7 +15,7 @@ with another host's).
 from __future__ import annotations
 
 __all__ = ["ACQUIRE", "CLOSE", "CONFIRM", "GATE", "HOLD", "RELEASE", "SETTLE", "TAKE",
-           "with_lease"]
+           "with_lease", "with_releases"]
 
 # Take KEY if it is free and no other coordinator has been waiting for it: a new token.
 # Returns {1, token}, or {0, ms the holder has left (0: free, but another waiter's turn)}.
@@ -112,6 +112,29 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+def with_releases(script: str) -> str:
+    """``script`` with this process's pending lease releases done first, in the same round
+    trip (each as `RELEASE`: only if its nonce still holds the key).
+
+    KEYS: the R leases to free, then ``script``'s; ARGV: R, the R nonces, then ``script``'s.
+    ``script`` runs whole, unchanged, inside a function that sees only its own KEYS and ARGV
+    (locals of those names, shifted past the releases'), and its reply is the reply.
+    """
+    return """local released = tonumber(ARGV[1])
+for i = 1, released do
+  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then
+    redis.call('DEL', KEYS[i])
+  end
+end
+local KEYS, ARGV = {unpack(KEYS, released + 1)}, {unpack(ARGV, released + 2)}
+local function script()
+""" + script + """
+end
+return script()
+"""
+
 
 # Close an endpoint's window for MS milliseconds, never shortening a longer closure.
 # KEYS: gate. ARGV: ms. Returns 1 if the closure was extended.

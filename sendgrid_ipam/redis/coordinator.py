@@ -221,6 +221,10 @@ class RedisCoordinator(Coordinator):
             remain, as `MemoryCoordinator`'s (keep it above the requests that all the
             processes can have in flight at once).
         rng: draws the jitter after a 429.
+        release_linger: seconds a lease's release waits for this process's next script to
+            carry it (any reservation on the request path: same round trip, none of its
+            own) before it is sent by itself; 0 sends it at once. Another process waiting
+            for the key waits at most this much longer.
         server: how errors name the server (set by `from_url`: host:port/db, no password).
         owns_client: close ``client`` in `aclose` (set by `from_url`).
 
@@ -241,6 +245,7 @@ class RedisCoordinator(Coordinator):
         max_closure: float = 60.0,
         pace_below: int = 128,
         rng: random.Random | None = None,
+        release_linger: float = 0.002,
         server: str = "redis",
         owns_client: bool = False,
     ) -> None:
@@ -258,6 +263,10 @@ class RedisCoordinator(Coordinator):
             check_max_closure(max_closure)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+        if isinstance(release_linger, bool) or not isinstance(release_linger, int | float) \
+                or not 0 <= release_linger <= 1:
+            raise ConfigurationError(
+                f"release_linger must be a number of seconds from 0 to 1, not {release_linger!r}")
         if isinstance(pace_below, bool) or not isinstance(pace_below, int) or pace_below < 1:
             raise ConfigurationError(
                 f"pace_below must be a positive integer, not {pace_below!r}")
@@ -267,6 +276,7 @@ class RedisCoordinator(Coordinator):
         self.namespace = namespace
         self.lease_ttl: float = float(lease_ttl)
         self.reads_without_redis = reads_without_redis
+        self.release_linger: float = float(release_linger)
         self.max_closure = max_closure
         self.server = server
         self.owns_client = owns_client
@@ -285,14 +295,18 @@ class RedisCoordinator(Coordinator):
         self._to_release: list[tuple[str, str, asyncio.Future[None]]] = []
         self._releases: dict[str, asyncio.Future[None]] = {}
         self._releaser: asyncio.Task[None] | None = None
+        self._lingering: asyncio.Future[None] | None = None  # done: the releaser sends now
+        self._hurried = False  # the releaser's next batch goes without lingering
         self._budget_key = f"{namespace}:budget"
         register = client.register_script
         self._acquire = register(_scripts.ACQUIRE)
         self._confirm_script = register(_scripts.CONFIRM)
         self._release = register(_scripts.RELEASE)
         self._generations_key = f"{namespace}:pace-generations"
-        self._reserve_script = register(_pacing.RESERVE)
-        self._reserve_lease_script = register(_scripts.with_lease(_pacing.RESERVE))
+        # The request path's scripts: each carries the releases given back meanwhile.
+        self._reserve_script = register(_scripts.with_releases(_pacing.RESERVE))
+        self._reserve_lease_script = register(
+            _scripts.with_releases(_scripts.with_lease(_pacing.RESERVE)))
         self._learn = register(_pacing.LEARN)
         self._unanswered = register(_pacing.UNANSWERED)
         self._settle = register(_scripts.SETTLE)
@@ -421,24 +435,27 @@ class RedisCoordinator(Coordinator):
             LeaseLostError: the lease held no longer (nothing reserved).
         """
         taking = lease.pending
-        if taking:
-            releasing = self._releases.get(lease.key)
-            if releasing is not None:  # this process's last holding: its release goes first
-                await asyncio.wait((releasing,))
+        if taking:  # this process's last holding's release goes first: in flight, or in
+            await self._released_or_queued(lease.key)  # this script, before the take
         budget = self.budget
         credit, want = budget.credit, budget.wanted()
+        riding = self._riding()
         asked = asyncio.get_running_loop().time()  # Redis restarts the TTL after this
         try:
             reply = await self._reserve_lease_script(
-                keys=[self._key("pace", endpoint), self._budget_key,
+                keys=[*[self._key("lease", key) for key, _, _ in riding],
+                      self._key("pace", endpoint), self._budget_key,
                       *self._lease_keys(lease.key)],
-                args=[*_pacing.reserve_args(self.rules, credit, want, budget.capacity),
+                args=[len(riding), *[nonce for _, nonce, _ in riding],
+                      *_pacing.reserve_args(self.rules, credit, want, budget.capacity),
                       _scripts.TAKE if taking else _scripts.HOLD, self._ttl_ms, self._id,
                       _WANT_MS, lease.nonce])
         except BaseException:
+            self._unsent(riding)
             if taking:  # the script may have taken it: free it now rather than at its TTL
                 self._spawn(self._release_remote(lease.key, lease.nonce, quiet=True))
             raise
+        self._sent(riding)
         if not int(reply[0]):  # the lease step failed: nothing reserved
             if taking:
                 return int(reply[1]) / 1000.0, _LEASE
@@ -455,10 +472,18 @@ class RedisCoordinator(Coordinator):
         Returns the delay (0: reserved) and why it waits."""
         budget = self.budget
         credit, want = budget.credit, budget.wanted()
-        reply = await self._reserve_script(
-            keys=[self._key("pace", endpoint), self._budget_key],
-            args=_pacing.reserve_args(self.rules, credit, want, budget.capacity),
-        )
+        riding = self._riding()
+        try:
+            reply = await self._reserve_script(
+                keys=[*[self._key("lease", key) for key, _, _ in riding],
+                      self._key("pace", endpoint), self._budget_key],
+                args=[len(riding), *[nonce for _, nonce, _ in riding],
+                      *_pacing.reserve_args(self.rules, credit, want, budget.capacity)],
+            )
+        except BaseException:
+            self._unsent(riding)
+            raise
+        self._sent(riding)
         return self._reserved(endpoint, reply, credit, want)
 
     def _reserved(self, endpoint: str, reply: list[Any], credit: float,
@@ -618,9 +643,7 @@ class RedisCoordinator(Coordinator):
 
     async def _take_remote(self, lease: _RedisLease) -> None:
         """Take ``lease`` in Redis now, waiting for its holder (until its deadline)."""
-        releasing = self._releases.get(lease.key)
-        if releasing is not None:  # this process's last holding: its release goes first
-            await asyncio.wait((releasing,))
+        await self._released(lease.key)  # this process's last holding's release goes first
         try:
             lease.token = await self._acquire_remote(lease.key, lease.nonce, lease.deadline)
         except BaseException:
@@ -680,9 +703,11 @@ class RedisCoordinator(Coordinator):
     def _give_back(self, lease: _RedisLease) -> None:
         """Release in Redis (if held) and hand on to this process's next waiter.
 
-        The release goes in the background: the holder does not wait for it (`aclose` does,
-        and this process's next holder of the key). A release that cannot reach Redis lets
-        the TTL free the key; it runs on even if the holder is cancelled."""
+        The release is queued: this process's next reservation script carries it (no round
+        trip of its own), or, after ``release_linger`` s, the background sends it. The
+        holder does not wait for it (`aclose` does, and this process's next holder of the
+        key, unless its own script carries it). A release that cannot reach Redis lets the
+        TTL free the key; it goes on even if the holder is cancelled."""
         if lease.renewer is not None:
             lease.renewer.cancel()
             lease.renewer = None
@@ -702,11 +727,22 @@ class RedisCoordinator(Coordinator):
             self._leave(lease)
 
     async def _release_all(self) -> None:
-        """Send the releases given back meanwhile, many in one round trip (a pipeline):
-        under load one connection and one reply carry them all."""
+        """Send the releases given back meanwhile that no reservation script carried, after
+        ``release_linger``; many in one round trip (a pipeline): under load one connection
+        and one reply carry them all."""
+        loop = asyncio.get_running_loop()
         try:
             while self._to_release:
+                if self.release_linger > 0 and not self._hurried:
+                    self._lingering = lingering = loop.create_future()
+                    timer = loop.call_later(self.release_linger, _finish, lingering)
+                    try:
+                        await lingering
+                    finally:
+                        timer.cancel()
+                        self._lingering = None
                 batch, self._to_release = self._to_release, []
+                self._hurried = False
                 try:
                     if len(batch) == 1:
                         await self._release_remote(batch[0][0], batch[0][1])
@@ -719,6 +755,50 @@ class RedisCoordinator(Coordinator):
                             del self._releases[key]
         finally:
             self._releaser = None
+            self._hurried = False
+
+    def _hurry(self) -> None:
+        """Send the queued releases now, without lingering."""
+        self._hurried = self._releaser is not None
+        if self._lingering is not None:
+            _finish(self._lingering)
+
+    def _riding(self) -> list[tuple[str, str, asyncio.Future[None]]]:
+        """Take the queued releases, for the reservation script about to be sent."""
+        riding, self._to_release = self._to_release, []
+        return riding
+
+    def _sent(self, riding: list[tuple[str, str, asyncio.Future[None]]]) -> None:
+        """The script carrying ``riding`` ran: each release landed before its reservation."""
+        for key, _, sent in riding:
+            sent.set_result(None)
+            if self._releases.get(key) is sent:
+                del self._releases[key]
+
+    def _unsent(self, riding: list[tuple[str, str, asyncio.Future[None]]]) -> None:
+        """The script carrying ``riding`` failed or was cancelled, perhaps before it ran:
+        the background sends them again, at once (a release only frees its own holding, so
+        a second one is harmless); one that cannot reach Redis is logged there."""
+        if not riding:
+            return
+        self._to_release[:0] = riding
+        if self._releaser is None:
+            self._releaser = self._spawn(self._release_all())
+        self._hurry()
+
+    async def _released_or_queued(self, key: str) -> None:
+        """Wait for this process's last release of ``key`` if it is under way (one still
+        queued goes in the script about to be sent, before that script's take)."""
+        releasing = self._releases.get(key)
+        if releasing is not None and not any(sent is releasing for _, _, sent in self._to_release):
+            await asyncio.wait((releasing,))
+
+    async def _released(self, key: str) -> None:
+        """Wait for this process's last release of ``key`` to land (sent now if queued)."""
+        releasing = self._releases.get(key)
+        if releasing is not None:
+            self._hurry()
+            await asyncio.wait((releasing,))
 
     async def _release_many(self, leases: list[tuple[str, str]]) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -768,7 +848,8 @@ class RedisCoordinator(Coordinator):
         close the Redis connections (when made by `from_url`)."""
         for renewer in list(self._renewers):
             renewer.cancel()  # leases still held when closing: their TTL frees them
-        if self._tasks:
+        self._hurry()  # queued releases go now
+        while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         budget = self.budget
         if budget.available >= 1 or budget.credit:
@@ -781,6 +862,11 @@ class RedisCoordinator(Coordinator):
                 pass  # the reserve is lost to the shared balance; credits will refill it
         if self.owns_client:
             await close(self.client)
+
+
+def _finish(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _release_failed(key: str, exc: BaseException) -> None:

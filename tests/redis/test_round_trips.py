@@ -2,7 +2,8 @@
 
 A write's lease is deferred: taken by the script that reserves its first request (a marker
 read, or the write itself), confirmed by the one that reserves each later request, released
-in the background. Round trips are counted by Redis (``INFO commandstats``).
+by the process's next reservation script (or in the background after ``release_linger``).
+Round trips are counted by Redis (``INFO commandstats``): each is one script.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ async def test_the_release_does_not_hold_the_caller_and_aclose_waits_for_it(
 async def test_the_next_holder_in_the_process_takes_the_key_after_the_release(
     make: Make,
 ) -> None:
-    process = make()
+    # A release that lingers long: the next holder's take carries it, and waits for nothing.
+    process = make(release_linger=0.5)
     start = await _scripts_run(process)
     tokens: list[int] = []
 
@@ -90,10 +92,18 @@ async def test_the_next_holder_in_the_process_takes_the_key_after_the_release(
             await lease.check()
             tokens.append(lease.token)
 
+    started = time.monotonic()
     await asyncio.gather(write(), write(), write())
+    assert time.monotonic() - started < 0.25  # no holder waited for a linger
+    assert await process.client.exists(f"{process.namespace}:lease:account:a")  # the last's
+    process._hurry()  # as aclose does: the last release goes at once
     await asyncio.gather(*process._tasks)
+    assert time.monotonic() - started < 0.4
     assert tokens == [tokens[0], tokens[0] + 1, tokens[0] + 2]
-    assert await _counted(process, start) == 6  # a take and a release each, no retry
+    # three takes, the second and third each carrying the release before it; the last
+    # release by itself: no retry, no round trip of a release's own in between
+    assert await _counted(process, start) == 4
+    assert not await process.client.exists(f"{process.namespace}:lease:account:a")
 
 
 async def test_a_deferred_lease_another_process_holds_is_not_waited_for_at_the_gate(
