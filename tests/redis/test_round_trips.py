@@ -9,6 +9,7 @@ Round trips are counted by Redis (``INFO commandstats``): each is one script.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -156,26 +157,81 @@ async def test_a_read_under_a_lease_to_take_fails_closed_without_redis(
         await process.aclose()
 
 
-async def test_add_ips_awaits_one_script_per_request(make: Make) -> None:
+async def test_sequential_writes_cost_one_round_trip_per_request_plus_the_last_release(
+    make: Make,
+) -> None:
     from benchmarks.bench_redis import _Awaited
     from sendgrid_ipam import SendGridIPAM
     from sendgrid_ipam.testing import FakeSendGrid
 
-    process = make()
+    process = make(release_linger=0.5)  # the next call comes well within it, even loaded
     awaited = _Awaited(process)
     async with FakeSendGrid(api_key="SG.trips", accounts=["acct-1"]) as fake, \
             SendGridIPAM("SG.trips", base_url=fake.url, coordinator=process) as sg:
         await sg.provisioning.add_ips("acct-1", count=1, region="us")  # scripts loaded
-        await asyncio.gather(*process._tasks)  # (its release)
+        await sg.pools.create("warm-up")
+        process._hurry()
+        await asyncio.gather(*process._tasks)  # (their releases)
         start, before = await _scripts_run(process), awaited.count
-        added = await sg.provisioning.add_ips("acct-1", count=2, region="us")
-        assert awaited.count - before == 2  # the marker read's (takes the lease), the POST's
+        added = [await sg.provisioning.add_ips("acct-1", count=2, region="us")
+                 for _ in range(3)]
+        # the marker read's (takes the lease, carrying the last call's release), the POST's
+        assert awaited.count - before == 6
+        process._hurry()
         await asyncio.gather(*process._tasks)
-        assert await _counted(process, start) == 3  # and the release, in the background
-        assert fake.count("ListAccountIps") == 2
-        assert fake.count("AddAccountIps") == 2
-    assert len(added.ips) == 2
+        assert await _counted(process, start) == 7  # and the last release, by itself
+        assert fake.count("ListAccountIps") == 4
+        assert fake.count("AddAccountIps") == 4
+
+        start, before = await _scripts_run(process), awaited.count
+        for n in range(3):
+            await sg.pools.create(f"pool-{n}")
+        assert awaited.count - before == 3  # one each: take + reserve + the last release
+        process._hurry()
+        await asyncio.gather(*process._tasks)
+        assert await _counted(process, start) == 4
+    assert [len(each.ips) for each in added] == [2, 2, 2]
     assert not await process.client.exists(f"{process.namespace}:lease:account:acct-1")
+    assert not await process.client.exists(f"{process.namespace}:lease:pool:pool-2")
+
+
+async def test_a_release_that_cannot_reach_redis_is_logged_and_the_key_frees_at_its_ttl(
+    durable_redis: RedisServer, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis.asyncio as aioredis
+
+    process = coordinator(durable_redis.url, namespace=namespace, timeout=0.3,
+                          lease_ttl=0.8, release_linger=0.5)
+    watcher = aioredis.Redis.from_url(durable_redis.url)
+    lease_key = f"{namespace}:lease:pool:x"
+    try:
+        async with process.lease("pool:x", wait=1.0, deferred=True) as lease:
+            await process.wait_at_gate("CreateIpPool", within=1.0, lease=lease)
+        taken = time.monotonic()
+        durable_redis.stop()  # the release is queued, lingering for the next script
+        with pytest.raises(CoordinatorUnavailableError):  # which carries it, and fails
+            async with process.lease("pool:y", wait=1.0, deferred=True) as other:
+                await process.wait_at_gate("CreateIpPool", within=1.0, lease=other)
+        with caplog.at_level(logging.WARNING, logger="sendgrid_ipam"):
+            await asyncio.gather(*process._tasks)  # sent again at once: it fails too
+        assert "could not release the write lease on 'pool:x'" in caplog.text
+        assert time.monotonic() - taken < 0.4  # not after the linger: at once
+        durable_redis.start()
+        assert await watcher.get(lease_key) == lease.nonce.encode()  # not released...
+        while await watcher.exists(lease_key):  # ...until its TTL frees it
+            assert time.monotonic() - taken < 2.0
+            await asyncio.sleep(0.02)
+        assert time.monotonic() - taken >= 0.7
+        again = coordinator(durable_redis.url, namespace=namespace)
+        try:  # then another process takes it at once
+            async with again.lease("pool:x", wait=0.05, deferred=True) as late:
+                await again.wait_at_gate("CreateIpPool", within=1.0, lease=late)
+                assert late.token == lease.token + 1
+        finally:
+            await again.aclose()
+    finally:
+        await process.aclose()
+        await watcher.aclose()
 
 
 async def test_releases_due_together_go_in_one_pipeline_and_all_land(make: Make) -> None:
