@@ -14,11 +14,16 @@ happy path:
   in Redis as well (the marker read of add IPs, in the same task, finds it in a context
   variable); the script of each later request (the POST after the marker read, a retry)
   confirms the lease as it reserves, so the check the engine makes right after is local.
-  The release is one more script, sent in the background (releases due together share one
-  pipeline): the call does not wait for it (`aclose` does, and so does this process's next
-  holder of the key). ``pools.create``:
-  2 scripts in all, 1 awaited; ``add_ips``: 3, 2 awaited (one per request). A lease's TTL
-  is renewed by each confirmation and by a background task every third of the TTL.
+  The release costs no round trip of its own: it is queued, and the next reservation script
+  this process sends (``_scripts.with_releases``, any request's) carries it, before its own
+  steps (so a same-key release lands before that script's take). A release that no script
+  picks up within ``release_linger`` goes by itself, in the background (releases due
+  together share one pipeline). The call never waits for it (`aclose` does; so does this
+  process's next holder of the key, unless its own script carries it). N ``pools.create``
+  calls in a row: N + 1 scripts, one awaited per call; N ``add_ips``: 2N + 1 (one per
+  request). Another process waiting for the key waits up to ``release_linger`` longer. A
+  lease's TTL is renewed by each confirmation and by a background task every third of the
+  TTL.
 
 Pacing is `MemoryCoordinator`'s (see `sendgrid_ipam.ratelimit`), with each endpoint's
 `PaceState` kept in Redis and stepped by Lua ports of ``reserve`` and ``learn``: a 429 or
@@ -40,7 +45,8 @@ nothing (`LeaseLostError`). When Redis cannot be reached, a write cannot take or
 confirm its lease and is not sent (`CoordinatorUnavailableError`); a read is not sent either,
 unless ``reads_without_redis`` lets it go with the holds this process saw itself (never a
 read that would take a write's lease). A release that cannot reach Redis only delays the
-next holder until the TTL frees the key.
+next holder until the TTL frees the key (one carried by a script that failed, or whose
+caller was cancelled, is sent again by itself at once, and logged if that fails too).
 
 Waiting for a lease: within a process, first come first served (one local queue per key, so
 only its head polls Redis); across processes, the head polls with backoff (2 to 25 ms, or
