@@ -161,6 +161,10 @@ def test_bad_settings_are_configuration_errors(redis_server: RedisServer) -> Non
         coordinator(redis_server.url, namespace="has space")
     with pytest.raises(ConfigurationError, match="max_closure"):
         coordinator(redis_server.url, max_closure=0)
+    for linger in (-0.001, 2, True, "0.002"):
+        with pytest.raises(ConfigurationError, match="release_linger must be a number of "
+                                                     "seconds from 0 to 1"):
+            coordinator(redis_server.url, release_linger=linger)
 
 
 def test_the_password_is_never_shown(redis_server: RedisServer) -> None:
