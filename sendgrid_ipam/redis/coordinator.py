@@ -755,10 +755,7 @@ class RedisCoordinator(Coordinator):
                     else:
                         await self._release_many([(key, nonce) for key, nonce, _ in batch])
                 finally:
-                    for key, _, sent in batch:
-                        sent.set_result(None)
-                        if self._releases.get(key) is sent:
-                            del self._releases[key]
+                    self._sent(batch)
         finally:
             self._releaser = None
             self._hurried = False
@@ -775,7 +772,8 @@ class RedisCoordinator(Coordinator):
         return riding
 
     def _sent(self, riding: list[tuple[str, str, asyncio.Future[None]]]) -> None:
-        """The script carrying ``riding`` ran: each release landed before its reservation."""
+        """The releases ``riding`` were sent (by a reservation script, before its own steps,
+        or by the background): this process's next holders of their keys may go on."""
         for key, _, sent in riding:
             sent.set_result(None)
             if self._releases.get(key) is sent:
