@@ -53,6 +53,9 @@ class StubPort:
     def claim(self, key: str) -> contextlib.AbstractAsyncContextManager[Lease]:
         return self.coordinator.lease(key, wait=0.0)
 
+    def try_claim(self, key: str) -> Lease | None:
+        return self.coordinator.try_lease(key)
+
     async def add(self, account_id: str, count: int, region: Region,
                   known: frozenset[str] | None, known_token: int | None, trace: CallTrace,
                   before_send: Callable[[frozenset[str]], Awaitable[None]]) -> AccountIps:

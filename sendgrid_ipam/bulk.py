@@ -156,6 +156,10 @@ class Provisioner(Protocol):
     def claim(self, key: str) -> AbstractAsyncContextManager[Lease]:
         """The coordinator's lease on `key` if it is free now (else `RequestTimeoutError`)."""
 
+    def try_claim(self, key: str) -> Lease | None:
+        """The coordinator's lease on `key` at once if it is free and can be taken without a
+        round trip (`Coordinator.try_lease`; released with ``release_now``), else None."""
+
     def add(
         self,
         account_id: str,
@@ -501,10 +505,19 @@ class _Bulk:
         if journal is None or (run.finished and not self.release_excess):
             await self.provision(run, group)
             return
+        key = claim_key(self.recorder.run_id, run.account_id)
         try:
-            async with self.port.claim(claim_key(self.recorder.run_id, run.account_id)) as held:
-                run.claimed = True
-                await self.provision_claimed(run, held, journal, group)
+            quick = self.port.try_claim(key)  # uncontended, in process: no await, no coroutine
+            if quick is not None:
+                try:
+                    run.claimed = True
+                    await self.provision_claimed(run, quick, journal, group)
+                finally:
+                    quick.release_now()
+            else:
+                async with self.port.claim(key) as held:
+                    run.claimed = True
+                    await self.provision_claimed(run, held, journal, group)
         except RequestTimeoutError:
             if run.claimed:
                 raise

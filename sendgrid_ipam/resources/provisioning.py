@@ -357,6 +357,10 @@ class _Port:
         account of a shared run); `RequestTimeoutError` if another holder has it."""
         return self.resource._engine.coordinator.lease(key, wait=0.0)
 
+    def try_claim(self, key: str) -> Lease | None:
+        """That lease at once, if it is free and takes no round trip (else None: `claim`)."""
+        return self.resource._engine.coordinator.try_lease(key)
+
     def found_excess(self, count: int) -> None:
         """Tell the observer (telemetry's audit excess counter) of IPs an audit found."""
         if count and (observer := self.resource._engine.observer) is not None:
