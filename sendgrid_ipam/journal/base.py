@@ -205,6 +205,9 @@ class Released:
 
 
 Record: TypeAlias = Begin | Marker | Intent | Outcome | Ambiguous | Finish | Excess | Released
+# (tuples, not `A | B`: a union in an isinstance call is built anew at each call)
+_PROGRESS = (Intent, Outcome, Marker)
+_IP_LISTS = (Finish, Excess, Released)
 
 
 def _where(run_id: str, account_id: str) -> str:
@@ -220,7 +223,16 @@ def check_record(run_id: str, account_id: str, state: StateView | None, record: 
         JournalMismatchError: the record contradicts the state.
         JournalError: the record breaks the order (no `Begin` yet, an outcome with no intent).
     """
-    # this runs for every record: a message's text is made only when one is refused
+    # this runs for every record: a message's text is made only when one is refused, and
+    # the common records (a run's progress) are tried first
+    if isinstance(record, _PROGRESS):
+        if state is None:
+            raise JournalError(
+                f"{_where(run_id, account_id)} has no target: begin_account() first")
+        new = _check_progress(run_id, account_id, state, record)
+        if new and state.finished:
+            raise JournalMismatchError(f"{_where(run_id, account_id)} is finished already")
+        return new
     if isinstance(record, Begin):
         if state is None:
             return True
@@ -232,23 +244,17 @@ def check_record(run_id: str, account_id: str, state: StateView | None, record: 
         return False
     if state is None:
         raise JournalError(f"{_where(run_id, account_id)} has no target: begin_account() first")
-    if isinstance(record, Intent | Outcome | Marker):
-        new = _check_progress(run_id, account_id, state, record)
-    elif isinstance(record, Finish):
+    if isinstance(record, Finish):
         if state.finished:
             if set(record.ips) != set(state.final_ips):
                 raise JournalMismatchError(
                     f"{_where(run_id, account_id)} is finished already, with other IPs")
             return False
         return True
-    elif isinstance(record, Ambiguous):
+    if isinstance(record, Ambiguous):
         return True
-    else:
-        held = state.excess if isinstance(record, Excess) else state.released
-        return not set(record.ips) <= set(held)
-    if new and state.finished:
-        raise JournalMismatchError(f"{_where(run_id, account_id)} is finished already")
-    return new
+    held = state.excess if isinstance(record, Excess) else state.released
+    return not set(record.ips) <= set(held)
 
 
 def _check_progress(
@@ -424,23 +430,26 @@ def _ips(field: str, value: object) -> tuple[str, ...]:
         distinct = set(value)
     except TypeError:  # an item that cannot be hashed: refused below
         distinct = None
-    if distinct is not None and distinct <= _VALID_IPS:  # it holds only valid IPs, all str
-        # the common case: IPs validated before (a finish repeats its outcomes' IPs)
-        if len(distinct) == len(value) and type(value) is tuple:
-            return value
-        return tuple(dict.fromkeys(value))
-    # IPv4 addresses only, in one match of the whole list
-    try:
-        joined = ",".join(value)  # (not all strings: refused below)
-    except TypeError:
-        joined = ""
-    # (as many commas as separators: no item held one)
-    if joined and joined.count(",") == len(value) - 1 and _IPV4_LIST.fullmatch(joined):
-        if len(_VALID_IPS) >= _MAX_VALID_IPS:
-            _VALID_IPS.clear()
-        _VALID_IPS.update(value)
-        once = tuple(dict.fromkeys(value))
-        return value if type(value) is tuple and len(once) == len(value) else once
+    if distinct is not None:
+        # a tuple of distinct IPs is returned as it is (the common case: no copy)
+        if distinct <= _VALID_IPS:  # it holds only valid IPs, all str
+            # IPs validated before (a finish repeats its outcomes' IPs)
+            if type(value) is tuple and len(distinct) == len(value):
+                return value
+            return tuple(dict.fromkeys(value))
+        # IPv4 addresses only, in one match of the whole list
+        try:
+            joined = ",".join(value)  # (not all strings: refused below)
+        except TypeError:
+            joined = ""
+        # (as many commas as separators: no item held one)
+        if joined and joined.count(",") == len(value) - 1 and _IPV4_LIST.fullmatch(joined):
+            if len(_VALID_IPS) >= _MAX_VALID_IPS:
+                _VALID_IPS.clear()
+            _VALID_IPS.update(distinct)
+            if type(value) is tuple and len(distinct) == len(value):
+                return value
+            return tuple(dict.fromkeys(value))
     return tuple(dict.fromkeys(_ip(f"{field}[{index}]", ip) for index, ip in enumerate(value)))
 
 
@@ -471,7 +480,7 @@ def _valid(record: object) -> Record:
         if marker is None or marker in _VALID_IPS:
             return record
         return Marker(_ip(".marker", marker))
-    if isinstance(record, Finish | Excess | Released):
+    if isinstance(record, _IP_LISTS):
         ips = _ips(".ips", record.ips)
         return record if ips is record.ips else type(record)(ips)
     if isinstance(record, Ambiguous):
