@@ -99,12 +99,12 @@ async def test_a_rate_limit_seen_by_one_process_holds_the_others(make: Make) -> 
     assert await other.wait_at_gate("GetIp", within=5.0) == 0.0  # per endpoint
     started = time.monotonic()
     waited = await other.wait_at_gate("ListIp", within=5.0)
-    assert 0.05 < waited <= 0.2
+    assert 0.05 < waited <= 0.35
     assert time.monotonic() - started >= 0.05
     # That request was the probe: the others wait for its reply, which opens the endpoint.
     other.observe("ListIp", 200, {"X-RateLimit-Remaining": "5000",
                                   "X-RateLimit-Reset": f"{time.time() + 60:.3f}"})
-    assert await seer.wait_at_gate("ListIp", within=5.0) < 0.1
+    assert await seer.wait_at_gate("ListIp", within=5.0) < 0.3  # (not the probe timeout, 0.5 s)
     assert await other.wait_at_gate("ListIp", within=5.0) == 0.0  # not paced any more
 
 

@@ -73,7 +73,7 @@ async def test_the_release_does_not_hold_the_caller_and_aclose_waits_for_it(
         await process.wait_at_gate("CreateIpPool", within=1.0, lease=lease)
         await watcher.client.execute_command("CLIENT", "PAUSE", "300", "WRITE")
         left = time.monotonic()
-    assert time.monotonic() - left < 0.1  # the block ended without waiting for Redis
+    assert time.monotonic() - left < 0.2  # the block ended without waiting for Redis (0.3 s)
     await process.aclose()  # waits for the release
     assert time.monotonic() - left >= 0.2
     assert not await watcher.client.exists(f"{namespace}:lease:pool:x")
@@ -95,11 +95,11 @@ async def test_the_next_holder_in_the_process_takes_the_key_after_the_release(
 
     started = time.monotonic()
     await asyncio.gather(write(), write(), write())
-    assert time.monotonic() - started < 0.25  # no holder waited for a linger
+    assert time.monotonic() - started < 0.45  # no holder waited for a linger (0.5 s each)
     assert await process.client.exists(f"{process.namespace}:lease:account:a")  # the last's
     process._hurry()  # as aclose does: the last release goes at once
     await asyncio.gather(*process._tasks)
-    assert time.monotonic() - started < 0.4
+    assert time.monotonic() - started < 0.9
     assert tokens == [tokens[0], tokens[0] + 1, tokens[0] + 2]
     # three takes, the second and third each carrying the release before it; the last
     # release by itself: no retry, no round trip of a release's own in between
@@ -113,11 +113,11 @@ async def test_a_deferred_lease_another_process_holds_is_not_waited_for_at_the_g
     first, second = make(), make()
     async with first.lease("account:a", wait=1.0, deferred=True) as held:
         await first.wait_at_gate("AddAccountIps", within=1.0, lease=held)
-        async with second.lease("account:a", wait=0.05, deferred=True) as late:
+        async with second.lease("account:a", wait=0.4, deferred=True) as late:
             started = time.monotonic()
             with pytest.raises(LeaseBusy) as busy:  # at once: the engine waits elsewhere
                 await second.wait_at_gate("AddAccountIps", within=1.0, lease=late)
-            assert time.monotonic() - started < 0.04
+            assert time.monotonic() - started < 0.2  # (not the lease's 0.4 s wait)
             assert busy.value.lease is late
             assert late.token == 0  # nothing taken, nothing reserved
             with pytest.raises(RequestTimeoutError) as caught:  # taking it: within its wait
@@ -201,7 +201,7 @@ async def test_a_release_that_cannot_reach_redis_is_logged_and_the_key_frees_at_
     import redis.asyncio as aioredis
 
     process = coordinator(durable_redis.url, namespace=namespace, timeout=0.3,
-                          lease_ttl=0.8, release_linger=0.5)
+                          lease_ttl=0.8, release_linger=1.0)
     watcher = aioredis.Redis.from_url(durable_redis.url)
     lease_key = f"{namespace}:lease:pool:x"
     try:
@@ -209,17 +209,18 @@ async def test_a_release_that_cannot_reach_redis_is_logged_and_the_key_frees_at_
             await process.wait_at_gate("CreateIpPool", within=1.0, lease=lease)
         taken = time.monotonic()
         durable_redis.stop()  # the release is queued, lingering for the next script
+        stopped = time.monotonic()  # (stopping a loaded server may itself take a while)
         with pytest.raises(CoordinatorUnavailableError):  # which carries it, and fails
             async with process.lease("pool:y", wait=1.0, deferred=True) as other:
                 await process.wait_at_gate("CreateIpPool", within=1.0, lease=other)
         with caplog.at_level(logging.WARNING, logger="sendgrid_ipam"):
             await asyncio.gather(*process._tasks)  # sent again at once: it fails too
         assert "could not release the write lease on 'pool:x'" in caplog.text
-        assert time.monotonic() - taken < 0.4  # not after the linger: at once
+        assert time.monotonic() - stopped < 0.6  # not after the 1 s linger: at once
         durable_redis.start()
         assert await watcher.get(lease_key) == lease.nonce.encode()  # not released...
         while await watcher.exists(lease_key):  # ...until its TTL frees it
-            assert time.monotonic() - taken < 2.0
+            assert time.monotonic() - taken < 3.0
             await asyncio.sleep(0.02)
         assert time.monotonic() - taken >= 0.7
         again = coordinator(durable_redis.url, namespace=namespace)
@@ -361,7 +362,7 @@ async def test_a_lease_wait_past_the_deadline_raises_as_before_and_sends_nothing
             started = time.monotonic()
             with pytest.raises(RequestTimeoutError) as caught:
                 await sg.provisioning.add_ips("acct-a", count=1, region="us", deadline=0.2)
-            assert 0.2 <= time.monotonic() - started < 0.5
+            assert 0.2 <= time.monotonic() - started < 0.8
             # What the wait raised before leases were deferred (then: before any request).
             assert caught.value.request_sent is False
             assert caught.value.operation == "AddAccountIps"
