@@ -853,8 +853,11 @@ class RedisCoordinator(Coordinator):
         for renewer in list(self._renewers):
             renewer.cancel()  # leases still held when closing: their TTL frees them
         self._hurry()  # queued releases go now
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Until none is left unfinished (one may start another). Only unfinished ones are
+        # awaited: a finished task leaves the set by a callback that runs on the loop's next
+        # turn, and awaiting finished tasks never yields to it (a busy loop, seen on 3.12).
+        while pending := [task for task in self._tasks if not task.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
         budget = self.budget
         if budget.available >= 1 or budget.credit:
             reserve = float(int(budget.available))

@@ -190,3 +190,28 @@ async def test_tokens_lost_with_redis_data_are_not_given_out_again(
             other.delete(f"{namespace}:token:account:lost")
     assert len(set(tokens)) == 3, tokens
     assert min(tokens) > 2**20, "a new counter starts at a random place"
+
+
+def test_aclose_returns_when_a_finished_task_is_not_yet_forgotten(
+    redis_server: RedisServer, namespace: str
+) -> None:
+    """A background task leaves the coordinator's set by a callback that runs on the loop's
+    next turn. aclose() once awaited the finished task again and again without ever
+    yielding to that turn: a process hung at exit (seen on Python 3.12). Run in a thread of
+    its own, so that a hang fails this test instead of the suite."""
+    import threading
+
+    closed: list[bool] = []
+
+    async def main() -> None:
+        process = coordinator(redis_server.url, namespace=namespace)
+        finished = asyncio.ensure_future(asyncio.sleep(0))
+        await finished
+        process._tasks.add(finished)  # as right after it ended, before its callback ran
+        await process.aclose()
+        closed.append(True)
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    thread.join(5)
+    assert closed == [True], "aclose() did not return"
