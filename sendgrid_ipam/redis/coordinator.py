@@ -95,7 +95,9 @@ logger: logging.Logger = logging.getLogger("sendgrid_ipam")
 _FIRST_POLL = 0.002
 _LAST_POLL = 0.025
 _WANT_MS = 100  # a want mark outlives a waiter that gave up by at most this long
-_MAX_CONNECTIONS = 100  # to Redis, per coordinator made by from_url (redis-py's default)
+# To Redis, per coordinator made by from_url: far above what requests, renewals and
+# background releases use at once (one more fails, as Redis being unreachable does).
+_MAX_CONNECTIONS = 1000
 
 # Why RESERVE says to wait (see _pacing.py), and one reason of our own.
 _GO, _HELD, _SPENT, _PROBE, _HELD_HERE, _LEASE = 0, 1, 2, 3, 4, 5  # _LEASE: its holder
@@ -336,9 +338,10 @@ class RedisCoordinator(Coordinator):
                 or not 0 < timeout <= 3600:
             raise ConfigurationError(
                 f"timeout must be a number of seconds from 0 to 3600, not {timeout!r}")
-        # Commands beyond the pool's connections wait for one (within ``timeout``) rather
-        # than fail: releases go in the background, beside the requests' own scripts.
-        client = connect(url, timeout=timeout, max_connections=_MAX_CONNECTIONS)
+        # (redis-py 8's default pool of 100 was too few at 64 calls in flight, with renewals
+        # and background releases beside the requests' own scripts.)
+        client = connect(url, timeout=timeout, max_connections=_MAX_CONNECTIONS,
+                         wait_for_connection=False)
         return cls(client, server=server_name(url), owns_client=True, **options)
 
     def __repr__(self) -> str:
