@@ -15,6 +15,7 @@ from sendgrid_ipam import (
     BadRequestError,
     NotFoundError,
     PermissionDeniedError,
+    RequestTimeoutError,
     RetryBudget,
     RetryPolicy,
     SendGridIPAM,
@@ -250,12 +251,15 @@ async def test_always_503_ends_at_the_deadline(fake: FakeSendGrid) -> None:
     policy = RetryPolicy(max_attempts=1000, initial_backoff=0.05, max_backoff=0.1, deadline=0.5)
     async with SendGridIPAM(KEY, base_url=fake.url, retry=policy) as sg:
         started = time.monotonic()
-        with pytest.raises(ServerError) as caught:
+        # The last attempt meets a 503, or (on a loaded machine) is cut by the deadline itself
+        with pytest.raises((ServerError, RequestTimeoutError)) as caught:
             await sg.pools.get("1")
         elapsed = time.monotonic() - started
     assert elapsed < 0.9, "ended near its 0.5 s deadline, not after 1,000 attempts"
-    assert len(caught.value.attempts) >= 3
-    assert all(a.status == 503 for a in caught.value.attempts)
+    *earlier, last = caught.value.attempts
+    assert len(earlier) >= 2
+    assert all(a.status == 503 for a in earlier)
+    assert last.status == 503 if isinstance(caught.value, ServerError) else last.status is None
     assert "deadline" in " ".join(getattr(caught.value, "__notes__", []))
 
 
