@@ -637,7 +637,7 @@ class _Bulk:
                 await self.recorder.before_write(run.account_id, chunk, size)
             recorded = True
 
-        trace = CallTrace()
+        trace = CallTrace(audited=True)  # an ambiguous chunk's account is audited: no VERIFY
         call = asyncio.ensure_future(self.port.add(
             run.account_id, size, request.region, run.known, run.known_token, trace,
             before_send))

@@ -21,6 +21,7 @@ resend (AddAccountIps, CreateIpPool, AddIp), with its reconciler::
              ├─ a delete's "not found" after ambiguity ───────────────────► done (deleted)
              ├─ an echo ("already exists") after a resend ─► CHECK (final) ─► result / error
              └─ failed ─► tenacity decides again, or END
+        (No VERIFY for a caller that audits the account afterwards: `CallTrace.audited`.)
     END (retries stopped: attempts, deadline, budget, a long rate-limit wait):
         last failure ambiguous, the write not resend-safe and checkable?
             settle (within the deadline), CHECK ── took effect ─► result (reconciled)
@@ -98,6 +99,10 @@ class CallTrace:
     ambiguous: bool = False
     """Whether a write that failed in a way that may have taken effect may still land (for
     the audit): not once a check found it landed, with no resend after it."""
+    audited: bool = False
+    """Set by a caller that lists the account down to the call's marker whenever the call
+    ends ``ambiguous`` (a bulk run's audit, ``audit_delay`` later): a resend's VERIFY would
+    only see earlier what that listing sees anyway, so the call skips it."""
 
 
 class Took(enum.Enum):
@@ -218,8 +223,12 @@ class Flow:
                 if took is Took.EFFECT:
                     return found
             raise
-        if self.resent and reconciler is not None:
-            await self.verify(result)  # a slow earlier attempt may have landed too
+        if self.resent and reconciler is not None and (self.trace is None
+                                                        or not self.trace.audited):
+            # A slow earlier attempt may have landed too. Verifying only finds it (nothing
+            # is bought because of it); a caller's audit lists the account later and finds
+            # it then, with any later landing besides.
+            await self.verify(result)
         return result
 
     async def verify(self, result: Any) -> None:

@@ -20,6 +20,7 @@ from sendgrid_ipam import (
     ValidationError,
 )
 from sendgrid_ipam.audit import AccountAudit
+from sendgrid_ipam.hooks import RequestEvent, ResponseEvent
 from sendgrid_ipam.testing import FakeSendGrid, Fault, FaultRates
 
 KEY = "SG.e2e-late"
@@ -151,3 +152,50 @@ async def test_a_thousand_accounts_with_late_writes_lose_nothing(release: bool) 
     assert result.ips_added - result.ips_excess == result.ips_requested
     assert sum(len(ips) for ips in held.values()) == result.ips_requested + (
         0 if release else result.ips_excess)
+
+
+@pytest.mark.parametrize("lands", ["before the resend", "after the resend"])
+async def test_a_bulk_chunk_landing_after_its_check_is_found_by_the_audit_without_a_verify(
+    fake: FakeSendGrid, lands: str
+) -> None:
+    """Attempt 1 answers 504 and lands later: after the check that found nothing, just
+    before or just after the resend. The bulk run does not verify the resend (its audit
+    lists the account anyway): the audit finds the late IPs, every IP is reported, and the
+    late ones are the excess."""
+    fake.script("AddAccountIps", Fault.late(504, delay=60.0), account_id="acct-1")
+
+    def land(event: RequestEvent | ResponseEvent) -> None:
+        if event.operation_id == "AddAccountIps" and event.attempt == 2:
+            assert fake.land_late_writes() == 1
+
+    hooks = ({"on_request": land} if lands == "before the resend" else {"on_response": land})
+    async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST, **hooks) as sg:
+        result = await sg.provisioning.bulk_add_ips(
+            [ProvisionRequest("acct-1", 3, "us")], concurrency=1, audit_delay=0.05)
+
+    (account,) = result.results
+    held = fake.account_ips("acct-1")
+    assert fake.count("AddAccountIps", applied=True) == 2, "the late write and the resend"
+    assert len(held) == 6
+    assert sorted(account.ips) == sorted(held), "nothing bought goes unreported"
+    assert len(account.excess) == 3
+    assert account.error is None
+    assert fake.count("ListAccountIps") == 3, "marker, check, audit: no verification"
+
+
+async def test_a_single_call_still_verifies_its_resend(fake: FakeSendGrid) -> None:
+    """Outside a bulk run nothing audits the account unless asked: the resend is verified,
+    and an earlier attempt that landed just before it makes the call raise with both."""
+    fake.script("AddAccountIps", Fault.late(504, delay=60.0), account_id="acct-1")
+
+    def land(event: RequestEvent) -> None:
+        if event.operation_id == "AddAccountIps" and event.attempt == 2:
+            fake.land_late_writes()
+
+    async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST, on_request=land) as sg:
+        with pytest.raises(AmbiguousResultError) as caught:
+            await sg.provisioning.add_ips("acct-1", count=3, region="us")
+
+    assert sorted(caught.value.found) == sorted(fake.account_ips("acct-1"))
+    assert len(caught.value.found) == 6
+    assert fake.count("ListAccountIps") == 3, "marker, check, verification"
