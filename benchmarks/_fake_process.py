@@ -42,6 +42,7 @@ class FakeSettings:
     applied_drop: float = 0.0
     window_every: float = 0.0  # seconds between 429 windows (0: none)
     window_length: float = 0.0  # seconds each 429 window lasts
+    latency: float = 0.0  # seconds the fake waits before handling each request
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +65,23 @@ def make_fake(settings: FakeSettings) -> FakeSendGrid:
     if settings.error or settings.applied_error or settings.applied_drop:
         rates = FaultRates(error=settings.error, applied_error=settings.applied_error,
                            applied_drop=settings.applied_drop)
-    return FakeSendGrid(api_key=settings.api_key, accounts=settings.accounts, faults=rates,
+    fake = FakeSendGrid(api_key=settings.api_key, accounts=settings.accounts, faults=rates,
                         seed=settings.seed)
+    if settings.latency:
+        _add_latency(fake, settings.latency)
+    return fake
+
+
+def _add_latency(fake: FakeSendGrid, seconds: float) -> None:
+    """Every request waits ``seconds`` before the fake handles it, as if it crossed a
+    network to SendGrid: the 429 windows, faults and writes apply when it arrives."""
+    serve = fake._serve  # (the fake's per-request entry point; its routes call it by name)
+
+    async def late(*args: object) -> object:
+        await asyncio.sleep(seconds)
+        return await serve(*args)  # type: ignore[arg-type]
+
+    fake._serve = late  # type: ignore[method-assign,assignment]
 
 
 def snapshot_of(fake: FakeSendGrid, accounts: tuple[str, ...]) -> FakeSnapshot:

@@ -95,10 +95,12 @@ class Scenario:
     window_every: float = 0.0
     window_length: float = 0.0
     journal: bool = False  # record the run in a fresh SQLite journal
+    latency: float = 0.0  # seconds the fake waits before handling each request
 
     def settings(self, accounts: tuple[str, ...], seed: int) -> FakeSettings:
         return FakeSettings(API_KEY, accounts, seed, self.error, self.applied_error,
-                            self.applied_drop, self.window_every, self.window_length)
+                            self.applied_drop, self.window_every, self.window_length,
+                            self.latency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,11 +331,13 @@ def overhead_rows(summaries: Sequence[BulkSummary], accounts: int) -> list[list[
 
 
 def explain(workload: Workload, runs: int, in_process: bool,
-            summaries: Sequence[BulkSummary]) -> list[str]:
+            summaries: Sequence[BulkSummary], latency: float = 0.0) -> list[str]:
     notes = [
         "The fake SendGrid ran " + ("in the benchmark's process, sharing the client's core."
                                     if in_process else "in a process of its own on loopback; "
-                                    "the time is the client's."),
+                                    "the time is the client's.")
+        + (f" Each request waited {latency * 1000:g} ms at the fake before it was handled "
+           "(--latency)." if latency else ""),
         f"Workload: {workload.accounts} accounts x {workload.ips_per_account} IPs "
         f"({workload.ips_requested} IPs, at least {workload.writes_needed} AddAccountIps "
         f"requests of <= {CHUNK}), region {workload.region}, concurrency "
@@ -392,14 +396,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "refused) this often (0: not)")
     parser.add_argument("--window-length", type=float, default=0.1, metavar="SECONDS",
                         help="how long each 429 window lasts")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                        help="the fake waits this long before handling each request (a "
+                             "network's delay; 0: loopback speed)")
     parser.add_argument("--in-process", action="store_true",
                         help="run the fake in this process, on the client's core")
     parser.add_argument("--json", dest="json_path", metavar="PATH")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     args.runs = args.runs or (5 if args.quick else 15)
-    if args.window_every < 0 or args.window_length <= 0:
-        parser.error("--window-every must be >= 0 and --window-length > 0")
+    if args.window_every < 0 or args.window_length <= 0 or not 0 <= args.latency <= 10:
+        parser.error("--window-every must be >= 0, --window-length > 0 and --latency from 0 "
+                     "to 10")
     if min(args.runs, args.accounts, args.ips_per_account, args.concurrency) < 1:
         parser.error("--runs, --accounts, --ips-per-account and --concurrency must be >= 1")
     if args.accounts * args.ips_per_account > FAKE_ADDRESSES * 0.9:
@@ -415,16 +423,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop_on_sigterm()
     started = time.perf_counter()
     workload = Workload(args.accounts, args.ips_per_account, args.region, args.concurrency)
+    latency = args.latency
     faulty = Scenario("10% faults" if math.isclose(
         args.error + args.applied_error + args.applied_drop, 0.10) else "faulty",
-        args.error, args.applied_error, args.applied_drop)
-    scenarios = [Scenario("fault-free"), faulty]
+        args.error, args.applied_error, args.applied_drop, latency=latency)
+    scenarios = [Scenario("fault-free", latency=latency), faulty]
     if args.window_every:
         scenarios.append(Scenario(
             f"{faulty.name} + 429 windows", faulty.error, faulty.applied_error,
-            faulty.applied_drop, args.window_every, args.window_length))
+            faulty.applied_drop, args.window_every, args.window_length, latency=latency))
     if args.journal:
-        scenarios = [Scenario("fault-free"), Scenario("fault-free, journal", journal=True)]
+        scenarios = [Scenario("fault-free", latency=latency),
+                     Scenario("fault-free, journal", journal=True, latency=latency)]
     settings: dict[str, Any] = {"workload": asdict(workload), "runs": args.runs,
                                 "fake": "in process" if args.in_process else "own process",
                                 "scenarios": [asdict(s) for s in scenarios]}
@@ -444,7 +454,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "next to it (they alternate).")
         print()
     print("\n".join(("- " if args.markdown else "") + n
-                    for n in explain(workload, args.runs, args.in_process, summaries)))
+                    for n in explain(workload, args.runs, args.in_process, summaries,
+                                     args.latency)))
     ok = all(s.check.ok for s in summaries)
     print("\nduplicates/lost/phantom: " + ("all 0" if ok else "NOT 0: FAIL"))
     elapsed = time.perf_counter() - started

@@ -37,6 +37,29 @@ def test_bench_bulk_runs_with_429_windows() -> None:
     assert "duplicates/lost/phantom: all 0" in out
 
 
+def test_bench_bulk_runs_with_latency_at_the_fake() -> None:
+    out = run("benchmarks.bench_bulk", "--accounts", "8", "--runs", "1", "--latency", "0.005")
+    assert "Each request waited 5 ms at the fake" in out
+    assert "duplicates/lost/phantom: all 0" in out
+
+
+async def test_the_benchmark_fake_answers_after_its_latency() -> None:
+    import time
+
+    import aiohttp
+
+    from benchmarks._fake_process import FakeSettings, make_fake
+
+    settings = FakeSettings("SG.smoke", ("acct-1",), 0, latency=0.05)
+    async with make_fake(settings) as fake, aiohttp.ClientSession() as session:
+        started = time.perf_counter()
+        async with session.get(f"{fake.url}/v3/partners/accounts/acct-1/ips",
+                               headers={"Authorization": "Bearer SG.smoke"}) as reply:
+            assert reply.status == 200
+        assert time.perf_counter() - started >= 0.05
+        assert fake.count("ListAccountIps") == 1
+
+
 def test_bench_pacing_runs_both_shapes_and_contenders() -> None:
     out = run("benchmarks.bench_pacing", "--accounts", "20", "--runs", "1", "--markdown")
     for shape in ("bucket", "fixed"):
