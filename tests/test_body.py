@@ -8,6 +8,8 @@ import time
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from sendgrid_ipam.engine.body import ERROR_BODY_LIMIT, BodyTooLarge, Secret, inflate, redact
@@ -138,3 +140,29 @@ def test_a_secret_header_value_is_sent_as_is_and_shown_redacted() -> None:
                   repr(CIMultiDict(Authorization=value))):
         assert SECRET.decode()[:6] not in shown
         assert "<redacted>" in shown
+
+
+_KEY_TEXT = SECRET.decode()
+_CHUNKS = st.one_of(
+    st.text(alphabet="abcXYZ:;-=/ .0123456789\n", max_size=12),
+    st.builds(lambda start, size: _KEY_TEXT[start:start + size],
+              st.integers(0, len(_KEY_TEXT)), st.integers(1, len(_KEY_TEXT))),
+)
+_HEADER_TEXT = st.lists(_CHUNKS, max_size=4).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_HEADER_TEXT, _HEADER_TEXT), max_size=6))
+def test_scrub_headers_redacts_as_each_header_redacted_alone(
+    pairs: list[tuple[str, str]],
+) -> None:
+    """The engine scans an error reply's headers joined, once, and redacts them one by one
+    only when it finds a piece of the key: what it returns is what redacting every name
+    and value alone returns, pieces of the key across two headers or none at all."""
+    from sendgrid_ipam import SendGridIPAM
+
+    client = SendGridIPAM(_KEY_TEXT)
+    headers = CIMultiDict(pairs)
+    scrubbed = client._engine.scrub_headers(headers)
+    assert list(scrubbed.items()) == [(redact(name, _KEY_TEXT), redact(value, _KEY_TEXT))
+                                      for name, value in pairs]

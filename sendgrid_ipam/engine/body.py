@@ -141,15 +141,22 @@ def redact(data: AnyStr, secret: AnyStr, *, cut: bool = False, piece: int = 6) -
                 break
     if secret in data:
         data = data.replace(secret, marker)
-    piece = min(piece, len(secret))
-    pieces = {secret[i:i + piece] for i in range(len(secret) - piece + 1)}
+    pieces = pieces_of(secret, piece)
     if any(p in data for p in pieces):  # rare: only then the slower scan
-        data = _redact_pieces(data, pieces, piece, marker)
+        data = _redact_pieces(data, pieces, min(piece, len(secret)), marker)
     # A prefix stays within its bound, even if a marker is longer than what it replaced.
     return data[:size] if cut else data
 
 
-def _redact_pieces(data: AnyStr, pieces: set[AnyStr], size: int, marker: AnyStr) -> AnyStr:
+def pieces_of(secret: AnyStr, piece: int = 6) -> frozenset[AnyStr]:
+    """Every run of ``piece`` characters of ``secret`` (the whole of a shorter one): text
+    holding none of them holds nothing `redact` would replace."""
+    piece = min(piece, len(secret))
+    return frozenset(secret[i:i + piece] for i in range(len(secret) - piece + 1))
+
+
+def _redact_pieces(data: AnyStr, pieces: frozenset[AnyStr], size: int,
+                   marker: AnyStr) -> AnyStr:
     """``data`` with each run of overlapping ``pieces`` replaced by ``marker``."""
     out: list[AnyStr] = []
     kept = 0  # data[:kept] is dealt with
