@@ -199,3 +199,25 @@ async def test_a_single_call_still_verifies_its_resend(fake: FakeSendGrid) -> No
     assert sorted(caught.value.found) == sorted(fake.account_ips("acct-1"))
     assert len(caught.value.found) == 6
     assert fake.count("ListAccountIps") == 3, "marker, check, verification"
+
+
+async def test_a_bulk_resend_whose_reply_never_comes_is_checked_not_bought_again(
+    fake: FakeSendGrid,
+) -> None:
+    """Attempt 1 answers 500 (nothing applied); the check finds nothing; the resend lands
+    but its connection drops. Without a verification to lean on, the next attempt checks
+    first, finds the resend's IPs and sends nothing more; the audit finds nothing else."""
+    fake.script("AddAccountIps", Fault.error(500), account_id="acct-1")
+    fake.script("AddAccountIps", Fault.applied_drop(), account_id="acct-1")
+    async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST) as sg:
+        result = await sg.provisioning.bulk_add_ips(
+            [ProvisionRequest("acct-1", 3, "us")], concurrency=1, audit_delay=0.05)
+
+    (account,) = result.results
+    assert fake.count("AddAccountIps") == 2
+    assert fake.count("AddAccountIps", applied=True) == 1
+    assert sorted(account.ips) == sorted(fake.account_ips("acct-1"))
+    assert len(account.ips) == 3
+    assert account.excess == ()
+    assert account.error is None
+    assert fake.count("ListAccountIps") == 4, "marker, check, check, audit"
