@@ -637,7 +637,9 @@ class _Bulk:
                 await self.recorder.before_write(run.account_id, chunk, size)
             recorded = True
 
-        trace = CallTrace(audited=True)  # an ambiguous chunk's account is audited: no VERIFY
+        # The account's last chunk leaves a resend's VERIFY to the account's audit: nothing
+        # is bought after it. An earlier chunk verifies: what it finds counts towards the rest.
+        trace = CallTrace(audited=size == run.short)
         call = asyncio.ensure_future(self.port.add(
             run.account_id, size, request.region, run.known, run.known_token, trace,
             before_send))

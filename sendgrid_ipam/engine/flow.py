@@ -101,8 +101,9 @@ class CallTrace:
     the audit): not once a check found it landed, with no resend after it."""
     audited: bool = False
     """Set by a caller that lists the account down to the call's marker whenever the call
-    ends ``ambiguous`` (a bulk run's audit, ``audit_delay`` later): a resend's VERIFY would
-    only see earlier what that listing sees anyway, so the call skips it."""
+    ends ``ambiguous`` (a bulk run's audit, ``audit_delay`` later) and buys nothing more
+    for it meanwhile: a resend's VERIFY would only see earlier what that listing sees, so
+    the call skips it."""
 
 
 class Took(enum.Enum):

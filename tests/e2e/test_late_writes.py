@@ -221,3 +221,27 @@ async def test_a_bulk_resend_whose_reply_never_comes_is_checked_not_bought_again
     assert account.excess == ()
     assert account.error is None
     assert fake.count("ListAccountIps") == 4, "marker, check, check, audit"
+
+
+async def test_a_chunk_before_the_last_still_verifies_so_the_late_ips_count(
+    fake: FakeSendGrid,
+) -> None:
+    """12 IPs: a chunk of 10, then one of 2. The first chunk's attempt 1 answers 504 and
+    lands just before its resend. That chunk is verified: the late IPs are found at once
+    and count towards the account, so the second chunk is never bought."""
+    fake.script("AddAccountIps", Fault.late(504, delay=60.0), account_id="acct-1")
+
+    def land(event: RequestEvent) -> None:
+        if event.operation_id == "AddAccountIps" and event.attempt == 2:
+            fake.land_late_writes()
+
+    async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST, on_request=land) as sg:
+        result = await sg.provisioning.bulk_add_ips(
+            [ProvisionRequest("acct-1", 12, "us")], concurrency=1, audit_delay=0.05)
+
+    (account,) = result.results
+    held = fake.account_ips("acct-1")
+    assert fake.count("AddAccountIps") == 2, "no second chunk: the late IPs cover it"
+    assert len(held) == 20
+    assert sorted(account.ips) == sorted(held)
+    assert len(account.excess) == 8
