@@ -42,6 +42,7 @@ class FakeSettings:
     applied_drop: float = 0.0
     window_every: float = 0.0  # seconds between 429 windows (0: none)
     window_length: float = 0.0  # seconds each 429 window lasts
+    latency: float = 0.0  # seconds every reply waits (a 'slow' fault on every request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +62,10 @@ def make_fake(settings: FakeSettings) -> FakeSendGrid:
     from sendgrid_ipam.testing import FakeSendGrid, FaultRates
 
     rates = None
-    if settings.error or settings.applied_error or settings.applied_drop:
+    if settings.error or settings.applied_error or settings.applied_drop or settings.latency:
         rates = FaultRates(error=settings.error, applied_error=settings.applied_error,
-                           applied_drop=settings.applied_drop)
+                           applied_drop=settings.applied_drop,
+                           slow=1.0 if settings.latency else 0.0, slow_delay=settings.latency)
     return FakeSendGrid(api_key=settings.api_key, accounts=settings.accounts, faults=rates,
                         seed=settings.seed)
 

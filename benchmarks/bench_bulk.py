@@ -13,7 +13,9 @@ core, for comparison. Exits 1 if any correctness count is not 0.
 
 ``--journal`` measures the journal's overhead instead: a fault-free run without a journal
 against the same run recording to a fresh SQLite journal (``bulk_add_ips(journal=PATH)``,
-opening and closing it included in the time).
+opening and closing it included in the time). ``--latency 0.02`` makes every reply of the fake
+wait 20 ms (both scenarios), as a real API's round trip does: then the client waits far more
+than it works, and the figure says what the journal costs a run as users see it.
 
 Run from the project root:  .venv/bin/python -m benchmarks.bench_bulk [--journal]
 """
@@ -95,10 +97,12 @@ class Scenario:
     window_every: float = 0.0
     window_length: float = 0.0
     journal: bool = False  # record the run in a fresh SQLite journal
+    latency: float = 0.0  # seconds every reply of the fake waits
 
     def settings(self, accounts: tuple[str, ...], seed: int) -> FakeSettings:
         return FakeSettings(API_KEY, accounts, seed, self.error, self.applied_error,
-                            self.applied_drop, self.window_every, self.window_length)
+                            self.applied_drop, self.window_every, self.window_length,
+                            self.latency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +391,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="faulty scenario: rate of dropped connections after applying")
     parser.add_argument("--journal", action="store_true",
                         help="compare fault-free runs without and with a journal (SQLite)")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                        help="with --journal: every reply of the fake waits this long (a "
+                             "realistic round trip, e.g. 0.02); a figure of its own")
     parser.add_argument("--window-every", type=float, default=0.0, metavar="SECONDS",
                         help="also run the faulty scenario with a 429 window (every request "
                              "refused) this often (0: not)")
@@ -398,6 +405,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     args.runs = args.runs or (5 if args.quick else 15)
+    if args.latency < 0 or (args.latency and not args.journal):
+        parser.error("--latency must be >= 0, and goes with --journal")
     if args.window_every < 0 or args.window_length <= 0:
         parser.error("--window-every must be >= 0 and --window-length > 0")
     if min(args.runs, args.accounts, args.ips_per_account, args.concurrency) < 1:
@@ -424,7 +433,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{faulty.name} + 429 windows", faulty.error, faulty.applied_error,
             faulty.applied_drop, args.window_every, args.window_length))
     if args.journal:
-        scenarios = [Scenario("fault-free"), Scenario("fault-free, journal", journal=True)]
+        late = f", {args.latency * 1000:g} ms latency" if args.latency else ""
+        scenarios = [Scenario("fault-free" + late, latency=args.latency),
+                     Scenario("fault-free, journal" + late, journal=True, latency=args.latency)]
     settings: dict[str, Any] = {"workload": asdict(workload), "runs": args.runs,
                                 "fake": "in process" if args.in_process else "own process",
                                 "scenarios": [asdict(s) for s in scenarios]}

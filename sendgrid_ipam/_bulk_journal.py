@@ -15,6 +15,7 @@ import hashlib
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 
+from . import _turns
 from .journal import AccountState, Journal, JournalError, JournalMismatchError, open_journal
 from .journal.base import Intent, Marker, Record
 from .models import ProvisionRequest
@@ -129,13 +130,15 @@ class Recorder:
     ) -> None:
         """Durable before the account's first POST: its marker and its chunks' intents."""
         if self.journal is not None:
-            await self._step(account_id, [
-                Marker(marker), *(Intent(chunk, size) for chunk, size in plan)], wait=True)
+            records: list[Record] = [Intent(chunk, size) for chunk, size in plan]
+            records.insert(0, Marker(marker))
+            # others send meanwhile, and their steps share the fsync this one waits for
+            await _turns.without_turn(self._step(account_id, records, wait=True))
 
     async def before_write(self, account_id: str, chunk: int, size: int) -> None:
         """Durable before a POST that was not planned: its intent."""
         if self.journal is not None:
-            await self._step(account_id, [Intent(chunk, size)], wait=True)
+            await _turns.without_turn(self._step(account_id, [Intent(chunk, size)], wait=True))
 
     def later(self, account_id: str, *records: Record) -> None:
         """Write the account's deferred records and `records` behind the run: `flush` awaits

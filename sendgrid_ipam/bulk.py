@@ -556,6 +556,7 @@ class _Bulk:
         run.final = asyncio.Event()
         await self.provision(run, group)
         await run.final.wait()
+        _turns.over()  # another account works while this one's records are stored
         await self.recorder.settle(run.account_id)  # durable before another may claim it
 
     def report(self, event: BulkProgress) -> None:

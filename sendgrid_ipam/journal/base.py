@@ -419,6 +419,9 @@ _VALID_IPS: set[str] = set()
 """IPs validated before, to skip validating them again (a finish repeats the IPs of its
 account's outcomes); cleared when it holds `_MAX_VALID_IPS`."""
 _MAX_VALID_IPS = 100_000
+_VALID_IDS: set[str] = set()
+"""Account ids validated before (each step of a run names its account); cleared as
+`_VALID_IPS` is."""
 
 
 def _ips(field: str, value: object) -> tuple[str, ...]:
@@ -504,15 +507,44 @@ def checked_steps(
     Raises:
         ValidationError: a run id of the wrong type or form.
     """
+    # this runs for every step of a run: the common records (a plan's intents, a marker
+    # validated before) are checked inline, account ids validated before are known by a set
+    # lookup, and a field name is made only when a record is refused
     run = _text("run_id", run_id, _MAX_ID)
     errors: list[BaseException | None] = [None] * len(steps)
     valid: Steps = []
     for index, (account_id, records) in enumerate(steps):
         try:
-            valid.append((index, _text("account_id", account_id, _MAX_ID), [
-                _checked(n, record) for n, record in enumerate(records)]))
+            if type(account_id) is not str or account_id not in _VALID_IDS:
+                _text("account_id", account_id, _MAX_ID)
+                if len(_VALID_IDS) >= _MAX_VALID_IPS:
+                    _VALID_IDS.clear()
+                _VALID_IDS.add(account_id)
+            checked: list[Record] = []
+            for record in records:
+                kind = type(record)
+                if kind is Intent:
+                    chunk, size = record.chunk, record.size  # type: ignore[union-attr]
+                    if type(chunk) is int and type(size) is int and chunk >= 0 and size >= 1:
+                        checked.append(record)
+                        continue
+                elif kind is Marker:
+                    marker = record.marker  # type: ignore[union-attr]
+                    if marker is None or (type(marker) is str and marker in _VALID_IPS):
+                        checked.append(record)
+                        continue
+                checked.append(_valid(record))
         except ValidationError as exc:
+            if exc.field != "account_id":  # name the record: check them again, one by one
+                for number, record in enumerate(records):
+                    try:
+                        _checked(number, record)
+                    except ValidationError as named:
+                        exc = named
+                        break
             errors[index] = exc
+            continue
+        valid.append((index, account_id, checked))
     return run, errors, valid
 
 
@@ -680,6 +712,9 @@ class Journal(abc.ABC):
                   for index, (account, region, count) in enumerate(targets)]
         if begins:
             await self._begin_all(run, begins)
+            if len(_VALID_IDS) + len(begins) > _MAX_VALID_IPS:
+                _VALID_IDS.clear()
+            _VALID_IDS.update(account for account, _ in begins)  # their steps skip _text
 
     async def record_all(self, run_id: str, account_id: str, records: Sequence[Record]) -> None:
         """Record several records of one account in order, in one step (one commit where the

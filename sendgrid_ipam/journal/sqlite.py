@@ -46,6 +46,7 @@ from .base import (
     AccountState,
     Ambiguous,
     Begin,
+    ChunkState,
     Excess,
     Finish,
     Intent,
@@ -209,6 +210,8 @@ class SQLiteJournal(Journal):
         self._synced = 0
         self._syncing: asyncio.Future[None] | None = None  # the fsync in flight
         self._waiting: list[tuple[int, asyncio.Future[Any], Any]] = []  # answers after it
+        self._held: list[tuple[_Job, asyncio.Future[Any], bool]] = []  # jobs until it ends
+        self._unsynced: str | None = None  # an fsync failed (why): nothing is durable now
         # the states of the accounts read or written, by (run, account), as of the file's
         # data_version `_version` (None: not known; read everything again)
         self._live: dict[tuple[str, str], LiveState] = {}
@@ -234,9 +237,13 @@ class SQLiteJournal(Journal):
             return
         loop = asyncio.get_running_loop()
         try:
-            while self._syncing is not None or self._waiting:  # every answer given first
-                if self._syncing is None:
+            while self._syncing is not None or self._waiting or self._held:  # every answer
+                if self._held and self._syncing is None:
+                    self._commit_held(loop)
+                if self._syncing is None and self._waiting:
                     self._fsync(loop)
+                if self._syncing is None:
+                    continue
                 assert self._syncing is not None
                 await asyncio.wait([self._syncing])
             if self._synced < self._committed and self._synchronous == "full":
@@ -309,30 +316,50 @@ class SQLiteJournal(Journal):
         return await self._queue_job(job, durable=True)
 
     def _queue_job(self, job: _Job, *, durable: bool) -> asyncio.Future[Any]:
-        """Run `job` in a transaction of its own and commit it (without an fsync: into the
-        operating system's cache, where the process's death cannot lose it); the future of
-        its result, answered at once, or (`durable`, "full") once an fsync of the WAL made
-        the commit durable. One fsync makes every commit before it durable (the WAL is one
-        file, written in order): the commits made while one runs share the next."""
+        """Run `job` in a transaction and commit it (without an fsync: into the operating
+        system's cache, where the process's death cannot lose it); the future of its
+        result, answered once it is committed, or (`durable`, "full") once an fsync of the
+        WAL made the commit durable. One fsync makes every commit before it durable (the
+        WAL is one file, written in order).
+
+        The group commit: while an fsync runs, jobs are held, in order, and committed
+        together in one transaction as soon as it ends, and one fsync then makes them all
+        durable. So a journal under load makes about as many commits as fsyncs, however
+        many steps come meanwhile; an idle one commits each job at once."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self._executor is None:
             future.set_exception(JournalError(f"the journal {self.path} is not open"))
             return future
+        self._held.append((job, future, durable))
+        if self._syncing is None:
+            self._commit_held(loop)
+        return future
+
+    def _commit_held(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Commit the held jobs in one transaction, answer those that need no fsync, and
+        start an fsync for the others."""
+        held, self._held = self._held, []
         try:
-            (result,) = self._commit([job])
+            results = self._commit([job for job, _, _ in held])
         except Exception as error:  # not the disk's doing: an answer all the same
             self._forget()
-            result = JournalError(f"the journal {self.path} failed: {error!r}")
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        elif not durable or self._synchronous == "normal" or self._synced >= self._committed:
-            future.set_result(result)
-        else:
-            self._waiting.append((self._committed, future, result))
-            if self._syncing is None:
-                self._fsync(loop)
-        return future
+            failure = JournalError(f"the journal {self.path} failed: {error!r}")
+            results = [failure] * len(held)
+        immediate = self._synchronous == "normal" or self._synced >= self._committed
+        for (_, future, durable), result in zip(held, results, strict=True):
+            if future.done():  # its caller was cancelled: the job ran all the same
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            elif immediate or not durable:
+                future.set_result(result)
+            elif self._unsynced is not None:  # no later fsync can vouch for it
+                future.set_exception(JournalError(self._unsynced))
+            else:
+                self._waiting.append((self._committed, future, result))
+        if self._waiting and self._syncing is None:
+            self._fsync(loop)
 
     def _fsync(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start an fsync of the WAL, for every commit made so far."""
@@ -343,20 +370,29 @@ class SQLiteJournal(Journal):
         def done(_: asyncio.Future[None]) -> None:
             self._syncing = None
             error = None if syncing.cancelled() else syncing.exception()
-            if error is None:
+            if error is not None and self._unsynced is None:
+                # the pages of a failed fsync may be gone while the kernel calls them clean:
+                # a later fsync that succeeds does not make them durable, and SQLite's
+                # recovery would drop every commit after a lost one. So nothing written
+                # after it is ever answered durable by this journal object.
+                self._unsynced = f"the journal {self.path} could not be written: {error}"
+            if self._unsynced is None:
                 self._synced = max(self._synced, upto)
             waiting, self._waiting = self._waiting, []
             for number, future, result in waiting:
-                if number > upto:
+                if number > upto and self._unsynced is None:
                     self._waiting.append((number, future, result))
                 elif future.done():  # its caller was cancelled: the record is written anyway
                     continue
-                elif error is None:
+                elif self._unsynced is None:
                     future.set_result(result)
                 else:
-                    future.set_exception(JournalError(
-                        f"the journal {self.path} could not be written: {error}"))
-            if self._waiting and self._executor is not None:
+                    future.set_exception(JournalError(self._unsynced))
+            if self._executor is None:
+                return
+            if self._held:  # what came while it ran: one commit, and the next fsync
+                self._commit_held(loop)
+            elif self._waiting:
                 self._fsync(loop)
 
         syncing.add_done_callback(done)
@@ -508,27 +544,58 @@ class SQLiteJournal(Journal):
         one row each; per step, None or the error that refused it (nothing of it written)."""
         errors: list[BaseException | None] = []
         rows: list[tuple[str, str, bool, str]] = []
+        live_states = self._live
         for account_id, records in steps:
-            live = self._state(connection, run_id, account_id)
-            new: list[Record] = []
+            live = live_states.get((run_id, account_id)) or self._state(
+                connection, run_id, account_id)
+            lines: list[str] = []
             try:
                 for record in records:
+                    # a run's progress, plainly new (what `check_record` would let through
+                    # and `LiveState.apply` would do), is applied and encoded inline
+                    kind = type(record)
+                    if live is not None and not live.finished:
+                        if kind is Intent:
+                            number = record.chunk  # type: ignore[union-attr]
+                            if number not in live.chunks:
+                                live.chunks[number] = ChunkState(
+                                    number, record.size)  # type: ignore[union-attr]
+                                lines.append(f"i{number} {record.size}")  # type: ignore[union-attr]
+                                continue
+                        elif kind is Outcome:
+                            number = record.chunk  # type: ignore[union-attr]
+                            chunk = live.chunks.get(number)
+                            if chunk is not None and chunk.ips is None:
+                                ips = record.ips  # type: ignore[union-attr]
+                                live.chunks[number] = ChunkState(number, chunk.size, ips)
+                                lines.append(f"o{number} {_ips_text(ips)}")
+                                continue
+                        elif kind is Finish:
+                            ips = record.ips  # type: ignore[union-attr]
+                            live.finished, live.final_ips = True, ips
+                            lines.append("f" + _ips_text(ips))
+                            continue
+                        elif kind is Marker and not live.marker_known:
+                            marker = record.marker  # type: ignore[union-attr]
+                            live.marker_known, live.marker = True, marker
+                            lines.append("m" if marker is None else "m" + _ips_text((marker,)))
+                            continue
                     if check_record(run_id, account_id, live, record):
                         assert live is not None  # check_record refuses all before a Begin
                         live.apply(record)  # the next record of the step sees this one
-                        new.append(record)
+                        lines.append(_encode([record]))
             except Exception as error:  # refused: nothing of the step is written
                 errors.append(error)
-                if new:  # the state holds some of it: read it again from the file, once the
-                    connection.executemany(_INSERT_STEP, rows)  # steps before it are there
-                    rows.clear()
-                    self._live.pop((run_id, account_id), None)
+                if lines:  # the state holds some of it: read it again from the file, once
+                    connection.executemany(_INSERT_STEP, rows)  # the steps before it are
+                    rows.clear()  # there
+                    live_states.pop((run_id, account_id), None)
                     self._whole.discard(run_id)
                 continue
             errors.append(None)
-            if new:
+            if lines:
                 rows.append((run_id, account_id, live is not None and live.finished,
-                             _encode(new)))
+                             "\n".join(lines)))
         if rows:
             connection.executemany(_INSERT_STEP, rows)
         return errors
