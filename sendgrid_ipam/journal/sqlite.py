@@ -89,6 +89,12 @@ CREATE INDEX steps_by_account ON steps (run_id, account_id);
 _INSERT_STEP = "INSERT INTO steps (run_id, account_id, finished, records) VALUES (?, ?, ?, ?)"
 
 _Job = Callable[[sqlite3.Connection], Any]
+
+
+def _close_connection(connection: sqlite3.Connection, wal: int) -> None:
+    if wal >= 0:
+        os.close(wal)
+    connection.close()
 _Steps = list[tuple[str, list[Record]]]
 
 
@@ -212,6 +218,7 @@ class SQLiteJournal(Journal):
         self._waiting: list[tuple[int, asyncio.Future[Any], Any]] = []  # answers after it
         self._held: list[tuple[_Job, asyncio.Future[Any], bool]] = []  # jobs until it ends
         self._unsynced: str | None = None  # an fsync failed (why): nothing is durable now
+        self._files_synced = True  # the file and its directory (False: made, not synced)
         # the states of the accounts read or written, by (run, account), as of the file's
         # data_version `_version` (None: not known; read everything again)
         self._live: dict[tuple[str, str], LiveState] = {}
@@ -248,11 +255,17 @@ class SQLiteJournal(Journal):
                 await asyncio.wait([self._syncing])
             if self._synced < self._committed and self._synchronous == "full":
                 # commits no caller waited for the disk for: a closed journal is durable whole
-                await loop.run_in_executor(executor, os.fsync, self._wal)
+                await loop.run_in_executor(executor, self._fsync_files)
         finally:
             self._executor = None
+            connection, wal = self._connection, self._wal
+            self._connection, self._wal = None, -1
+            self._forget()
+            if connection is not None:
+                # SQLite checkpoints the WAL into the file as it closes (tens of ms on a busy
+                # disk): what is in the WAL is durable already, so the caller goes on meanwhile
+                executor.submit(_close_connection, connection, wal)
             executor.shutdown(wait=False)
-            self._disconnect()
 
     async def _apply(self, run_id: str, account_id: str, record: Record) -> AccountState | None:
         if isinstance(record, Begin):
@@ -365,7 +378,7 @@ class SQLiteJournal(Journal):
         """Start an fsync of the WAL, for every commit made so far."""
         assert self._executor is not None
         upto = self._committed
-        self._syncing = syncing = loop.run_in_executor(self._executor, os.fsync, self._wal)
+        self._syncing = syncing = loop.run_in_executor(self._executor, self._fsync_files)
 
         def done(_: asyncio.Future[None]) -> None:
             self._syncing = None
@@ -396,6 +409,19 @@ class SQLiteJournal(Journal):
                 self._fsync(loop)
 
         syncing.add_done_callback(done)
+
+    def _fsync_files(self) -> None:
+        """fsync the WAL, in the journal's thread; the first time, the file and its directory
+        before it (made without an fsync at open)."""
+        if not self._files_synced:
+            for name in (self.path, os.path.dirname(os.path.abspath(self.path))):
+                descriptor = os.open(name, os.O_RDONLY)
+                try:
+                    os.fsync(descriptor)
+                finally:
+                    os.close(descriptor)
+            self._files_synced = True
+        os.fsync(self._wal)
 
     def _forget(self) -> None:
         """Drop the states held in memory: the next records read them from the file."""
@@ -459,6 +485,10 @@ class SQLiteJournal(Journal):
         self._connection = connection
 
     def _prepare(self, connection: sqlite3.Connection) -> None:
+        # no fsync while the file is made (a new one costs SQLite several, tens of ms on a
+        # busy disk, before a run can start): the first fsync of the WAL syncs the file and
+        # its directory first (`_fsync_files`), and nothing is answered durable before it
+        connection.execute("PRAGMA synchronous=OFF")
         (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
         if str(mode).lower() != "wal":
             raise JournalError(
@@ -476,6 +506,7 @@ class SQLiteJournal(Journal):
         )
         connection.execute("COMMIT")
         self._wal = os.open(f"{self.path}-wal", os.O_RDONLY)
+        self._files_synced = False
 
     def _check_schema(self, connection: sqlite3.Connection) -> None:
         tables = {

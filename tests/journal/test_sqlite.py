@@ -310,9 +310,10 @@ async def test_steps_that_come_while_an_fsync_runs_share_one_commit_and_the_next
         fsync.gate.set()
         await journal.begin_accounts(RUN, [(f"acct-{n}", "us", 10) for n in range(4)])
         fsync.gate.clear()
+        before = fsync.calls
         monkeypatch.setattr(SQLiteJournal, "_commit", counted)
         first = journal.submit_many(RUN, [("acct-0", [Marker(None), Intent(0, 10)])])
-        await _until(lambda: fsync.calls == 2)  # its fsync runs, held
+        await _until(lambda: fsync.calls == before + 1)  # its fsync runs, held
         later = [journal.submit_many(RUN, [("acct-1", [Marker(None), Intent(0, 10)]),
                                            ("acct-2", [Outcome(0, ("192.0.2.1",))])]),
                  journal.submit_many(RUN, [("acct-3", [Marker(None)])], durable=False)]
@@ -323,7 +324,7 @@ async def test_steps_that_come_while_an_fsync_runs_share_one_commit_and_the_next
         assert await first == [None]
         refused_one, behind = await asyncio.gather(*later)
         assert commits == [1, 2], "one transaction for both"
-        assert fsync.calls == 3, "and one fsync"
+        assert fsync.calls == before + 2, "and one fsync"
         assert refused_one[0] is None
         assert isinstance(refused_one[1], JournalError)
         assert behind == [None]
@@ -345,8 +346,9 @@ async def test_after_a_failed_fsync_no_step_is_answered_durable(
         await journal.begin_accounts(RUN, [(f"acct-{n}", "us", 1) for n in range(3)])
         fsync.gate.clear()
         fsync.error = OSError(5, "Input/output error")
+        before = fsync.calls
         failing = journal.submit_many(RUN, [("acct-0", [Marker(None)])])
-        await _until(lambda: fsync.calls == 2)
+        await _until(lambda: fsync.calls == before + 1)
         waited = journal.submit_many(RUN, [("acct-1", [Marker(None)])])
         fsync.gate.set()
         for future in (failing, waited):
@@ -358,3 +360,27 @@ async def test_after_a_failed_fsync_no_step_is_answered_durable(
             == [None], "stored where the process's death cannot lose it, as before"
         with pytest.raises(JournalError, match="could not be written"):
             await journal.sync()
+
+
+async def test_a_new_journal_is_made_without_an_fsync_and_synced_whole_before_a_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening makes the file with no fsync (a run starts at once); the first durable record
+    is answered only after the file, its directory and the WAL are all on disk."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(sqlite_module.os, "fsync", fsync)
+    path = tmp_path / "run.journal"
+    async with SQLiteJournal(path) as journal:
+        assert synced == []
+        await journal.begin_account(RUN, "acct-1", region="us", count=1)
+        assert synced == [str(path), str(tmp_path), f"{path}-wal"]
+        await journal.record_marker(RUN, "acct-1", None)
+        assert synced[3:] == [f"{path}-wal"]
+    async with SQLiteJournal(path) as reopened:
+        assert (await reopened.load(RUN))["acct-1"].marker_known
