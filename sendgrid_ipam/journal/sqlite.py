@@ -16,16 +16,19 @@ left half-written. With ``synchronous="full"`` (the default) a call whose record
 durable (all but the steps of ``record_many(..., durable=False)``) returns only once an fsync
 of the WAL, run in the journal's thread, holds its commit: it then also survives a crash of
 the machine or a power cut. The WAL is one file written in order, so one fsync makes every
-commit before it durable: the commits made while an fsync runs share the next one (the group
-commit), and steps written behind the run reach the disk with the next fsync (or the close).
-``synchronous="normal"`` runs no fsync: it keeps the process-death guarantee and gives up
-the machine-crash one.
+commit before it durable (the group commit): while an fsync runs, steps are held, and go in
+one commit once it ends, which the next fsync makes durable; steps written behind the run
+reach the disk with the next fsync (or the close). After an fsync fails, nothing is answered
+durable again (see `_fsync`). A new file is made without an fsync; the first fsync syncs it
+and its directory before the WAL. ``synchronous="normal"`` runs no fsync: it keeps the
+process-death guarantee and gives up the machine-crash one.
 
 A commit costs the loop tens of microseconds (a few statements, and a write of the changed
 pages into the cache); the loop never waits for the disk, except for SQLite's checkpoint of
 the WAL into the file (every few thousand steps) and for another process's write lock (up to
 `busy_timeout`). The steps of many accounts queued in one turn of the loop go in one commit
-(`Journal.record_many`).
+(`Journal.record_many`), and under load about one commit is made per fsync. The checkpoint
+SQLite makes as the journal closes runs in the journal's thread, after `close` returns.
 """
 
 from __future__ import annotations
