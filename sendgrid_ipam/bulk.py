@@ -539,7 +539,7 @@ class _Bulk:
                 raise
             self.fail([run], exc)
             return
-        if _handed_over(run.error) and not self.stop.is_set():
+        if run.error is not None and _handed_over(run.error) and not self.stop.is_set():
             # this worker paused past its claim and another took the account over: not a
             # failure of the run; the sweep waits for it like any account another holds
             index = next(n for n, other in enumerate(self.runs) if other is run)
@@ -746,7 +746,7 @@ class _Bulk:
     def finish(self, run: _AccountRun, new: tuple[str, ...] = ()) -> None:
         """The account is final: report it (with `new`, the IPs its last write obtained),
         and record it finished if it got its count."""
-        if run.claim is not None and _handed_over(run.error):
+        if run.error is not None and run.claim is not None and _handed_over(run.error):
             # another worker took the account over (this one paused past its claim): the
             # account's journal is the taker's now, and it lists the account for whatever
             # this worker's last write bought (its intent is durable): nothing more of ours

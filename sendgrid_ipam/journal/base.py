@@ -537,6 +537,16 @@ def checked_steps(
                     if marker is None or (type(marker) is str and marker in _VALID_IPS):
                         checked.append(record)
                         continue
+                elif kind is Outcome:
+                    chunk = record.chunk  # type: ignore[union-attr]
+                    if type(chunk) is int and chunk >= 0 and _ips(
+                            ".ips", record.ips) is record.ips:  # type: ignore[union-attr]
+                        checked.append(record)
+                        continue
+                elif kind is Finish and _ips(
+                        ".ips", record.ips) is record.ips:  # type: ignore[union-attr]
+                    checked.append(record)
+                    continue
                 checked.append(_valid(record))
         except ValidationError as exc:
             if exc.field != "account_id":  # name the record: check them again, one by one
@@ -824,7 +834,8 @@ class Journal(abc.ABC):
             ValidationError: a run or account id of the wrong type or form.
             JournalError: the journal cannot be read.
         """
-        wanted = {_text("account_id", account, _MAX_ID) for account in account_ids}
+        wanted = {account if type(account) is str and account in _VALID_IDS
+                  else _text("account_id", account, _MAX_ID) for account in account_ids}
         found = await self._unfinished(_text("run_id", run_id, _MAX_ID))
         return {account: run for account, run in found.items() if account in wanted}
 
