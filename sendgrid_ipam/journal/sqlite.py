@@ -92,6 +92,8 @@ CREATE INDEX steps_by_account ON steps (run_id, account_id);
 _INSERT_STEP = "INSERT INTO steps (run_id, account_id, finished, records) VALUES (?, ?, ?, ?)"
 
 _Job = Callable[[sqlite3.Connection], Any]
+_LINGER = 0.002  # seconds a step written behind may wait for a commit to share
+_MAX_HELD = 256  # jobs held at most (while no fsync runs)
 
 
 def _close_connection(connection: sqlite3.Connection, wal: int) -> None:
@@ -220,6 +222,7 @@ class SQLiteJournal(Journal):
         self._syncing: asyncio.Future[None] | None = None  # the fsync in flight
         self._waiting: list[tuple[int, asyncio.Future[Any], Any]] = []  # answers after it
         self._held: list[tuple[_Job, asyncio.Future[Any], bool]] = []  # jobs until it ends
+        self._linger: asyncio.TimerHandle | None = None  # commits steps written behind
         self._unsynced: str | None = None  # an fsync failed (why): nothing is durable now
         self._files_synced = True  # the file and its directory (False: made, not synced)
         # the states of the accounts read or written, by (run, account), as of the file's
@@ -349,13 +352,26 @@ class SQLiteJournal(Journal):
             return future
         self._held.append((job, future, durable))
         if self._syncing is None:
-            self._commit_held(loop)
+            if durable or len(self._held) >= _MAX_HELD:
+                self._commit_held(loop)
+            elif self._linger is None:
+                # nothing waits for a step written behind: it goes with the next durable
+                # job's commit, or after _LINGER (so most commits answer an fsync)
+                self._linger = loop.call_later(_LINGER, self._commit_lingering, loop)
         return future
+
+    def _commit_lingering(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._linger = None
+        if self._held and self._syncing is None and self._executor is not None:
+            self._commit_held(loop)
 
     def _commit_held(self, loop: asyncio.AbstractEventLoop) -> None:
         """Commit the held jobs in one transaction, answer those that need no fsync, and
         start an fsync for the others."""
         held, self._held = self._held, []
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         try:
             results = self._commit([job for job, _, _ in held])
         except Exception as error:  # not the disk's doing: an answer all the same

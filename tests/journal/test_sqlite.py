@@ -384,3 +384,28 @@ async def test_a_new_journal_is_made_without_an_fsync_and_synced_whole_before_a_
         assert synced[3:] == [f"{path}-wal"]
     async with SQLiteJournal(path) as reopened:
         assert (await reopened.load(RUN))["acct-1"].marker_known
+
+
+async def test_steps_written_behind_wait_to_share_the_next_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing waits for a step written behind (durable=False): it goes with the next durable
+    step's commit, and is committed on its own, after a moment, when none comes."""
+    commits: list[int] = []
+    commit = SQLiteJournal._commit
+
+    def counted(self: SQLiteJournal, group: list[Any]) -> list[Any]:
+        commits.append(len(group))
+        return commit(self, group)
+
+    async with SQLiteJournal(tmp_path / "run.journal") as journal:
+        await journal.begin_accounts(RUN, [(f"acct-{n}", "us", 1) for n in range(3)])
+        monkeypatch.setattr(SQLiteJournal, "_commit", counted)
+        behind = journal.submit_many(RUN, [("acct-0", [Marker(None)])], durable=False)
+        durable = journal.submit_many(RUN, [("acct-1", [Marker(None)])])
+        assert commits == [2]
+        assert await asyncio.gather(behind, durable) == [[None], [None]]
+        alone = journal.submit_many(RUN, [("acct-2", [Marker(None)])], durable=False)
+        assert commits == [2]
+        assert await asyncio.wait_for(alone, 1) == [None]
+        assert commits == [2, 1]
