@@ -27,7 +27,8 @@ A commit costs the loop tens of microseconds (a few statements, and a write of t
 pages into the cache); the loop never waits for the disk, except for SQLite's checkpoint of
 the WAL into the file (every few thousand steps) and for another process's write lock (up to
 `busy_timeout`). The steps of many accounts queued in one turn of the loop go in one commit
-(`Journal.record_many`), and under load about one commit is made per fsync. The checkpoint
+(`Journal.record_many`); a step written behind (``durable=False``) waits up to 2 ms for
+another commit to share, so under load about one commit is made per fsync. The checkpoint
 SQLite makes as the journal closes runs in the journal's thread, after `close` returns.
 """
 
