@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
+from . import _turns
 from .journal import AccountState, Journal, JournalError, JournalMismatchError, open_journal
 from .journal.base import Intent, Marker, Record
 from .models import ProvisionRequest
@@ -111,7 +112,7 @@ class Recorder:
         self.number = 0  # the batch's number
         self.sent: dict[int, asyncio.Future[None]] = {}  # batches not answered, by number
         self.last: dict[str, int] = {}  # the number of each account's last batch
-        self.settling: list[tuple[int, asyncio.Future[None]]] = []  # (batch, settle's waiter)
+        self.settling: list[tuple[int, Callable[[], object]]] = []  # (batch, what then)
         self.behind = False  # a batch went with durable=False: `flush` syncs the journal
         self.sync_failure: BaseException | None = None  # that sync failed: nothing is sure
 
@@ -129,13 +130,15 @@ class Recorder:
     ) -> None:
         """Durable before the account's first POST: its marker and its chunks' intents."""
         if self.journal is not None:
-            await self._step(account_id, [
-                Marker(marker), *(Intent(chunk, size) for chunk, size in plan)], wait=True)
+            records: list[Record] = [Intent(chunk, size) for chunk, size in plan]
+            records.insert(0, Marker(marker))
+            # others send meanwhile, and their steps share the fsync this one waits for
+            await _turns.without_turn(self._step(account_id, records, wait=True))
 
     async def before_write(self, account_id: str, chunk: int, size: int) -> None:
         """Durable before a POST that was not planned: its intent."""
         if self.journal is not None:
-            await self._step(account_id, [Intent(chunk, size)], wait=True)
+            await _turns.without_turn(self._step(account_id, [Intent(chunk, size)], wait=True))
 
     def later(self, account_id: str, *records: Record) -> None:
         """Write the account's deferred records and `records` behind the run: `flush` awaits
@@ -194,24 +197,35 @@ class Recorder:
             if self.settling:  # wake each settle whose batches are all answered now
                 first = min(self.sent, default=self.number)
                 still = []
-                for last, waiter in self.settling:
+                for last, then in self.settling:
                     if last >= first:
-                        still.append((last, waiter))
-                    elif not waiter.done():
-                        waiter.set_result(None)
+                        still.append((last, then))
+                    else:
+                        then()
                 self.settling = still
 
         sent.add_done_callback(answer)
 
     async def settle(self, account_id: str) -> None:
         """Wait until every record of the account written so far is stored (or failed)."""
+        # a waiter of its own: cancelling this task must not cancel a batch's future
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        self.when_settled(account_id, wake)
+        await waiter
+
+    def when_settled(self, account_id: str, then: Callable[[], object]) -> None:
+        """Call `then` once every record of the account written so far is stored (or
+        failed): now, if they are."""
         last = self.last.pop(account_id, None)
         if last is None or min(self.sent, default=last + 1) > last:
-            return  # every batch up to its last one is answered
-        # a waiter of its own: cancelling this task must not cancel a batch's future
-        waiter = asyncio.get_running_loop().create_future()
-        self.settling.append((last, waiter))
-        await waiter
+            then()  # every batch up to its last one is answered
+        else:
+            self.settling.append((last, then))
 
     async def flush(self) -> None:
         """Wait until every record written behind the run is stored (or has failed).

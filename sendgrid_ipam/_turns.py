@@ -17,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
-__all__ = ["Turn", "idle"]
+_T = TypeVar("_T")
+
+__all__ = ["Turn", "idle", "over", "without_turn"]
 
 
 class Turn:
@@ -38,6 +41,11 @@ class Turn:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        self.closed = True
+        self.give_up()
+
+    def close(self) -> None:
+        """The account's work is over (what is left is waiting): give the turn up for good."""
         self.closed = True
         self.give_up()
 
@@ -73,3 +81,22 @@ async def idle() -> AsyncIterator[None]:
         return
     yield  # a wait cut short (cancelled) takes no turn again: its task is ending
     await turn.take_again()
+
+
+def over() -> None:
+    """The task's account needs no turn again (what is left of it is waiting): give its turn,
+    if it has one, up for good."""
+    turn = CURRENT.get()
+    if turn is not None:
+        turn.close()
+
+
+async def without_turn(awaitable: Awaitable[_T]) -> _T:
+    """Await `awaitable` without the task's turn, if it has one: `idle` in one coroutine,
+    for a wait on a hot path (as there, a wait that raised takes no turn again)."""
+    turn = CURRENT.get()
+    if turn is None or not turn.give_up():
+        return await awaitable
+    result = await awaitable
+    await turn.take_again()
+    return result

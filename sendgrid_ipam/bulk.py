@@ -271,7 +271,8 @@ class _AccountRun:
     claim: Lease | None = None  # this worker's claim on the account in a shared run
     claimed: bool = False  # this worker claimed it (once at most)
     elsewhere: bool = False  # another worker finished it while this one ran
-    final: asyncio.Event | None = None  # set once the account is final
+    final: asyncio.Event | None = None  # set once the account is final (made if waited for)
+    over: bool = False  # the account is final
 
     @property
     def account_id(self) -> str:
@@ -281,6 +282,12 @@ class _AccountRun:
     def short(self) -> int:
         """IPs still to obtain."""
         return self.request.count - (len(self.ips) - len(self.excess))
+
+    def end(self) -> None:
+        """The account is final."""
+        self.over = True
+        if self.final is not None:
+            self.final.set()
 
     def result(self) -> AccountResult:
         r = self.request
@@ -513,11 +520,16 @@ class _Bulk:
                     run.claimed = True
                     await self.provision_claimed(run, quick, journal, group)
                 finally:
-                    quick.release_now()
+                    # held until its records are stored, as below, without waiting for it:
+                    # released as the journal answers (at once if nothing is pending)
+                    self.recorder.when_settled(run.account_id, quick.release_now)
             else:
                 async with self.port.claim(key) as held:
                     run.claimed = True
                     await self.provision_claimed(run, held, journal, group)
+                    _turns.over()  # another account works while this one's records are stored
+                    await self.recorder.settle(run.account_id)  # durable before another may
+                    # claim it
         except RequestTimeoutError:
             if run.claimed:
                 raise
@@ -527,7 +539,7 @@ class _Bulk:
                 raise
             self.fail([run], exc)
             return
-        if _handed_over(run.error) and not self.stop.is_set():
+        if run.error is not None and _handed_over(run.error) and not self.stop.is_set():
             # this worker paused past its claim and another took the account over: not a
             # failure of the run; the sweep waits for it like any account another holds
             index = next(n for n, other in enumerate(self.runs) if other is run)
@@ -553,10 +565,10 @@ class _Bulk:
         if state is not None and not run.finished:
             run.resume(state, self.port.wall_clock())
         run.claim = held
-        run.final = asyncio.Event()
         await self.provision(run, group)
-        await run.final.wait()
-        await self.recorder.settle(run.account_id)  # durable before another may claim it
+        if not run.over:  # its audit runs: the claim is held until it is final
+            run.final = asyncio.Event()
+            await run.final.wait()
 
     def report(self, event: BulkProgress) -> None:
         if self.on_progress is None:
@@ -574,8 +586,8 @@ class _Bulk:
             self.report(BulkProgress(run.account_id, tuple(run.ips), run.result(), found=True))
             if self.release_excess and set(run.excess) - set(run.released):
                 group.create_task(self.audit(run))
-            elif run.final is not None:
-                run.final.set()
+            else:
+                run.end()
             return
         if run.ips:
             self.report(BulkProgress(run.account_id, tuple(run.ips), found=True))
@@ -736,15 +748,14 @@ class _Bulk:
     def finish(self, run: _AccountRun, new: tuple[str, ...] = ()) -> None:
         """The account is final: report it (with `new`, the IPs its last write obtained),
         and record it finished if it got its count."""
-        if run.claim is not None and _handed_over(run.error):
+        if run.error is not None and run.claim is not None and _handed_over(run.error):
             # another worker took the account over (this one paused past its claim): the
             # account's journal is the taker's now, and it lists the account for whatever
             # this worker's last write bought (its intent is durable): nothing more of ours
             self.recorder.drop(run.account_id)
             if new:
                 self.report(BulkProgress(run.account_id, new))
-            if run.final is not None:
-                run.final.set()
+            run.end()
             return
         if run.error is None and run.short <= 0 and not run.finished:
             self.recorder.later(run.account_id, Finish(tuple(run.ips)))
@@ -752,5 +763,4 @@ class _Bulk:
             self.recorder.later(run.account_id)
         if not run.finished:
             self.report(BulkProgress(run.account_id, new, run.result()))
-        if run.final is not None:
-            run.final.set()
+        run.end()

@@ -16,16 +16,20 @@ left half-written. With ``synchronous="full"`` (the default) a call whose record
 durable (all but the steps of ``record_many(..., durable=False)``) returns only once an fsync
 of the WAL, run in the journal's thread, holds its commit: it then also survives a crash of
 the machine or a power cut. The WAL is one file written in order, so one fsync makes every
-commit before it durable: the commits made while an fsync runs share the next one (the group
-commit), and steps written behind the run reach the disk with the next fsync (or the close).
-``synchronous="normal"`` runs no fsync: it keeps the process-death guarantee and gives up
-the machine-crash one.
+commit before it durable (the group commit): while an fsync runs, steps are held, and go in
+one commit once it ends, which the next fsync makes durable; steps written behind the run
+reach the disk with the next fsync (or the close). After an fsync fails, nothing is answered
+durable again (see `_fsync`). A new file is made without an fsync; the first fsync syncs it
+and its directory before the WAL. ``synchronous="normal"`` runs no fsync: it keeps the
+process-death guarantee and gives up the machine-crash one.
 
 A commit costs the loop tens of microseconds (a few statements, and a write of the changed
 pages into the cache); the loop never waits for the disk, except for SQLite's checkpoint of
 the WAL into the file (every few thousand steps) and for another process's write lock (up to
 `busy_timeout`). The steps of many accounts queued in one turn of the loop go in one commit
-(`Journal.record_many`).
+(`Journal.record_many`); a step written behind (``durable=False``) waits up to 2 ms for
+another commit to share, so under load about one commit is made per fsync. The checkpoint
+SQLite makes as the journal closes runs in the journal's thread, after `close` returns.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from .base import (
     AccountState,
     Ambiguous,
     Begin,
+    ChunkState,
     Excess,
     Finish,
     Intent,
@@ -88,6 +93,14 @@ CREATE INDEX steps_by_account ON steps (run_id, account_id);
 _INSERT_STEP = "INSERT INTO steps (run_id, account_id, finished, records) VALUES (?, ?, ?, ?)"
 
 _Job = Callable[[sqlite3.Connection], Any]
+_LINGER = 0.002  # seconds a step written behind may wait for a commit to share
+_MAX_HELD = 256  # jobs held at most (while no fsync runs)
+
+
+def _close_connection(connection: sqlite3.Connection, wal: int) -> None:
+    if wal >= 0:
+        os.close(wal)
+    connection.close()
 _Steps = list[tuple[str, list[Record]]]
 
 
@@ -209,6 +222,10 @@ class SQLiteJournal(Journal):
         self._synced = 0
         self._syncing: asyncio.Future[None] | None = None  # the fsync in flight
         self._waiting: list[tuple[int, asyncio.Future[Any], Any]] = []  # answers after it
+        self._held: list[tuple[_Job, asyncio.Future[Any], bool]] = []  # jobs until it ends
+        self._linger: asyncio.TimerHandle | None = None  # commits steps written behind
+        self._unsynced: str | None = None  # an fsync failed (why): nothing is durable now
+        self._files_synced = True  # the file and its directory (False: made, not synced)
         # the states of the accounts read or written, by (run, account), as of the file's
         # data_version `_version` (None: not known; read everything again)
         self._live: dict[tuple[str, str], LiveState] = {}
@@ -234,18 +251,28 @@ class SQLiteJournal(Journal):
             return
         loop = asyncio.get_running_loop()
         try:
-            while self._syncing is not None or self._waiting:  # every answer given first
-                if self._syncing is None:
+            while self._syncing is not None or self._waiting or self._held:  # every answer
+                if self._held and self._syncing is None:
+                    self._commit_held(loop)
+                if self._syncing is None and self._waiting:
                     self._fsync(loop)
+                if self._syncing is None:
+                    continue
                 assert self._syncing is not None
                 await asyncio.wait([self._syncing])
             if self._synced < self._committed and self._synchronous == "full":
                 # commits no caller waited for the disk for: a closed journal is durable whole
-                await loop.run_in_executor(executor, os.fsync, self._wal)
+                await loop.run_in_executor(executor, self._fsync_files)
         finally:
             self._executor = None
+            connection, wal = self._connection, self._wal
+            self._connection, self._wal = None, -1
+            self._forget()
+            if connection is not None:
+                # SQLite checkpoints the WAL into the file as it closes (tens of ms on a busy
+                # disk): what is in the WAL is durable already, so the caller goes on meanwhile
+                executor.submit(_close_connection, connection, wal)
             executor.shutdown(wait=False)
-            self._disconnect()
 
     async def _apply(self, run_id: str, account_id: str, record: Record) -> AccountState | None:
         if isinstance(record, Begin):
@@ -309,57 +336,112 @@ class SQLiteJournal(Journal):
         return await self._queue_job(job, durable=True)
 
     def _queue_job(self, job: _Job, *, durable: bool) -> asyncio.Future[Any]:
-        """Run `job` in a transaction of its own and commit it (without an fsync: into the
-        operating system's cache, where the process's death cannot lose it); the future of
-        its result, answered at once, or (`durable`, "full") once an fsync of the WAL made
-        the commit durable. One fsync makes every commit before it durable (the WAL is one
-        file, written in order): the commits made while one runs share the next."""
+        """Run `job` in a transaction and commit it (without an fsync: into the operating
+        system's cache, where the process's death cannot lose it); the future of its
+        result, answered once it is committed, or (`durable`, "full") once an fsync of the
+        WAL made the commit durable. One fsync makes every commit before it durable (the
+        WAL is one file, written in order).
+
+        The group commit: while an fsync runs, jobs are held, in order, and committed
+        together in one transaction as soon as it ends, and one fsync then makes them all
+        durable. So a journal under load makes about as many commits as fsyncs, however
+        many steps come meanwhile; an idle one commits each job at once."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self._executor is None:
             future.set_exception(JournalError(f"the journal {self.path} is not open"))
             return future
+        self._held.append((job, future, durable))
+        if self._syncing is None:
+            if durable or len(self._held) >= _MAX_HELD:
+                self._commit_held(loop)
+            elif self._linger is None:
+                # nothing waits for a step written behind: it goes with the next durable
+                # job's commit, or after _LINGER (so most commits answer an fsync)
+                self._linger = loop.call_later(_LINGER, self._commit_lingering, loop)
+        return future
+
+    def _commit_lingering(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._linger = None
+        if self._held and self._syncing is None and self._executor is not None:
+            self._commit_held(loop)
+
+    def _commit_held(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Commit the held jobs in one transaction, answer those that need no fsync, and
+        start an fsync for the others."""
+        held, self._held = self._held, []
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         try:
-            (result,) = self._commit([job])
+            results = self._commit([job for job, _, _ in held])
         except Exception as error:  # not the disk's doing: an answer all the same
             self._forget()
-            result = JournalError(f"the journal {self.path} failed: {error!r}")
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        elif not durable or self._synchronous == "normal" or self._synced >= self._committed:
-            future.set_result(result)
-        else:
-            self._waiting.append((self._committed, future, result))
-            if self._syncing is None:
-                self._fsync(loop)
-        return future
+            failure = JournalError(f"the journal {self.path} failed: {error!r}")
+            results = [failure] * len(held)
+        immediate = self._synchronous == "normal" or self._synced >= self._committed
+        for (_, future, durable), result in zip(held, results, strict=True):
+            if future.done():  # its caller was cancelled: the job ran all the same
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            elif immediate or not durable:
+                future.set_result(result)
+            elif self._unsynced is not None:  # no later fsync can vouch for it
+                future.set_exception(JournalError(self._unsynced))
+            else:
+                self._waiting.append((self._committed, future, result))
+        if self._waiting and self._syncing is None:
+            self._fsync(loop)
 
     def _fsync(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start an fsync of the WAL, for every commit made so far."""
         assert self._executor is not None
         upto = self._committed
-        self._syncing = syncing = loop.run_in_executor(self._executor, os.fsync, self._wal)
+        self._syncing = syncing = loop.run_in_executor(self._executor, self._fsync_files)
 
         def done(_: asyncio.Future[None]) -> None:
             self._syncing = None
             error = None if syncing.cancelled() else syncing.exception()
-            if error is None:
+            if error is not None and self._unsynced is None:
+                # the pages of a failed fsync may be gone while the kernel calls them clean:
+                # a later fsync that succeeds does not make them durable, and SQLite's
+                # recovery would drop every commit after a lost one. So nothing written
+                # after it is ever answered durable by this journal object.
+                self._unsynced = f"the journal {self.path} could not be written: {error}"
+            if self._unsynced is None:
                 self._synced = max(self._synced, upto)
             waiting, self._waiting = self._waiting, []
             for number, future, result in waiting:
-                if number > upto:
+                if number > upto and self._unsynced is None:
                     self._waiting.append((number, future, result))
                 elif future.done():  # its caller was cancelled: the record is written anyway
                     continue
-                elif error is None:
+                elif self._unsynced is None:
                     future.set_result(result)
                 else:
-                    future.set_exception(JournalError(
-                        f"the journal {self.path} could not be written: {error}"))
-            if self._waiting and self._executor is not None:
+                    future.set_exception(JournalError(self._unsynced))
+            if self._executor is None:
+                return
+            if self._held:  # what came while it ran: one commit, and the next fsync
+                self._commit_held(loop)
+            elif self._waiting:
                 self._fsync(loop)
 
         syncing.add_done_callback(done)
+
+    def _fsync_files(self) -> None:
+        """fsync the WAL, in the journal's thread; the first time, the file and its directory
+        before it (made without an fsync at open)."""
+        if not self._files_synced:
+            for name in (self.path, os.path.dirname(os.path.abspath(self.path))):
+                descriptor = os.open(name, os.O_RDONLY)
+                try:
+                    os.fsync(descriptor)
+                finally:
+                    os.close(descriptor)
+            self._files_synced = True
+        os.fsync(self._wal)
 
     def _forget(self) -> None:
         """Drop the states held in memory: the next records read them from the file."""
@@ -423,6 +505,10 @@ class SQLiteJournal(Journal):
         self._connection = connection
 
     def _prepare(self, connection: sqlite3.Connection) -> None:
+        # no fsync while the file is made (a new one costs SQLite several, tens of ms on a
+        # busy disk, before a run can start): the first fsync of the WAL syncs the file and
+        # its directory first (`_fsync_files`), and nothing is answered durable before it
+        connection.execute("PRAGMA synchronous=OFF")
         (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
         if str(mode).lower() != "wal":
             raise JournalError(
@@ -440,6 +526,7 @@ class SQLiteJournal(Journal):
         )
         connection.execute("COMMIT")
         self._wal = os.open(f"{self.path}-wal", os.O_RDONLY)
+        self._files_synced = False
 
     def _check_schema(self, connection: sqlite3.Connection) -> None:
         tables = {
@@ -508,27 +595,58 @@ class SQLiteJournal(Journal):
         one row each; per step, None or the error that refused it (nothing of it written)."""
         errors: list[BaseException | None] = []
         rows: list[tuple[str, str, bool, str]] = []
+        live_states = self._live
         for account_id, records in steps:
-            live = self._state(connection, run_id, account_id)
-            new: list[Record] = []
+            live = live_states.get((run_id, account_id)) or self._state(
+                connection, run_id, account_id)
+            lines: list[str] = []
             try:
                 for record in records:
+                    # a run's progress, plainly new (what `check_record` would let through
+                    # and `LiveState.apply` would do), is applied and encoded inline
+                    kind = type(record)
+                    if live is not None and not live.finished:
+                        if kind is Intent:
+                            number = record.chunk  # type: ignore[union-attr]
+                            if number not in live.chunks:
+                                live.chunks[number] = ChunkState(
+                                    number, record.size)  # type: ignore[union-attr]
+                                lines.append(f"i{number} {record.size}")  # type: ignore[union-attr]
+                                continue
+                        elif kind is Outcome:
+                            number = record.chunk  # type: ignore[union-attr]
+                            chunk = live.chunks.get(number)
+                            if chunk is not None and chunk.ips is None:
+                                ips = record.ips  # type: ignore[union-attr]
+                                live.chunks[number] = ChunkState(number, chunk.size, ips)
+                                lines.append(f"o{number} {_ips_text(ips)}")
+                                continue
+                        elif kind is Finish:
+                            ips = record.ips  # type: ignore[union-attr]
+                            live.finished, live.final_ips = True, ips
+                            lines.append("f" + _ips_text(ips))
+                            continue
+                        elif kind is Marker and not live.marker_known:
+                            marker = record.marker  # type: ignore[union-attr]
+                            live.marker_known, live.marker = True, marker
+                            lines.append("m" if marker is None else "m" + _ips_text((marker,)))
+                            continue
                     if check_record(run_id, account_id, live, record):
                         assert live is not None  # check_record refuses all before a Begin
                         live.apply(record)  # the next record of the step sees this one
-                        new.append(record)
+                        lines.append(_encode([record]))
             except Exception as error:  # refused: nothing of the step is written
                 errors.append(error)
-                if new:  # the state holds some of it: read it again from the file, once the
-                    connection.executemany(_INSERT_STEP, rows)  # steps before it are there
-                    rows.clear()
-                    self._live.pop((run_id, account_id), None)
+                if lines:  # the state holds some of it: read it again from the file, once
+                    connection.executemany(_INSERT_STEP, rows)  # the steps before it are
+                    rows.clear()  # there
+                    live_states.pop((run_id, account_id), None)
                     self._whole.discard(run_id)
                 continue
             errors.append(None)
-            if new:
+            if lines:
                 rows.append((run_id, account_id, live is not None and live.finished,
-                             _encode(new)))
+                             "\n".join(lines)))
         if rows:
             connection.executemany(_INSERT_STEP, rows)
         return errors

@@ -172,21 +172,24 @@ async def test_a_torn_run_resumes_buying_only_the_remainder(
 
 
 class _FailingJournal(SQLiteJournal):
-    """An SQLite journal whose disk fills up after `good` steps of records."""
+    """An SQLite journal that cannot store the steps of accounts other than `good` (its disk
+    is full for them: by account, not by count, as accounts overlap in time even at
+    concurrency 1: one account's GET goes while another waits for the disk)."""
 
-    def __init__(self, path: Path, good: int) -> None:
+    def __init__(self, path: Path, good: str) -> None:
         super().__init__(path)
         self.good = good
 
     def _submit_valid(
         self, run_id: str, steps: list[tuple[str, list[Any]]], *, durable: bool
     ) -> asyncio.Future[list[BaseException | None]]:
-        good, self.good = steps[:max(self.good, 0)], self.good - len(steps)
+        good = [step for step in steps if step[0] == self.good]
         stored = super()._submit_valid(run_id, good, durable=durable) if good else None
         full = JournalError("the journal could not be written: database or disk is full")
 
         async def answer() -> list[BaseException | None]:
-            return [*(await stored if stored else []), *(full for _ in steps[len(good):])]
+            answers = iter(await stored if stored else [])
+            return [next(answers) if step[0] == self.good else full for step in steps]
 
         return asyncio.ensure_future(answer())
 
@@ -198,7 +201,8 @@ async def test_a_journal_that_fails_mid_run_stops_every_write_after_it(
     never sent, and no account after it is started."""
     wanted = [ProvisionRequest(a, 2, "us") for a in ACCOUNTS]
     result = await sg.provisioning.bulk_add_ips(
-        wanted, journal=_FailingJournal(tmp_path / "run.journal", good=2), concurrency=1)
+        wanted, journal=_FailingJournal(tmp_path / "run.journal", good="acct-1"),
+        concurrency=1)
 
     first, second, *rest = result.results
     assert first.ok

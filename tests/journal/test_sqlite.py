@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
@@ -22,6 +23,7 @@ from sendgrid_ipam.journal import (
     open_journal,
 )
 from sendgrid_ipam.journal import sqlite as sqlite_module
+from sendgrid_ipam.journal.base import Intent, Marker, Outcome
 
 RUN = "run-1"
 
@@ -258,3 +260,152 @@ async def test_close_answers_every_record_waiting_for_the_disk(tmp_path: Path) -
     async with SQLiteJournal(path) as reopened:
         states = await reopened.load(RUN)
     assert all(state.marker_known for state in states.values())
+
+
+class _HeldFsync:
+    """os.fsync for the journal's thread that waits until `gate` is set, then fails once if
+    told to."""
+
+    fsync = staticmethod(os.fsync)
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.calls = 0
+        self.error: OSError | None = None
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        if not self.gate.wait(5):
+            raise OSError("the test never released the fsync")
+        error, self.error = self.error, None  # fails once
+        if error is not None:
+            raise error
+        self.fsync(fd)
+
+
+async def _until(condition: Any) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("never")
+
+
+async def test_steps_that_come_while_an_fsync_runs_share_one_commit_and_the_next_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group commit: while an fsync runs, steps wait, and go in one transaction once it
+    ends, with one fsync for all; a step refused among them refuses only itself, and no
+    durable step is answered before the fsync that holds it."""
+    fsync = _HeldFsync()
+    monkeypatch.setattr(sqlite_module.os, "fsync", fsync)
+    commits: list[int] = []
+    commit = SQLiteJournal._commit
+
+    def counted(self: SQLiteJournal, group: list[Any]) -> list[Any]:
+        commits.append(len(group))
+        return commit(self, group)
+
+    async with SQLiteJournal(tmp_path / "run.journal") as journal:
+        fsync.gate.set()
+        await journal.begin_accounts(RUN, [(f"acct-{n}", "us", 10) for n in range(4)])
+        fsync.gate.clear()
+        before = fsync.calls
+        monkeypatch.setattr(SQLiteJournal, "_commit", counted)
+        first = journal.submit_many(RUN, [("acct-0", [Marker(None), Intent(0, 10)])])
+        await _until(lambda: fsync.calls == before + 1)  # its fsync runs, held
+        later = [journal.submit_many(RUN, [("acct-1", [Marker(None), Intent(0, 10)]),
+                                           ("acct-2", [Outcome(0, ("192.0.2.1",))])]),
+                 journal.submit_many(RUN, [("acct-3", [Marker(None)])], durable=False)]
+        await asyncio.sleep(0.01)
+        assert commits == [1], "the later steps wait for the fsync that runs"
+        assert not any(future.done() for future in [first, *later])
+        fsync.gate.set()
+        assert await first == [None]
+        refused_one, behind = await asyncio.gather(*later)
+        assert commits == [1, 2], "one transaction for both"
+        assert fsync.calls == before + 2, "and one fsync"
+        assert refused_one[0] is None
+        assert isinstance(refused_one[1], JournalError)
+        assert behind == [None]
+        states = await journal.load(RUN)
+    assert [states[f"acct-{n}"].marker_known for n in range(4)] == [True, True, False, True]
+    assert states["acct-2"].chunks == ()
+
+
+async def test_after_a_failed_fsync_no_step_is_answered_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An fsync that failed may have lost pages the kernel now calls clean, and SQLite's
+    recovery drops every commit after a lost one: so the steps it held fail, and so do those
+    that came after it, even when a later fsync succeeds (no write may rely on them)."""
+    fsync = _HeldFsync()
+    monkeypatch.setattr(sqlite_module.os, "fsync", fsync)
+    async with SQLiteJournal(tmp_path / "run.journal") as journal:
+        fsync.gate.set()
+        await journal.begin_accounts(RUN, [(f"acct-{n}", "us", 1) for n in range(3)])
+        fsync.gate.clear()
+        fsync.error = OSError(5, "Input/output error")
+        before = fsync.calls
+        failing = journal.submit_many(RUN, [("acct-0", [Marker(None)])])
+        await _until(lambda: fsync.calls == before + 1)
+        waited = journal.submit_many(RUN, [("acct-1", [Marker(None)])])
+        fsync.gate.set()
+        for future in (failing, waited):
+            with pytest.raises(JournalError, match=r"could not be written.*Input/output"):
+                await future
+        with pytest.raises(JournalError, match="could not be written"):
+            await journal.record_marker(RUN, "acct-2", None)
+        assert await journal.record_many(RUN, [("acct-2", [Intent(0, 1)])], durable=False) \
+            == [None], "stored where the process's death cannot lose it, as before"
+        with pytest.raises(JournalError, match="could not be written"):
+            await journal.sync()
+
+
+async def test_a_new_journal_is_made_without_an_fsync_and_synced_whole_before_a_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening makes the file with no fsync (a run starts at once); the first durable record
+    is answered only after the file, its directory and the WAL are all on disk."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(sqlite_module.os, "fsync", fsync)
+    path = tmp_path / "run.journal"
+    async with SQLiteJournal(path) as journal:
+        assert synced == []
+        await journal.begin_account(RUN, "acct-1", region="us", count=1)
+        assert synced == [str(path), str(tmp_path), f"{path}-wal"]
+        await journal.record_marker(RUN, "acct-1", None)
+        assert synced[3:] == [f"{path}-wal"]
+    async with SQLiteJournal(path) as reopened:
+        assert (await reopened.load(RUN))["acct-1"].marker_known
+
+
+async def test_steps_written_behind_wait_to_share_the_next_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing waits for a step written behind (durable=False): it goes with the next durable
+    step's commit, and is committed on its own, after a moment, when none comes."""
+    commits: list[int] = []
+    commit = SQLiteJournal._commit
+
+    def counted(self: SQLiteJournal, group: list[Any]) -> list[Any]:
+        commits.append(len(group))
+        return commit(self, group)
+
+    async with SQLiteJournal(tmp_path / "run.journal") as journal:
+        await journal.begin_accounts(RUN, [(f"acct-{n}", "us", 1) for n in range(3)])
+        monkeypatch.setattr(SQLiteJournal, "_commit", counted)
+        behind = journal.submit_many(RUN, [("acct-0", [Marker(None)])], durable=False)
+        durable = journal.submit_many(RUN, [("acct-1", [Marker(None)])])
+        assert commits == [2]
+        assert await asyncio.gather(behind, durable) == [[None], [None]]
+        alone = journal.submit_many(RUN, [("acct-2", [Marker(None)])], durable=False)
+        assert commits == [2]
+        assert await asyncio.wait_for(alone, 1) == [None]
+        assert commits == [2, 1]
