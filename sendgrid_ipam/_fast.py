@@ -291,8 +291,12 @@ def _plain_refs(value: list[Any]) -> tuple[PoolRef, ...] | None:
     return tuple(refs)
 
 
-def _page_source(model: type[Any], shape: tuple[str, ...]) -> str | None:
-    """The source of the page reader of ``model`` for items holding exactly ``shape``."""
+def _page_source(model: type[Any], shape: tuple[str, ...], exact: bool = False) -> str | None:
+    """The source of the page reader of ``model`` for items holding exactly ``shape``.
+
+    ``exact``: the reader returns None as soon as an item is not read inline (see
+    `exact_page_items_reader`), instead of handing it to the item reader.
+    """
     hints = typing.get_type_hints(model)
     fields = attrs.fields(model)
     if not shape:
@@ -352,7 +356,10 @@ def _page_source(model: type[Any], shape: tuple[str, ...]) -> str | None:
             value = f"default_{field.name}"
         lines.append(f"{indent}made.{field.name} = {value}")
     lines += [f"{indent}made.__class__ = Model", f"{indent}append(made)", f"{indent}continue"]
-    lines += ["        check_depth(d)", "        append(read_item(d))", "    return out"]
+    if exact:
+        lines += ["        return None", "    return out"]
+    else:
+        lines += ["        check_depth(d)", "        append(read_item(d))", "    return out"]
     return "\n".join(lines)
 
 
@@ -369,9 +376,15 @@ def _check_item_depth(item: Any) -> None:
         raise ValueError(f"JSON nested more than {MAX_DEPTH} levels deep")
 
 
-def _compile(model: type[Any], shape: tuple[str, ...]) -> ItemsReader:
+def _exact_fallback(items: list[Any], *_: str) -> list[Any] | None:
+    return None if items else []
+
+
+def _compile(model: type[Any], shape: tuple[str, ...], exact: bool = False) -> ItemsReader:
     read_item = READERS[model]
-    source = _page_source(model, shape)
+    source = _page_source(model, shape, exact)
+    if source is None and exact:
+        return _exact_fallback  # type: ignore[return-value]
     if source is None:
         def read_page(items: list[Any], *_: str) -> list[Any]:
             out = []
@@ -393,7 +406,7 @@ def _compile(model: type[Any], shape: tuple[str, ...]) -> ItemsReader:
     return namespace["read_page"]  # type: ignore[no-any-return]
 
 
-_COMPILED: dict[tuple[type[Any], tuple[str, ...]], ItemsReader] = {}
+_COMPILED: dict[tuple[type[Any], tuple[str, ...], bool], ItemsReader] = {}
 _COMPILED_MAX = 256  # shapes; a server that varies them endlessly only costs compiles
 
 
@@ -405,6 +418,23 @@ def page_items_reader(model: type[Any]) -> ItemsReader | None:
     deeper than the JSON depth bound allows at an item's level: the page's reply may be
     decoded without `load_json`'s own depth check.
     """
+    return _items_reader(model, exact=False)
+
+
+def exact_page_items_reader(model: type[Any]) -> Callable[[list[Any]], list[Any] | None] | None:
+    """A page reader that reads only what it can vouch for exactly, or None if none for it.
+
+    For items decoded by a JSON reader other than the standard library's (orjson, which
+    reads ints beyond 64 bits as floats): it returns what `page_items_reader`'s reader
+    returns when every item is read inline, each value checked to be exactly of its
+    field's type (text, bool, null, an int: never a float), and None as soon as one is not
+    (the caller then reads the page again the usual way). It may also raise (TypeError on
+    an item that is not an object): the caller treats that as None too.
+    """
+    return _items_reader(model, exact=True)
+
+
+def _items_reader(model: type[Any], *, exact: bool) -> ItemsReader | None:
     if model not in _WRITABLE:
         return None
     names = tuple(field.name for field in attrs.fields(model))
@@ -413,11 +443,11 @@ def page_items_reader(model: type[Any]) -> ItemsReader | None:
         first = items[0] if items else None
         keys = {key: key for key in first if key in names} if type(first) is dict else {}
         shape = tuple(name for name in names if name in keys)
-        read_page = _COMPILED.get((model, shape))
+        read_page = _COMPILED.get((model, shape, exact))
         if read_page is None:
             if len(_COMPILED) >= _COMPILED_MAX:
                 _COMPILED.clear()
-            read_page = _COMPILED[model, shape] = _compile(model, shape)
+            read_page = _COMPILED[model, shape, exact] = _compile(model, shape, exact)
         return read_page(items, *[keys[name] for name in shape])
 
     return read_items

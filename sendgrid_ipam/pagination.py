@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ._text import shown
-from ._wire import MAX_DEPTH, deeper_than
+from ._wire import FAST_LOADS, MAX_DEPTH, deeper_than
 from .errors import PaginationError
 from .operations import Paging
 
@@ -80,10 +80,14 @@ class PageReader:
 
     ``bounds_depth``: whether it refuses a reply nested deeper than `_wire.MAX_DEPTH`
     itself (it reads the items with a page reader that does), so the reply may be decoded
-    without `_wire.load_json`'s scan for it.
+    without `_wire.load_json`'s scan for it. ``read_exact``: set when it does, and takes
+    the reply's raw body instead (see `PageReader.exact`).
     """
 
-    __slots__ = ("_page_size", "_paging", "_read_item", "_read_items", "bounds_depth")
+    __slots__ = (
+        "_page_size", "_paging", "_read_exact", "_read_item", "_read_items", "bounds_depth",
+        "read_exact",
+    )
 
     def __init__(
         self,
@@ -91,12 +95,48 @@ class PageReader:
         read_item: Callable[[Any], Any],
         page_size: int,
         read_items: Callable[[list[Any]], list[Any]] | None = None,
+        read_exact: Callable[[list[Any]], list[Any] | None] | None = None,
     ) -> None:
         self._paging: Paging = paging
         self._read_item: Callable[[Any], Any] = read_item
         self._page_size: int = page_size
         self._read_items: Callable[[list[Any]], list[Any]] | None = read_items
         self.bounds_depth: bool = read_items is not None
+        self._read_exact: Callable[[list[Any]], list[Any] | None] | None = read_exact
+        self.read_exact: Callable[[bytes], Page | None] | None = (
+            self.exact if read_items is not None and read_exact is not None
+            and FAST_LOADS is not None else None)
+
+    def exact(self, body: bytes) -> Page | None:
+        """The `Page` of a reply's raw ``body``, or None to have it read the usual way.
+
+        Decoded with orjson (`_wire.FAST_LOADS`), at twice the standard library's speed.
+        A page is returned only when everything it holds was checked to be exactly what
+        the standard library's decoding would give: every item read inline by the exact
+        items reader, the cursor text or an int. Anything else, malformed or merely
+        unusual, gives None, and the caller decodes and reads the body as before, with the
+        same result or error as without orjson.
+        """
+        loads, read_exact = FAST_LOADS, self._read_exact
+        if loads is None or read_exact is None:
+            return None
+        try:
+            data = loads(body)
+            if type(data) is not dict or type(result := data.get("result")) is not list:
+                return None
+            for key, value in data.items():  # as in __call__: the items bound their own
+                if key != "result" and deeper_than(value, MAX_DEPTH - 1):
+                    return None
+            items = read_exact(result)
+            if items is None:
+                return None
+            cursor = (
+                _after_key(data) if self._paging == "after_key"
+                else _offset(data, len(items), self._page_size)
+            )
+        except Exception:  # any refusal: read again the usual way, which says why
+            return None
+        return Page(items, cursor)
 
     def __call__(self, data: Any) -> Page:
         if not isinstance(data, dict):
@@ -123,13 +163,15 @@ def page_reader(
     read_item: Callable[[Any], Any],
     page_size: int,
     read_items: Callable[[list[Any]], list[Any]] | None = None,
+    read_exact: Callable[[list[Any]], list[Any] | None] | None = None,
 ) -> PageReader:
     """A function reading one reply of a list into a `Page` (raises on a malformed one).
 
     ``read_items``, when given, reads a whole page's items at once as ``read_item`` would
-    one by one, and bounds their JSON depth (`_fast.page_items_reader`).
+    one by one, and bounds their JSON depth (`_fast.page_items_reader`); ``read_exact``
+    reads them only if it can vouch for each exactly (`_fast.exact_page_items_reader`).
     """
-    return PageReader(paging, read_item, page_size, read_items)
+    return PageReader(paging, read_item, page_size, read_items, read_exact)
 
 
 async def paginate(fetch: Callable[[str | None], Awaitable[Page]]) -> AsyncIterator[Any]:

@@ -204,9 +204,13 @@ class Attempt:
             body = self._inflate(status, body, encoding)
         try:
             if 200 <= status < 300:  # read_reply's success path, without its call
-                value = (_wire.load_json(  # (a list page's reader bounds its own depth)
-                    body, bound_depth=not getattr(self.read, "bounds_depth", False))
-                    if body else None)
+                bounds_depth = getattr(self.read, "bounds_depth", False)  # a list page's
+                if bounds_depth and body and (
+                        exact := self.read.read_exact) is not None and (  # type: ignore[attr-defined]
+                        page := exact(body)) is not None:  # read from orjson's value
+                    return page
+                value = (_wire.load_json(body, bound_depth=not bounds_depth)
+                         if body else None)
             else:  # an error status: raises its APIError
                 value = _wire.read_reply(status, headers if status < 300  # (1xx)
                                          else engine.scrub_headers(headers),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from .._fast import page_items_reader
+from .._fast import exact_page_items_reader, page_items_reader
 from ..engine import Engine, RequestOptions, check_options
 from ..errors import ValidationError
 from ..operations import OPERATIONS, Operation
@@ -47,6 +47,7 @@ class Resource:
         read = page_reader(
             op.paging, op.read, limit if isinstance(limit, int) else _DEFAULT_PAGE_SIZE,
             page_items_reader(op.model) if op.model is not None else None,
+            exact_page_items_reader(op.model) if op.model is not None else None,
         )
         cursor_name = "after_key" if op.paging == "after_key" else "offset"
         engine = self._engine
