@@ -65,3 +65,8 @@ def test_bench_pacing_runs_both_shapes_and_contenders() -> None:
     for shape in ("bucket", "fixed"):
         for contender in ("sendgrid_ipam", "naive"):
             assert f"| {shape} | {contender} |" in out
+
+
+def test_bench_library_alone_child_makes_its_calls_without_a_socket() -> None:
+    for method in ("get", "post"):  # (the child only: counting takes valgrind)
+        run("benchmarks.bench_library_alone", "--child", method, "5")

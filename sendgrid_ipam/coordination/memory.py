@@ -46,6 +46,9 @@ class _MemoryLease(Lease):
             return
         self.held = False
         coordinator = self.coordinator
+        if not coordinator._waiters:  # (uncontended, the usual case: no lookup)
+            del coordinator._held[self.key]
+            return
         waiters = coordinator._waiters.get(self.key)
         while waiters:
             waiter = waiters.popleft()
@@ -63,6 +66,9 @@ class _MemoryLease(Lease):
 
     def __repr__(self) -> str:
         return f"<lease {self.key!r} token={self.token} {'held' if self.held else 'not held'}>"
+
+
+_new_lease = object.__new__
 
 
 class MemoryCoordinator(Coordinator):
@@ -176,15 +182,15 @@ class MemoryCoordinator(Coordinator):
 
     def try_lease(self, key: str) -> Lease | None:
         """The lease on ``key`` if nobody holds it (no await: the uncontended case)."""
-        if key in self._held:
+        held = self._held
+        if key in held:
             return None
-        lease = _MemoryLease.__new__(_MemoryLease)  # (no __init__ call: this is the hot path)
+        # (No __init__ call, and no ``wait``, which only `_take` reads: the hot path.)
+        held[key] = lease = _new_lease(_MemoryLease)
         lease.coordinator = self
         lease.key = key
-        lease.wait = 0.0
         lease.token = self._tokens[key] = self._tokens.get(key, 0) + 1
         lease.held = True
-        self._held[key] = lease
         return lease
 
     async def _take(self, lease: _MemoryLease) -> None:

@@ -25,6 +25,7 @@ from .._observe import Call, HookSink, Observer
 from ..coordination import Lease
 from ..errors import ClientStateError, SendGridError, TransportError
 from ..operations import Operation
+from ..retry import RetryBudget
 from .attempt import Attempt
 from .deadline import OUTER_DEADLINE
 from .flow import CallTrace, Flow, Reconciler
@@ -136,7 +137,9 @@ class Engine(EngineState):
             else:
                 if trace is not None:
                     trace.attempts = 1
-            self.budget.on_success()
+            budget = self.budget
+            if type(budget) is not RetryBudget or budget.available < budget.capacity:
+                budget.on_success()  # (a full in-process budget takes no credit: no call)
             if call is not None:
                 call.end(None)
             return result

@@ -21,9 +21,11 @@ from ..retry import RetryBudget, RetryPolicy
 from .body import ERROR_BODY_LIMIT, Secret, pieces_of, redact
 from .slots import Slots
 
-__all__ = ["EngineState"]
+__all__ = ["NO_REDIRECTS", "EngineState"]
 
 _JSON: CIMultiDict[str] = CIMultiDict({"Content-Type": "application/json"})
+NO_REDIRECTS: dict[str, Any] = {"allow_redirects": False}
+"""What each request passes to aiohttp through a session of our own (never changed)."""
 
 # Whether aiohttp takes ``auto_decompress`` per request (newer releases): a session the user
 # passes in keeps its own setting otherwise.
@@ -76,7 +78,7 @@ class EngineState:
         # (A multidict: aiohttp would otherwise copy a dict into one on every request.)
         self.body_headers: Mapping[str, str] = _JSON
         self.request_timeout: aiohttp.ClientTimeout | None = None
-        self.request_kwargs: dict[str, Any] = {"allow_redirects": False}
+        self.request_kwargs: dict[str, Any] = NO_REDIRECTS  # (Attempt.send spells it out)
         self.inflates: bool = True  # the engine inflates compressed bodies itself, bounded
         self.urls: dict[tuple[str, object], URL] = {}  # see url()
         # Hooks and telemetry (None when neither is on: the request path then builds nothing)
