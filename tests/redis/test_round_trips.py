@@ -20,6 +20,7 @@ from sendgrid_ipam.coordination import LeaseBusy, LeaseLostError
 from sendgrid_ipam.coordination.base import CoordinatorUnavailableError
 from tests.redis.conftest import Make
 from tests.redis.server import coordinator
+from tests.waiting import until
 
 if TYPE_CHECKING:
     from sendgrid_ipam.redis import RedisCoordinator
@@ -239,10 +240,12 @@ async def test_releases_due_together_go_in_one_pipeline_and_all_land(make: Make)
     process = make()
     keys = [f"pool:{n}" for n in range(20)]
     entered = asyncio.Event()
+    holding: list[str] = []
 
     async def write(key: str) -> None:
         async with process.lease(key, wait=1.0, deferred=True) as lease:
             await process.wait_at_gate("CreateIpPool", within=1.0, lease=lease)
+            holding.append(key)
             await entered.wait()  # all end at once: their releases are due together
 
     batches: list[int] = []
@@ -254,7 +257,7 @@ async def test_releases_due_together_go_in_one_pipeline_and_all_land(make: Make)
 
     process._release_many = counted  # type: ignore[method-assign]
     writers = asyncio.gather(*(write(key) for key in keys))
-    await asyncio.sleep(0.1)
+    await until(lambda: len(holding) == len(keys), "every writer took its lease")
     entered.set()
     await writers
     await asyncio.gather(*process._tasks)
