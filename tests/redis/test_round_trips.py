@@ -9,6 +9,7 @@ Round trips are counted by Redis (``INFO commandstats``): each is one script.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -386,3 +387,31 @@ async def test_a_lease_wait_past_the_deadline_raises_as_before_and_sends_nothing
         assert len((await sg.provisioning.add_ips("acct-a", count=1, region="us")).ips) == 1
         assert (slots.free, len(slots.waiters)) == (1, 0)
 
+
+async def test_a_cancel_a_redis_send_swallowed_still_ends_the_wait_for_a_lease(
+    make: Make,
+) -> None:
+    # redis-py sends each command through asyncio.wait_for, which on Python 3.11 drops a
+    # cancel that lands just as the send completes (CPython gh-86296): here, every time.
+    other, process = make(), make()
+    acquire = process._acquire
+    polled = asyncio.Event()
+
+    async def swallowing(**script: object) -> object:
+        reply = await acquire(**script)
+        polled.set()
+        with contextlib.suppress(asyncio.CancelledError):  # as 3.11's wait_for does
+            await asyncio.sleep(0.1)
+        return reply
+
+    process._acquire = swallowing  # type: ignore[method-assign]
+    async with other.lease("account:a", wait=1.0), \
+            process.lease("account:a", wait=3.0, deferred=True) as waiting:
+        turn = asyncio.ensure_future(waiting.check())
+        await polled.wait()  # it waits for other's lease
+        turn.cancel()
+        await asyncio.wait((turn,), timeout=2.0)  # not its 3 s wait
+        if not turn.done():
+            turn.cancel()
+        await asyncio.gather(turn, return_exceptions=True)
+        assert turn.cancelled()
