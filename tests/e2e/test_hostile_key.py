@@ -212,13 +212,19 @@ async def test_no_error_from_a_hostile_reply_holds_the_key(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="sendgrid_ipam")
-    async with RawServer(server) as raw, _client(raw.url, session) as sg:
-        with pytest.raises(SendGridError) as caught:
-            await asyncio.wait_for(call(sg), timeout=5)
-    assert isinstance(caught.value, TransportError | DecodeError | AmbiguousResultError), (
-        repr(caught.value))
-    assert_keyless(caught.value)
-    assert_logs_keyless(caplog.records)
+    # A machine loaded enough to stall this process past the 0.15 s timeout ends the call
+    # before the server has read a request: then the key was never sent, and the case
+    # is run again (every run's error and logs are checked all the same).
+    for _ in range(3):
+        async with RawServer(server) as raw, _client(raw.url, session) as sg:
+            with pytest.raises(SendGridError) as caught:
+                await asyncio.wait_for(call(sg), timeout=5)
+        assert isinstance(caught.value, TransportError | DecodeError | AmbiguousResultError), (
+            repr(caught.value))
+        assert_keyless(caught.value)
+        assert_logs_keyless(caplog.records)
+        if raw.requests:
+            break
     assert raw.requests, "the requests did reach the server"
     assert raw.requests[0].headers["Authorization"] == f"Bearer {KEY}"
 
