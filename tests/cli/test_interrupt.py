@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sendgrid_ipam.testing import FakeSendGrid, Fault
+from tests.sigint import sigint_at_default
 
 from . import KEY, running_fake
 
@@ -30,7 +31,9 @@ SLOW_READ = 5.0
 def start(fake: FakeSendGrid, *args: str) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "sendgrid_ipam.cli", "--api-key", KEY,
                "--base-url", fake.url, *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with sigint_at_default():
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
 
 
 def interrupt_when(process: subprocess.Popen[str], ready: Callable[[], bool]) -> tuple[str, str]:
