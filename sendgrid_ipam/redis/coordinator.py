@@ -675,7 +675,13 @@ class RedisCoordinator(Coordinator):
         keys = self._lease_keys(key)
         args: list[int | str] = [self._ttl_ms, self._id, _WANT_MS, nonce]
         poll = _FIRST_POLL
+        task = asyncio.current_task()
         while True:
+            if task is not None and task.cancelling():
+                # A cancel that landed as one of redis-py's sends completed, which Python
+                # 3.11's asyncio.wait_for swallows (CPython gh-86296): honoured here, or the
+                # cancelled caller waits on until its deadline (_take_remote frees a key taken)
+                raise asyncio.CancelledError
             try:
                 got, value = await self._acquire(keys=keys, args=args)
             except FAILURES as exc:

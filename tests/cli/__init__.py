@@ -120,5 +120,5 @@ def one_error_line(result: Result) -> str:
     """The only line of stderr, which must be an error line."""
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
+    assert lines[0].startswith("error: "), lines[0][:300]
     return lines[0]

@@ -14,18 +14,26 @@ from pathlib import Path
 import pytest
 
 from sendgrid_ipam.testing import FakeSendGrid, Fault
+from tests.sigint import sigint_at_default
 
 from . import KEY, running_fake
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is POSIX")
 
-SLOW = 0.5  # how long the writes in flight take: time enough for SIGINT to land mid-way
+# How long the writes in flight take: time enough for SIGINT to land mid-way even when a
+# loaded machine stalls this process or the child (0.5 s was not: seen in CI-like runs).
+SLOW = 1.5
+# A read in flight is abandoned at Ctrl-C (the fake's pause ends when it closes): its length
+# costs nothing, so it is far longer than any stall.
+SLOW_READ = 5.0
 
 
 def start(fake: FakeSendGrid, *args: str) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "sendgrid_ipam.cli", "--api-key", KEY,
                "--base-url", fake.url, *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with sigint_at_default():
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
 
 
 def interrupt_when(process: subprocess.Popen[str], ready: Callable[[], bool]) -> tuple[str, str]:
@@ -90,7 +98,7 @@ def test_ctrl_c_during_bulk_reports_each_account_as_it_is(tmp_path: Path) -> Non
 
 def test_ctrl_c_during_a_read_is_one_line() -> None:
     with running_fake(ipam_ips=2) as fake:
-        fake.script("ListIp", Fault.slow(SLOW))
+        fake.script("ListIp", Fault.slow(SLOW_READ))
         process = start(fake, "ips", "list")
         out, err = interrupt_when(process, lambda: fake.pending_faults() == 0)
 

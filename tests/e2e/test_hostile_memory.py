@@ -160,7 +160,7 @@ async def _get_measured(
         await sg.pools.get("ok")  # the session and connection exist before measuring
         error, elapsed, peak = await _measured(sg.pools.get(pool_id))
         assert (await sg.pools.get("ok")).name == "pool", "the client still works after"
-    assert elapsed < 1.0
+    assert elapsed < 3.0  # (a loaded machine's slack; waiting out the 5 s timeout: >= 5 s)
     assert peak < 4 * LIMIT, f"peak {peak / MiB:.1f} MiB"
     if isinstance(error, DecodeError | ServerError):
         assert len(error.body) <= ERROR_PREFIX
@@ -262,7 +262,7 @@ async def test_a_content_length_past_the_limit_is_refused_without_reading(
         started = time.monotonic()
         with pytest.raises(DecodeError, match="max_reply_size"):
             await sg.pools.get("1")
-    assert time.monotonic() - started < 1.0, "it did not wait for the body (timeout 5 s)"
+    assert time.monotonic() - started < 3.0, "it did not wait for the body (timeout 5 s)"
 
 
 async def test_an_ambiguous_write_whose_reply_is_too_large_is_reconciled(

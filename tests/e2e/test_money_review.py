@@ -8,6 +8,7 @@ import pytest
 
 from sendgrid_ipam import AmbiguousResultError, RetryPolicy, SendGridError, SendGridIPAM
 from sendgrid_ipam.testing import FakeSendGrid, Fault
+from tests.waiting import until
 
 KEY = "SG.review"
 FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, settle=0.02)
@@ -19,12 +20,13 @@ async def test_cancelled_add_ips_is_watched_for_the_audit() -> None:
         fake.script("AddAccountIps", Fault.slow(0.3))
         async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST) as sg:
             call = asyncio.create_task(sg.provisioning.add_ips("acct-1", count=2, region="us"))
-            await asyncio.sleep(0.15)  # the marker GET is done, the slow POST in flight
+            # the marker GET is done, the slow POST in flight (it took its fault)
+            await until(lambda: fake.pending_faults() == 0, "the POST reached the fake")
             assert not call.done()
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await call
-            await asyncio.sleep(0.4)  # the POST lands on the server
+            await until(lambda: fake.count("AddAccountIps"), "the POST landed on the server")
             bought = fake.account_ips("acct-1")
             assert len(bought) == 2
             audits = await sg.provisioning.audit(["acct-1"], audit_delay=0)
@@ -32,14 +34,15 @@ async def test_cancelled_add_ips_is_watched_for_the_audit() -> None:
 
 
 async def test_a_write_that_waited_for_its_lease_still_ends_by_its_deadline() -> None:
-    """Call 2 waits ~0.4 s for the lease call 1 holds; its POST then hangs. With
-    deadline=0.6 and timeout=0.5 it must end by ~0.6 s, not 0.4 + 0.5."""
+    """Call 2 waits ~0.5 s for the lease call 1 holds; its POST then hangs. With
+    deadline=0.6 and timeout=0.5 it must end by ~0.6 s, not 0.5 + 0.5."""
     async with FakeSendGrid(api_key=KEY, accounts=["acct-1"]) as fake:
-        fake.script("AddAccountIps", Fault.slow(0.4))   # call 1's POST
+        fake.script("AddAccountIps", Fault.slow(0.5))   # call 1's POST
         fake.script("AddAccountIps", Fault.slow(0.8))   # call 2's POST hangs
         async with SendGridIPAM(KEY, base_url=fake.url, retry=FAST) as sg:
             first = asyncio.create_task(sg.provisioning.add_ips("acct-1", count=1, region="us"))
-            await asyncio.sleep(0.05)  # call 1 holds the lease
+            # call 1 holds the lease: its POST took the first fault
+            await until(lambda: fake.pending_faults() == 1, "call 1's POST reached the fake")
             started = time.monotonic()
             with pytest.raises(SendGridError):
                 await sg.provisioning.add_ips("acct-1", count=1, region="us",
@@ -47,7 +50,8 @@ async def test_a_write_that_waited_for_its_lease_still_ends_by_its_deadline() ->
             elapsed = time.monotonic() - started
             await first
             await asyncio.sleep(0.5)
-            assert elapsed < 0.7, f"the call ran {elapsed:.2f}s past its 0.6s deadline"
+            # (slack for a loaded machine; a deadline that ignored the lease wait: ~1 s)
+            assert elapsed < 0.85, f"the call ran {elapsed:.2f}s past its 0.6s deadline"
 
 
 async def test_audit_does_not_release_ips_another_client_of_the_coordinator_bought() -> None:
@@ -87,7 +91,7 @@ async def test_a_call_that_ends_on_a_429_after_an_ambiguous_attempt_checks_again
                 told = set(exc.found)
             except Exception as exc:
                 told, error = set(), exc
-            await asyncio.sleep(0.3)
+            await fake.settle()  # attempt 1's write has landed
         bought = set(fake.account_ips("acct-1"))
         assert told == bought, f"bought {sorted(bought)}, told {sorted(told)} ({error!r})"
 
@@ -104,11 +108,12 @@ async def test_a_cancelled_write_holds_its_lease_for_settle_so_the_next_writer_i
         fake.script("AddAccountIps", Fault.applied_error(502))
         async with SendGridIPAM(KEY, base_url=fake.url, retry=patient) as sg:
             first = asyncio.create_task(sg.provisioning.add_ips("acct-1", count=2, region="us"))
-            await asyncio.sleep(0.1)  # its marker read done, the slow POST in flight
+            # its marker read done, the slow POST in flight (it took its fault)
+            await until(lambda: fake.pending_faults() == 1, "the first POST reached the fake")
+            cancelled_at = time.time()  # (before: the settle is counted from the cancel)
             first.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await first
-            cancelled_at = time.time()
             second = await sg.provisioning.add_ips("acct-1", count=1, region="us")
             bought = fake.account_ips("acct-1")
             assert len(bought) == 3

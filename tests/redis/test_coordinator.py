@@ -77,9 +77,11 @@ async def test_a_paused_holder_loses_its_lease_to_another_process_and_sends_noth
 
 
 async def test_a_held_lease_is_renewed_past_its_ttl(make: Make) -> None:
-    holder, other = make(lease_ttl=0.15), make(lease_ttl=0.15)
+    # (renewed every TTL/3: a loaded machine's stall of this process up to ~0.25 s is
+    # survived; 0.15 s let a 0.1 s stall lose it)
+    holder, other = make(lease_ttl=0.4), make(lease_ttl=0.4)
     async with holder.lease("account:a", wait=1.0) as lease:
-        await asyncio.sleep(0.4)  # more than twice the TTL, the loop running: renewed
+        await asyncio.sleep(0.85)  # more than twice the TTL, the loop running: renewed
         await lease.check()
         with pytest.raises(Exception, match="deadline was reached"):
             async with other.lease("account:a", wait=0.05):
@@ -89,7 +91,8 @@ async def test_a_held_lease_is_renewed_past_its_ttl(make: Make) -> None:
 async def test_a_rate_limit_seen_by_one_process_holds_the_others(make: Make) -> None:
     seer, other = make(), make()
     assert await other.wait_at_gate("ListIp", within=5.0) == 0.0
-    seer.observe("ListIp", 429, {"Retry-After": "0.15"})
+    closed = time.time()  # (the closure counts from the 429, whenever the lines below run)
+    seer.observe("ListIp", 429, {"Retry-After": "0.3"})
     await asyncio.gather(*seer._tasks)  # the closure reaches Redis in the background
     with pytest.raises(RateLimitError) as caught:
         await other.wait_at_gate("ListIp", within=0.05)  # closed longer than it would wait
@@ -97,10 +100,8 @@ async def test_a_rate_limit_seen_by_one_process_holds_the_others(make: Make) -> 
     assert caught.value.rate_limit.reset_at is not None
     assert caught.value.rate_limit.reset_at > time.time()
     assert await other.wait_at_gate("GetIp", within=5.0) == 0.0  # per endpoint
-    started = time.monotonic()
-    waited = await other.wait_at_gate("ListIp", within=5.0)
-    assert 0.05 < waited <= 0.35
-    assert time.monotonic() - started >= 0.05
+    assert await other.wait_at_gate("ListIp", within=5.0) > 0.0
+    assert 0.3 - 0.01 <= time.time() - closed < 0.6  # it went when the closure ended
     # That request was the probe: the others wait for its reply, which opens the endpoint.
     other.observe("ListIp", 200, {"X-RateLimit-Remaining": "5000",
                                   "X-RateLimit-Reset": f"{time.time() + 60:.3f}"})
@@ -109,12 +110,12 @@ async def test_a_rate_limit_seen_by_one_process_holds_the_others(make: Make) -> 
 
 
 async def test_a_closure_is_never_shortened_and_is_clamped(make: Make) -> None:
-    seer, other = make(max_closure=0.3), make()
+    seer, other = make(max_closure=0.6), make()  # (left to wait: 0.2-0.6 s, even loaded)
     seer.observe("ListIp", 429, {"Retry-After": "100000"})  # clamped to max_closure
-    await asyncio.sleep(0.01)
+    await asyncio.gather(*seer._tasks)  # (the closure reaches Redis in the background)
     seer.observe("ListIp", 429, {"Retry-After": "0.05"})  # shorter: changes nothing
-    await asyncio.sleep(0.01)
-    with pytest.raises(RateLimitError, match=r"closed for 0\.[23]s"):
+    await asyncio.gather(*seer._tasks)
+    with pytest.raises(RateLimitError, match=r"closed for 0\.[2-6]s"):
         await other.wait_at_gate("ListIp", within=0.1)
 
 

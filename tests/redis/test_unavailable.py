@@ -13,6 +13,7 @@ from sendgrid_ipam import AccountIps, LeaseLostError, RetryPolicy, SendGridError
 from sendgrid_ipam.coordination.base import CoordinatorUnavailableError
 from sendgrid_ipam.testing import FakeSendGrid, Fault
 from tests.redis.server import coordinator as redis_coordinator
+from tests.waiting import until
 
 if TYPE_CHECKING:
     from sendgrid_ipam.redis import RedisCoordinator
@@ -43,11 +44,12 @@ async def test_redis_stopped_while_a_write_holds_its_lease_stops_the_write(
 ) -> None:
     coordinator = redis_coordinator(own_redis.url, namespace=namespace, timeout=0.5)
     # add_ips first reads the account's newest IP under its lease; Redis dies during that read.
-    fake.script("ListAccountIps", Fault.slow(0.3))
+    fake.script("ListAccountIps", Fault.slow(0.5))  # (time to stop Redis, even loaded)
     try:
         async with await _client(fake, coordinator) as sg:
             call = asyncio.ensure_future(sg.provisioning.add_ips("acct-1", count=1, region="us"))
-            await asyncio.sleep(0.1)  # the lease is taken and the slow read under way
+            # the lease is taken and the slow read under way (it took its fault)
+            await until(lambda: fake.pending_faults() == 0, "the read reached the fake")
             assert not call.done()
             own_redis.stop()
             with pytest.raises(CoordinatorUnavailableError) as caught:
