@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 
+import attrs
 import pytest
 
 from sendgrid_ipam import (
@@ -25,8 +26,8 @@ from sendgrid_ipam.testing import FakeSendGrid, Fault, FaultRates
 
 KEY = "SG.e2e-late"
 FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, settle=0.02)
-LATE_MIN, LATE_MAX = 0.05, 0.3
-AUDIT_DELAY = 0.35  # beyond the latest late write, as 5 s is beyond SendGrid's 3 s
+LATE_MIN, LATE_MAX = 0.1, 0.6  # (a loaded machine checks late: some must land after)
+AUDIT_DELAY = 0.65  # beyond the latest late write, as 5 s is beyond SendGrid's 3 s
 
 
 @pytest.fixture
@@ -127,7 +128,9 @@ async def test_a_thousand_accounts_with_late_writes_lose_nothing(release: bool) 
                         operations=["AddAccountIps"])
     async with (
         FakeSendGrid(api_key=KEY, accounts=accounts, faults=faults, seed=11) as fake,
-        SendGridIPAM(KEY, base_url=fake.url, retry=FAST) as sg,
+        # 8 attempts: with 4, one account in some 25 runs meets 4 late faults in a row and
+        # fails (its IPs all reported by the audit: what the test checks besides)
+        SendGridIPAM(KEY, base_url=fake.url, retry=attrs.evolve(FAST, max_attempts=8)) as sg,
     ):
         result = await sg.provisioning.bulk_add_ips(
             wanted, concurrency=128, audit_delay=AUDIT_DELAY, release_excess=release)
@@ -138,7 +141,7 @@ async def test_a_thousand_accounts_with_late_writes_lose_nothing(release: bool) 
 
     assert late > 20, "the run met late writes"
     assert result.ips_excess > 0, "some of them landed after every check"
-    assert result.failed == ()
+    assert result.failed == (), [(r.account_id, r.error) for r in result.failed]
     for r in result.results:
         assert set(r.ips) >= set(held[r.account_id]), "no IP is unreported"
         assert len(r.ips) - len(r.excess) == r.requested
