@@ -80,13 +80,13 @@ class PageReader:
 
     ``bounds_depth``: whether it refuses a reply nested deeper than `_wire.MAX_DEPTH`
     itself (it reads the items with a page reader that does), so the reply may be decoded
-    without `_wire.load_json`'s scan for it. ``read_exact``: set when it does, and takes
-    the reply's raw body instead (see `PageReader.exact`).
+    without `_wire.load_json`'s scan for it. ``reads_exact``: whether `PageReader.exact`
+    can read the reply's raw body (with orjson) instead.
     """
 
     __slots__ = (
         "_page_size", "_paging", "_read_exact", "_read_item", "_read_items", "bounds_depth",
-        "read_exact",
+        "reads_exact",
     )
 
     def __init__(
@@ -103,9 +103,8 @@ class PageReader:
         self._read_items: Callable[[list[Any]], list[Any]] | None = read_items
         self.bounds_depth: bool = read_items is not None
         self._read_exact: Callable[[list[Any]], list[Any] | None] | None = read_exact
-        self.read_exact: Callable[[bytes], Page | None] | None = (
-            self.exact if read_items is not None and read_exact is not None
-            and FAST_LOADS is not None else None)
+        self.reads_exact: bool = (  # (a flag, not a bound method: that would be a cycle)
+            read_items is not None and read_exact is not None and FAST_LOADS is not None)
 
     def exact(self, body: bytes) -> Page | None:
         """The `Page` of a reply's raw ``body``, or None to have it read the usual way.

@@ -35,8 +35,8 @@ def readers(model: type, paging: str) -> tuple[PageReader, PageReader]:
     args = (paging, READERS[model], 3)
     exact = PageReader(*args, page_items_reader(model), exact_page_items_reader(model))
     usual = PageReader(*args, page_items_reader(model))
-    assert exact.read_exact is not None
-    assert usual.read_exact is None
+    assert exact.reads_exact
+    assert not usual.reads_exact
     return exact, usual
 
 

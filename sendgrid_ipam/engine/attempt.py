@@ -209,10 +209,9 @@ class Attempt:
         try:
             if 200 <= status < 300:  # read_reply's success path, without its call
                 bounds_depth = getattr(self.read, "bounds_depth", False)  # a list page's
-                if bounds_depth and body and (
-                        exact := self.read.read_exact) is not None and (  # type: ignore[attr-defined]
-                        page := exact(body)) is not None:  # read from orjson's value
-                    return page
+                if bounds_depth and body and self.read.reads_exact and (  # type: ignore[attr-defined]
+                        page := self.read.exact(body)) is not None:  # type: ignore[attr-defined]
+                    return page  # read from orjson's value
                 value = (_wire.load_json(body, bound_depth=not bounds_depth)
                          if body else None)
             else:  # an error status: raises its APIError
