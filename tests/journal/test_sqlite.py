@@ -262,6 +262,17 @@ async def test_close_answers_every_record_waiting_for_the_disk(tmp_path: Path) -
     assert all(state.marker_known for state in states.values())
 
 
+def count_commits(monkeypatch: pytest.MonkeyPatch, commits: list[int]) -> None:
+    """From now on, each commit's number of steps is appended to ``commits``."""
+    commit = SQLiteJournal._commit
+
+    def counted(self: SQLiteJournal, group: list[Any]) -> list[Any]:
+        commits.append(len(group))
+        return commit(self, group)
+
+    monkeypatch.setattr(SQLiteJournal, "_commit", counted)
+
+
 class _HeldFsync:
     """os.fsync for the journal's thread that waits until `gate` is set, then fails once if
     told to."""
@@ -300,18 +311,12 @@ async def test_steps_that_come_while_an_fsync_runs_share_one_commit_and_the_next
     fsync = _HeldFsync()
     monkeypatch.setattr(sqlite_module.os, "fsync", fsync)
     commits: list[int] = []
-    commit = SQLiteJournal._commit
-
-    def counted(self: SQLiteJournal, group: list[Any]) -> list[Any]:
-        commits.append(len(group))
-        return commit(self, group)
-
     async with SQLiteJournal(tmp_path / "run.journal") as journal:
         fsync.gate.set()
         await journal.begin_accounts(RUN, [(f"acct-{n}", "us", 10) for n in range(4)])
         fsync.gate.clear()
         before = fsync.calls
-        monkeypatch.setattr(SQLiteJournal, "_commit", counted)
+        count_commits(monkeypatch, commits)
         first = journal.submit_many(RUN, [("acct-0", [Marker(None), Intent(0, 10)])])
         await _until(lambda: fsync.calls == before + 1)  # its fsync runs, held
         later = [journal.submit_many(RUN, [("acct-1", [Marker(None), Intent(0, 10)]),
@@ -392,15 +397,9 @@ async def test_steps_written_behind_wait_to_share_the_next_commit(
     """Nothing waits for a step written behind (durable=False): it goes with the next durable
     step's commit, and is committed on its own, after a moment, when none comes."""
     commits: list[int] = []
-    commit = SQLiteJournal._commit
-
-    def counted(self: SQLiteJournal, group: list[Any]) -> list[Any]:
-        commits.append(len(group))
-        return commit(self, group)
-
     async with SQLiteJournal(tmp_path / "run.journal") as journal:
         await journal.begin_accounts(RUN, [(f"acct-{n}", "us", 1) for n in range(3)])
-        monkeypatch.setattr(SQLiteJournal, "_commit", counted)
+        count_commits(monkeypatch, commits)
         behind = journal.submit_many(RUN, [("acct-0", [Marker(None)])], durable=False)
         durable = journal.submit_many(RUN, [("acct-1", [Marker(None)])])
         assert commits == [2]
