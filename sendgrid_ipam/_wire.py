@@ -144,12 +144,29 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # Python's json takes NaN and Infinity by default
 
 
+# What orjson must refuse for its pages to read as the standard library's do here (a
+# version that reads any of them is not used): a lone surrogate, NaN, an out-of-range
+# number, a BOM, bytes that are not UTF-8, nesting past any bound.
+_ORJSON_REFUSES = (b'"\\ud800"', b'"\\udc00"', b"NaN", b"Infinity", b"1e400", b"\xef\xbb\xbf{}",
+                   b'"\xff"', b'"\xed\xa0\x80"', b"[" * 2000 + b"]" * 2000)
+
+
 def _orjson_loads() -> Callable[[bytes], Any] | None:
     try:
         import orjson  # optional: pip install "sendgrid-ipam[speed]"
     except ImportError:
         return None
-    return orjson.loads
+    loads: Callable[[bytes], Any] = orjson.loads
+    for text in _ORJSON_REFUSES:
+        try:
+            loads(text)
+        except ValueError:
+            continue
+        return None
+    if loads(b'{"a":[1,-0,"\\u00e9",true,null,18446744073709551615]}') != {
+            "a": [1, 0, "\u00e9", True, None, 2**64 - 1]}:
+        return None
+    return loads
 
 
 FAST_LOADS: Callable[[bytes], Any] | None = _orjson_loads()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import types
 from typing import Any
 
 import attrs
@@ -18,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sendgrid_ipam import DecodeError, SendGridIPAM, models, pagination
+from sendgrid_ipam import DecodeError, SendGridIPAM, _wire, models, pagination
 from sendgrid_ipam._fast import READERS, exact_page_items_reader, page_items_reader
 from sendgrid_ipam._wire import load_json
 from sendgrid_ipam.pagination import Page, PageReader
@@ -163,3 +165,15 @@ async def test_a_malformed_page_is_the_same_decode_error_with_or_without_orjson(
         _ = [item async for item in client.ips.list(limit=100)]
     assert info.value.body == body
     assert "does not match the spec" in str(info.value)
+
+
+def test_an_orjson_that_reads_what_the_client_refuses_is_not_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _wire._orjson_loads() is not None  # the installed orjson passes the checks
+    lenient = types.ModuleType("orjson")
+    lenient.loads = json.loads  # type: ignore[attr-defined]  # reads "\ud800", NaN, 1e400
+    monkeypatch.setitem(sys.modules, "orjson", lenient)
+    assert _wire._orjson_loads() is None
+    monkeypatch.setitem(sys.modules, "orjson", None)  # not installed
+    assert _wire._orjson_loads() is None
