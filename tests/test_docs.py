@@ -136,4 +136,7 @@ def test_a_public_name_without_a_docstring_is_reported(monkeypatch: pytest.Monke
 
 
 def test_the_real_public_api_is_documented() -> None:
+    # sendgrid_ipam.redis is public, and needs its extra to be imported at all
+    pytest.importorskip(
+        "redis", reason="the redis extra is not installed: pip install -e '.[redis]'")
     assert _hooks().undocumented() == []
