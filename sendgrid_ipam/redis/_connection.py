@@ -46,7 +46,6 @@ def server_name(url: str) -> str:
 
 def connect(
     url: str, *, timeout: float, what: str = "coordinator", max_connections: int | None = None,
-    wait_for_connection: bool = True,
 ) -> aioredis.Redis:
     """A redis-py asyncio client for ``url`` that fails fast.
 
@@ -54,11 +53,10 @@ def connect(
     before a Redis restart fails on first use), and never on a timeout: a write must learn
     quickly that it cannot take its lease, within its own deadline.
 
-    With ``max_connections``, at most that many connections are open at once, and a command
-    waits (up to ``timeout``) for one to come free instead of failing; unless
-    ``wait_for_connection`` is false: then one more fails at once (redis-py's blocking pool
-    of some versions, 5.0 among them, loses a connection each time one cannot connect, so a
-    Redis that is down for a while leaves every later command waiting out ``timeout``).
+    With ``max_connections``, at most that many connections are open at once, and one more
+    fails at once. (Not redis-py's blocking pool, which would wait for one to come free: in
+    some versions, 5.0 among them, it loses a connection each time one cannot connect, so a
+    Redis that is down for a while left every later command waiting out ``timeout``.)
 
     Raises:
         ConfigurationError: ``url`` is not a ``redis://``, ``rediss://`` or ``unix://`` URL.
@@ -73,10 +71,7 @@ def connect(
             "retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError]}
         if max_connections is None:
             return aioredis.Redis.from_url(url, **options)
-        pool = (aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=timeout, **options)
-            if wait_for_connection
-            else aioredis.ConnectionPool.from_url(url, max_connections=max_connections, **options))
+        pool = aioredis.ConnectionPool.from_url(url, max_connections=max_connections, **options)
         return aioredis.Redis(connection_pool=pool)  # its owner disconnects the pool
     except ValueError as exc:  # redis-py's own complaint about the URL (a bad db, port...)
         raise ConfigurationError(f"the {what} URL cannot be used: {exc}") from None

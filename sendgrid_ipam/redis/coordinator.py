@@ -340,8 +340,7 @@ class RedisCoordinator(Coordinator):
                 f"timeout must be a number of seconds from 0 to 3600, not {timeout!r}")
         # (redis-py 8's default pool of 100 was too few at 64 calls in flight, with renewals
         # and background releases beside the requests' own scripts.)
-        client = connect(url, timeout=timeout, max_connections=_MAX_CONNECTIONS,
-                         wait_for_connection=False)
+        client = connect(url, timeout=timeout, max_connections=_MAX_CONNECTIONS)
         return cls(client, server=server_name(url), owns_client=True, **options)
 
     def __repr__(self) -> str:

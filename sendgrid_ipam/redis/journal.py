@@ -51,7 +51,11 @@ _SCHEMA_VERSION = "1"
 _MAX_CONFLICTS = 100  # compare-and-set retries of one step before it fails
 _READ_BATCH = 500  # states per MGET when loading a run
 _MAX_DETAIL = 200
-_MAX_CONNECTIONS = 16  # per journal: many tasks' steps queue for these
+# To Redis, per journal: far above what a run's steps use at once. A plain pool, where one
+# more fails at once as Redis being unreachable does: redis-py's blocking pool (5.0) loses a
+# connection each time one cannot connect, and with Redis down every later command then
+# waited out the timeout, so a worker took minutes to stop.
+_MAX_CONNECTIONS = 1000
 
 # Store new states only if every one is still what was read. KEYS: the run's account list,
 # the unfinished set, the set of run ids, then one state key per account. ARGV, five per

@@ -77,6 +77,18 @@ def finish(worker: subprocess.Popen[str]) -> tuple[int, str, str]:
     return worker.returncode, out, err
 
 
+def finish_all(workers: list[subprocess.Popen[str]]) -> list[tuple[int, str, str]]:
+    """`finish` each worker; if one fails, the others are ended too (by their PIDs), so
+    none is left running, nor its pipes open for a later test to find."""
+    try:
+        return [finish(worker) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
+
+
 def run_report(redis: RedisServer, csv_file: Path) -> dict[str, Any]:
     done = subprocess.run([sys.executable, FAST_CLI, "run-report", "--journal", redis.url,
                            "--csv", str(csv_file)], capture_output=True, text=True, timeout=30,
@@ -136,7 +148,7 @@ def test_four_workers_share_one_run_and_finish_a_killed_ones_accounts(
         # the window opens once the survivors are on their own: a process killed just after
         # its first 429 takes that news with it, and the others rightly meet the window anew
         window_starts, window_ends = meet_a_window(fake, workers)
-        outcomes = [finish(worker) for worker in workers]
+        outcomes = finish_all(workers)
         sold = held(fake, accounts)
         assert_one_write_at_a_time(fake)
         in_window = sorted((r for r in fake.records()
@@ -206,7 +218,7 @@ def test_redis_stopped_mid_run_stops_writes_and_the_run_resumes_exactly(
         workers = [start_worker(fake, durable_redis, csv_file, report) for report in reports]
         wait_for_writes(fake, 4, workers)
         durable_redis.stop(kill=True)  # as a crash: what it acknowledged is in its AOF
-        stopped = [finish(worker) for worker in workers]
+        stopped = finish_all(workers)
         bought = held(fake, accounts)
         writes_then = fake.count("AddAccountIps")
         time.sleep(0.1)
@@ -224,7 +236,7 @@ def test_redis_stopped_mid_run_stops_writes_and_the_run_resumes_exactly(
             told[entry["account_id"]] |= set(entry["ips"])
 
         workers = [start_worker(fake, durable_redis, csv_file, report) for report in reports]
-        resumed = [finish(worker) for worker in workers]
+        resumed = finish_all(workers)
         sold = held(fake, accounts)
         assert_one_write_at_a_time(fake)
     report = run_report(durable_redis, csv_file)
